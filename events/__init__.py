@@ -1,0 +1,1 @@
+"""The event vocabulary, the PostgreSQL event store, secrets and the relay to NATS."""

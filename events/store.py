@@ -1,0 +1,263 @@
+"""The PostgreSQL event store: append with an expected version, read a stream, read the log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final, Literal
+
+import msgspec
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from events.errors import DuplicateEventId, WrongExpectedVersion
+from events.metadata import EventMetadata
+from events.registry import DomainEvent, encode_event
+
+NO_STREAM: Final = "no_stream"
+ANY: Final = "any"
+ExpectedVersion = int | Literal["no_stream", "any"]
+
+
+class Checkpoint(msgspec.Struct, frozen=True, order=True):
+    """A place in the ordered log: the last (transaction id, position) taken."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+START: Final = Checkpoint()
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored; `data` and `metadata` are the raw JSON texts."""
+
+    position: int
+    tx_id: int
+    stream_id: str
+    version: int
+    event_type: str
+    schema_version: int
+    data: str
+    metadata: str
+    event_id: uuid.UUID
+    recorded_at: datetime
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.tx_id, self.position)
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    version: int
+    positions: list[int]
+
+    @property
+    def position(self) -> int:
+        return self.positions[-1] if self.positions else 0
+
+
+class NewEvents(msgspec.Struct, frozen=True):
+    """One append: events for one stream, for the batch API."""
+
+    stream_id: str
+    expected_version: ExpectedVersion
+    events: Sequence[DomainEvent]
+    metadata: EventMetadata
+    event_ids: Sequence[uuid.UUID] | None = None
+
+
+_STREAM_CLAIM: Final[dict[str, bytes]] = {
+    "exact": b"UPDATE streams SET version = version + %(n)s"
+    b" WHERE stream_id = %(sid)s AND version = %(expected)s RETURNING version",
+    NO_STREAM: b"INSERT INTO streams (stream_id, version) VALUES (%(sid)s, %(n)s)"
+    b" ON CONFLICT DO NOTHING RETURNING version",
+    ANY: b"INSERT INTO streams (stream_id, version) VALUES (%(sid)s, %(n)s)"
+    b" ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + EXCLUDED.version"
+    b" RETURNING version",
+}
+
+# One statement, so an autocommit append is one round trip and one implicit transaction.
+_APPEND_TEMPLATE: Final = (
+    b"WITH claim AS (%s), inserted AS ("
+    b" INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,"
+    b" event_id)"
+    b" SELECT %%(sid)s, claim.version - %%(n)s + e.ord, e.type, e.sv, e.data::jsonb,"
+    b" %%(meta)s::jsonb, e.id"
+    b" FROM claim, unnest(%%(types)s::text[], %%(svs)s::int[], %%(datas)s::text[],"
+    b" %%(ids)s::uuid[]) WITH ORDINALITY AS e(type, sv, data, id, ord)"
+    b" ORDER BY e.ord RETURNING version, position)"
+    b" SELECT version, position FROM inserted ORDER BY position"
+)
+_APPEND_SQL: Final = {kind: _APPEND_TEMPLATE % claim for kind, claim in _STREAM_CLAIM.items()}
+
+_COLUMNS: Final = (
+    "position, tx_id::text::bigint, stream_id, version, event_type, schema_version,"
+    " data::text, metadata::text, event_id, recorded_at"
+)
+
+# Why the xmin filter: positions come from a sequence and become visible in COMMIT order, not
+# in position order. A reader that checkpointed at position 10 while the transaction holding
+# position 9 was still open would skip 9 for ever. So a reader only takes events written by
+# transactions older than the oldest transaction still running (all of those have ended), and
+# orders/checkpoints by (tx_id, position): nothing can later appear below the checkpoint.
+_READ_ALL_SQL: Final = (
+    f"SELECT {_COLUMNS} FROM events"
+    " WHERE (tx_id, position) > (%(tx)s::text::xid8, %(pos)s)"
+    " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY tx_id, position LIMIT %(limit)s"
+).encode()
+
+_READ_STREAM_SQL: Final = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = %(sid)s AND version > %(after)s"
+    " ORDER BY version LIMIT %(limit)s"
+).encode()
+
+
+def _claim_kind(expected: ExpectedVersion) -> str:
+    if isinstance(expected, int):
+        if expected < 1:
+            raise ValueError("an exact expected version starts at 1; use NO_STREAM for a new one")
+        return "exact"
+    return expected
+
+
+class EventStore:
+    """Appends to and reads from the events table through an autocommit connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        return self._pool
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[DomainEvent],
+        metadata: EventMetadata,
+        event_ids: Sequence[uuid.UUID] | None = None,
+    ) -> AppendResult:
+        """Append `events` to `stream_id` if its version is `expected_version`.
+
+        Sending the same event ids again (a retry after a lost reply) returns the first
+        result and appends nothing.
+        """
+        batch = NewEvents(stream_id, expected_version, events, metadata, event_ids)
+        async with self._pool.connection() as conn:
+            return await _append_one(conn, batch)
+
+    async def append_batch(self, batch: Sequence[NewEvents]) -> list[AppendResult]:
+        """Append to several streams in ONE transaction (bulk loads): all or nothing."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return [await _append_one(conn, item, in_transaction=True) for item in batch]
+
+    async def read_stream(
+        self, stream_id: str, after_version: int = 0, limit: int = 10_000
+    ) -> list[RecordedEvent]:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                _READ_STREAM_SQL, {"sid": stream_id, "after": after_version, "limit": limit}
+            )
+            return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+    async def read_all(self, after: Checkpoint = START, limit: int = 1000) -> list[RecordedEvent]:
+        """The next events of the ordered log after `after`; never skips one."""
+        async with self._pool.connection() as conn:
+            return await read_all_on(conn, after, limit)
+
+    async def stream_version(self, stream_id: str) -> int | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT version FROM streams WHERE stream_id = %s", (stream_id,)
+            )
+            row = await cur.fetchone()
+            return None if row is None else int(row[0])
+
+    async def head(self) -> Checkpoint:
+        """The checkpoint of the newest event a reader may take now."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT tx_id::text::bigint, position FROM events"
+                " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+                " ORDER BY tx_id DESC, position DESC LIMIT 1"
+            )
+            row = await cur.fetchone()
+            return START if row is None else Checkpoint(int(row[0]), int(row[1]))
+
+
+async def read_all_on(
+    conn: psycopg.AsyncConnection[tuple[object, ...]] | psycopg.AsyncConnection[object],
+    after: Checkpoint,
+    limit: int,
+) -> list[RecordedEvent]:
+    """read_all on a connection the caller holds (projectors read and write on one)."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(
+        _READ_ALL_SQL, {"tx": str(after.tx_id), "pos": after.position, "limit": limit}
+    )
+    return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+
+async def _append_one(
+    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
+    batch: NewEvents,
+    in_transaction: bool = False,
+) -> AppendResult:
+    if not batch.events:
+        raise ValueError("append needs at least one event")
+    ids = list(batch.event_ids) if batch.event_ids is not None else []
+    ids += [uuid.uuid4() for _ in range(len(batch.events) - len(ids))]
+    params = {
+        "sid": batch.stream_id,
+        "n": len(batch.events),
+        "expected": batch.expected_version,
+        "types": [e.event_type() for e in batch.events],
+        "svs": [e.schema_version for e in batch.events],
+        "datas": [encode_event(e) for e in batch.events],
+        "ids": ids,
+        "meta": msgspec.json.encode(batch.metadata).decode(),
+    }
+    sql = _APPEND_SQL[_claim_kind(batch.expected_version)]
+    cur = conn.cursor(row_factory=tuple_row)
+    try:
+        if in_transaction:
+            async with conn.transaction():
+                await cur.execute(sql, params)
+        else:
+            await cur.execute(sql, params)
+        rows = await cur.fetchall()
+    except pg_errors.UniqueViolation:
+        rows = []
+    if rows:
+        return AppendResult(version=int(rows[-1][0]), positions=[int(r[1]) for r in rows])
+    return await _already_appended_or_conflict(conn, batch, ids)
+
+
+async def _already_appended_or_conflict(
+    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
+    batch: NewEvents,
+    ids: list[uuid.UUID],
+) -> AppendResult:
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(
+        "SELECT stream_id, version, position FROM events WHERE event_id = ANY(%s)"
+        " ORDER BY position",
+        (ids,),
+    )
+    found = await cur.fetchall()
+    if len(found) == len(ids) and all(row[0] == batch.stream_id for row in found):
+        return AppendResult(version=int(found[-1][1]), positions=[int(r[2]) for r in found])
+    if found:
+        raise DuplicateEventId(str(ids[0]))
+    await cur.execute("SELECT version FROM streams WHERE stream_id = %s", (batch.stream_id,))
+    row = await cur.fetchone()
+    raise WrongExpectedVersion(
+        batch.stream_id, batch.expected_version, None if row is None else int(row[0])
+    )

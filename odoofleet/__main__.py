@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m odoofleet`."""
+
+from odoofleet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The `odoofleet` command line: each area registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from odoofleet import cli_events
+from odoofleet.logs import configure_logging
+from odoofleet.settings import SettingsError, load_settings
+
+AREAS = (cli_events,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odoofleet", description="Host Odoo on your own servers: the control plane."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for area in AREAS:
+        area.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(f"odoofleet: {e}")
+        return 2
+    configure_logging(settings)
+    try:
+        code: int = args.run(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,76 @@
+"""Settings, parsed once from the environment into a frozen Struct (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/odoofleet"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value odoofleet cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    nats_url: str = DEFAULT_NATS_URL
+    # Master key that wraps the per-stream data keys (see events/secrets.py).
+    secret_key: str = ""
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    base_domain: str = "odoo.localhost"
+    # JetStream stream name and subject prefix; tests give each run its own.
+    nats_stream: str = "ODOOFLEET"
+    subject_prefix: str = "odoofleet"
+    health_interval: float = 30.0
+    health_heartbeat: float = 300.0
+    log_format: str = "json"
+    log_level: str = "INFO"
+    worker_name: str = ""
+
+
+_ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "nats_url": "NATS_URL",
+    "secret_key": "ODOOFLEET_SECRET_KEY",
+    "jwt_secret": "ODOOFLEET_JWT_SECRET",
+    "jwt_public_key": "ODOOFLEET_JWT_PUBLIC_KEY",
+    "jwt_algorithm": "ODOOFLEET_JWT_ALGORITHM",
+    "jwt_issuer": "ODOOFLEET_JWT_ISSUER",
+    "jwt_audience": "ODOOFLEET_JWT_AUDIENCE",
+    "base_domain": "ODOOFLEET_BASE_DOMAIN",
+    "nats_stream": "ODOOFLEET_NATS_STREAM",
+    "subject_prefix": "ODOOFLEET_SUBJECT_PREFIX",
+    "health_interval": "ODOOFLEET_HEALTH_INTERVAL",
+    "health_heartbeat": "ODOOFLEET_HEALTH_HEARTBEAT",
+    "log_format": "ODOOFLEET_LOG_FORMAT",
+    "log_level": "ODOOFLEET_LOG_LEVEL",
+    "worker_name": "ODOOFLEET_WORKER_NAME",
+}
+
+SUPPORTED_JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from `environ` (default: the process environment), then apply overrides."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {
+        field: env[name] for field, name in _ENV_NAMES.items() if env.get(name, "") != ""
+    }
+    raw.update(overrides)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise SettingsError(str(e)) from e
+    if settings.jwt_algorithm not in SUPPORTED_JWT_ALGORITHMS:
+        raise SettingsError(
+            f"ODOOFLEET_JWT_ALGORITHM must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}"
+        )
+    return settings

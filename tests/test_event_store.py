@@ -1,0 +1,176 @@
+"""The event store against a real PostgreSQL: append, conflicts, retries, reading."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from builders import meta, step
+
+from events.errors import DuplicateEventId, WrongExpectedVersion
+from events.metadata import EventMetadata
+from events.migrate import migrate
+from events.registry import EventRegistry
+from events.store import ANY, NO_STREAM, START, Checkpoint, EventStore
+
+
+async def test_append_to_a_new_stream_returns_its_version_and_positions(store: EventStore):
+    result = await store.append("operation-1", NO_STREAM, [step(1), step(2)], meta())
+
+    assert result.version == 2
+    assert len(result.positions) == 2
+    assert result.positions[0] < result.positions[1]
+
+
+async def test_read_stream_returns_events_in_version_order_decoded(
+    store: EventStore, registry: EventRegistry
+):
+    await store.append("operation-1", NO_STREAM, [step(1)], meta())
+    await store.append("operation-1", 1, [step(2), step(3)], meta())
+
+    events = await store.read_stream("operation-1")
+
+    assert [e.version for e in events] == [1, 2, 3]
+    decoded = [registry.decode(e.event_type, e.schema_version, e.data) for e in events]
+    assert decoded == [step(1), step(2), step(3)]
+    assert [e.version for e in await store.read_stream("operation-1", after_version=2)] == [3]
+
+
+async def test_wrong_expected_version_raises_a_typed_conflict(store: EventStore):
+    await store.append("operation-1", NO_STREAM, [step(1)], meta())
+
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append("operation-1", 5, [step(2)], meta())
+
+    assert (raised.value.stream_id, raised.value.expected, raised.value.actual) == (
+        "operation-1",
+        5,
+        1,
+    )
+
+
+async def test_no_stream_expected_on_an_existing_stream_conflicts(store: EventStore):
+    await store.append("slug-org-a-acme", NO_STREAM, [step(1)], meta())
+
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append("slug-org-a-acme", NO_STREAM, [step(2)], meta())
+
+    assert raised.value.actual == 1
+
+
+async def test_exact_version_on_a_missing_stream_conflicts_with_actual_none(store: EventStore):
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append("operation-x", 1, [step(1)], meta())
+
+    assert raised.value.actual is None
+
+
+async def test_any_appends_whatever_the_version(store: EventStore):
+    await store.append("operation-1", ANY, [step(1)], meta())
+    result = await store.append("operation-1", ANY, [step(2)], meta())
+
+    assert result.version == 2
+
+
+async def test_resending_an_append_with_the_same_event_ids_is_idempotent(store: EventStore):
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    first = await store.append("operation-1", NO_STREAM, [step(1), step(2)], meta(), ids)
+
+    again = await store.append("operation-1", NO_STREAM, [step(1), step(2)], meta(), ids)
+    with_any = await store.append("operation-1", ANY, [step(1), step(2)], meta(), ids)
+
+    assert again == first == with_any
+    assert len(await store.read_stream("operation-1")) == 2
+
+
+async def test_an_event_id_reused_in_another_stream_is_refused(store: EventStore):
+    ids = [uuid.uuid4()]
+    await store.append("operation-1", NO_STREAM, [step(1)], meta(), ids)
+
+    with pytest.raises(DuplicateEventId):
+        await store.append("operation-2", NO_STREAM, [step(1)], meta(), ids)
+
+
+async def test_concurrent_appends_at_one_expected_version_let_exactly_one_win(
+    store: EventStore,
+):
+    await store.append("operation-1", NO_STREAM, [step(0)], meta())
+
+    results = await asyncio.gather(
+        *(store.append("operation-1", 1, [step(n)], meta()) for n in range(10)),
+        return_exceptions=True,
+    )
+
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, WrongExpectedVersion) for r in results if isinstance(r, Exception))
+
+
+async def test_batch_append_is_all_or_nothing(store: EventStore):
+    from events.store import NewEvents
+
+    await store.append("operation-2", NO_STREAM, [step(1)], meta())
+    batch = [
+        NewEvents("operation-1", NO_STREAM, [step(1)], meta()),
+        NewEvents("operation-2", NO_STREAM, [step(2)], meta()),
+    ]
+
+    with pytest.raises(WrongExpectedVersion):
+        await store.append_batch(batch)
+
+    assert await store.read_stream("operation-1") == []
+    ok = await store.append_batch([NewEvents("operation-1", NO_STREAM, [step(1)], meta())])
+    assert ok[0].version == 1
+
+
+async def test_metadata_round_trips(store: EventStore):
+    import msgspec
+
+    written = meta()
+    await store.append("operation-1", NO_STREAM, [step(1)], written)
+
+    (event,) = await store.read_stream("operation-1")
+
+    assert msgspec.json.decode(event.metadata, type=EventMetadata) == written
+
+
+async def test_read_all_returns_the_log_in_checkpoint_order(store: EventStore):
+    for n in range(5):
+        await store.append(f"operation-{n}", NO_STREAM, [step(n)], meta())
+
+    first = await store.read_all(START, limit=3)
+    rest = await store.read_all(first[-1].checkpoint, limit=100)
+
+    assert [e.stream_id for e in first + rest] == [f"operation-{n}" for n in range(5)]
+    assert await store.read_all(rest[-1].checkpoint) == []
+    assert await store.head() == rest[-1].checkpoint
+
+
+async def test_read_all_does_not_pass_an_open_transaction(store: EventStore, database_url: str):
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(database_url) as slow:
+        # A writer whose transaction started first but commits last.
+        await slow.execute("SELECT pg_current_xact_id()")
+        await store.append("operation-late", NO_STREAM, [step(2)], meta())
+        assert await store.read_all(START) == []
+        await slow.execute(
+            "INSERT INTO events (stream_id, version, event_type, schema_version, data,"
+            " metadata, event_id) VALUES ('operation-early', 1, 'OperationStepCompleted', 1,"
+            " '{}', '{}', gen_random_uuid())"
+        )
+        await slow.commit()
+
+    seen = await store.read_all(START)
+    assert [e.stream_id for e in seen] == ["operation-early", "operation-late"]
+
+
+async def test_migrate_is_idempotent_and_safe_concurrently(database_url: str):
+    applied = await asyncio.gather(migrate(database_url), migrate(database_url))
+
+    assert applied == [[], []]
+
+
+async def test_read_all_checkpoints_compare_in_log_order():
+    assert Checkpoint(5, 100) < Checkpoint(6, 1)
+    assert Checkpoint(5, 1) < Checkpoint(5, 2)

@@ -7,6 +7,7 @@ keeps trying takes over within its retry interval.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from typing import Any
 
@@ -74,8 +75,6 @@ class LeaderLock:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             if not conn.closed:
-                try:
+                with contextlib.suppress(psycopg.Error):
                     await conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-                except psycopg.Error:
-                    pass
                 await conn.close()

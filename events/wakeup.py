@@ -30,10 +30,10 @@ class LogWakeup:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait(self, timeout: float) -> None:
-        """Wait for a notification or `timeout` seconds, whichever comes first."""
+    async def wait(self, seconds: float) -> None:
+        """Wait for a notification or `seconds`, whichever comes first."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), timeout)
+            await asyncio.wait_for(self.event.wait(), seconds)
         self.event.clear()
 
     async def _listen(self) -> None:

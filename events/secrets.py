@@ -120,12 +120,22 @@ class Vault:
             if create:
                 raise StreamForgotten(stream_id)
             return None
-        key = _decrypt(self._master, bytes(row[0]).decode(), b"dek:" + stream_id.encode())
+        try:
+            key = _decrypt(self._master, bytes(row[0]).decode(), b"dek:" + stream_id.encode())
+        except InvalidTag:
+            raise MasterKeyMismatch() from None
         self._keys[stream_id] = (time.monotonic(), key)
         return key
 
     def _wrap(self, data_key: bytes, stream_id: str) -> bytes:
         return _encrypt(self._master, data_key, b"dek:" + stream_id.encode()).encode()
+
+
+class MasterKeyMismatch(RuntimeError):
+    """ODOOFLEET_SECRET_KEY is not the key that wrapped the stored data keys."""
+
+    def __init__(self) -> None:
+        super().__init__("ODOOFLEET_SECRET_KEY does not match the key the secrets were sealed with")
 
 
 class StreamForgotten(RuntimeError):

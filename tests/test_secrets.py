@@ -1,0 +1,86 @@
+"""Secrets are sealed per stream, never stored in plaintext, and crypto-shredding works."""
+
+from __future__ import annotations
+
+import msgspec
+import psycopg
+import pytest
+from builders import meta
+
+from events.secrets import MASK, MasterKeyMismatch, Sealed, StreamForgotten, Vault, mask_sealed
+from events.server import ServerRegistered
+from events.store import NO_STREAM, EventStore
+
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsuper-secret-key-material\n-----END"
+
+
+def _server_registered(key: Sealed) -> ServerRegistered:
+    from datetime import UTC, datetime
+
+    return ServerRegistered(
+        server_id="s1",
+        name="web-1",
+        host="10.0.0.5",
+        port=22,
+        ssh_user="deploy",
+        auth_method="key",
+        ssh_private_key=key,
+        ssh_password=None,
+        host_key=None,
+        max_ssh_sessions=4,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_a_sealed_secret_opens_to_its_plaintext(vault: Vault):
+    sealed = await vault.seal("server-s1", PRIVATE_KEY)
+
+    assert PRIVATE_KEY not in sealed.sealed
+    assert await vault.open("server-s1", sealed) == PRIVATE_KEY
+
+
+async def test_a_secret_sealed_for_one_stream_does_not_open_in_another(vault: Vault):
+    sealed = await vault.seal("server-s1", PRIVATE_KEY)
+    await vault.seal("server-s2", "other")
+
+    assert await vault.open("server-s2", sealed) == MASK
+
+
+async def test_no_plaintext_reaches_the_database(
+    vault: Vault, store: EventStore, database_url: str
+):
+    sealed = await vault.seal("server-s1", PRIVATE_KEY)
+    await store.append("server-s1", NO_STREAM, [_server_registered(sealed)], meta())
+
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM events WHERE data::text LIKE %s", ("%super-secret%",)
+        )
+        row = await cur.fetchone()
+        keys = await (await conn.execute("SELECT wrapped_key FROM stream_keys")).fetchall()
+    assert row == (0,)
+    assert all(b"super-secret" not in bytes(k[0]) for k in keys)
+
+
+async def test_forgetting_a_stream_masks_its_secrets_and_reading_still_works(
+    vault: Vault, store: EventStore, pool
+):
+    sealed = await vault.seal("server-s1", PRIVATE_KEY)
+    await store.append("server-s1", NO_STREAM, [_server_registered(sealed)], meta())
+
+    assert await vault.forget("server-s1") is True
+
+    other_process = Vault(pool, "test-master-key-not-for-production")
+    assert await other_process.open("server-s1", sealed) == MASK
+    (event,) = await store.read_stream("server-s1")
+    shown = mask_sealed(msgspec.json.decode(event.data))
+    assert shown["ssh_private_key"] == MASK
+    with pytest.raises(StreamForgotten):
+        await vault.seal("server-s1", "new secret")
+
+
+async def test_a_wrong_master_key_cannot_open_secrets(vault: Vault, pool):
+    sealed = await vault.seal("server-s1", PRIVATE_KEY)
+
+    with pytest.raises(MasterKeyMismatch):
+        await Vault(pool, "another-master-key").open("server-s1", sealed)

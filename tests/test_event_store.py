@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from builders import meta, step
+from waiting import eventually
 
 from events.errors import DuplicateEventId, WrongExpectedVersion
 from events.metadata import EventMetadata
@@ -137,6 +138,8 @@ async def test_metadata_round_trips(store: EventStore):
 async def test_read_all_returns_the_log_in_checkpoint_order(store: EventStore):
     for n in range(5):
         await store.append(f"operation-{n}", NO_STREAM, [step(n)], meta())
+    # Any transaction open elsewhere in the cluster holds readers back: wait, don't assume.
+    await eventually(lambda: _visible(store, 5))
 
     first = await store.read_all(START, limit=3)
     rest = await store.read_all(first[-1].checkpoint, limit=100)
@@ -161,6 +164,7 @@ async def test_read_all_does_not_pass_an_open_transaction(store: EventStore, dat
         )
         await slow.commit()
 
+    await eventually(lambda: _visible(store, 2))
     seen = await store.read_all(START)
     assert [e.stream_id for e in seen] == ["operation-early", "operation-late"]
 
@@ -174,3 +178,7 @@ async def test_migrate_is_idempotent_and_safe_concurrently(database_url: str):
 async def test_read_all_checkpoints_compare_in_log_order():
     assert Checkpoint(5, 100) < Checkpoint(6, 1)
     assert Checkpoint(5, 1) < Checkpoint(5, 2)
+
+
+async def _visible(store: EventStore, count: int) -> bool:
+    return len(await store.read_all(START, limit=count + 1)) >= count

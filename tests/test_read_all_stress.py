@@ -34,7 +34,7 @@ async def test_sixteen_writers_and_a_following_reader_see_every_event_exactly_on
                 checkpoint = event.checkpoint
                 seen.append((event.stream_id, event.version))
             checkpoints.append(checkpoint)
-            if finished and not batch:
+            if finished and len(seen) >= WRITERS * EVENTS_PER_WRITER:
                 return
             if not batch:
                 await asyncio.sleep(0)

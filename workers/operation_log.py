@@ -1,0 +1,204 @@
+"""An operation's own stream, folded: which steps are done, so a resumed saga skips them.
+
+Every append names the version it expects, so two workers can never both record (and so
+both run) one step: the second one's append conflicts and it backs off. An append whose reply
+was lost is sent again with the same event id, which the store absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import msgspec
+import psycopg
+
+from events.errors import WrongExpectedVersion
+from events.metadata import EventMetadata
+from events.operation import (
+    OperationCancelled,
+    OperationFailed,
+    OperationStarted,
+    OperationStepCompleted,
+    OperationStepFailed,
+    OperationStepStarted,
+    OperationSucceeded,
+    OperationType,
+    operation_stream,
+)
+from events.registry import DomainEvent, EventRegistry
+from events.store import NO_STREAM, EventStore, ExpectedVersion
+
+OUTPUT_LIMIT: Final = 2000
+_APPEND_ATTEMPTS: Final = 5
+
+
+class OperationProgress(msgspec.Struct, kw_only=True):
+    version: int = 0
+    started: OperationStarted | None = None
+    completed: dict[str, str] = msgspec.field(default_factory=dict)
+    attempts: dict[str, int] = msgspec.field(default_factory=dict)
+    finished: bool = False
+    cancelled: bool = False
+    failed_step: str | None = None
+
+
+def evolve(progress: OperationProgress, event: DomainEvent) -> OperationProgress:
+    progress.version += 1
+    match event:
+        case OperationStarted():
+            progress.started = event
+        case OperationStepStarted(step=step):
+            progress.attempts[step] = progress.attempts.get(step, 0) + 1
+        case OperationStepCompleted(step=step, output=output):
+            progress.completed[step] = output
+        case OperationStepFailed(step=step):
+            progress.failed_step = step
+        case OperationSucceeded() | OperationFailed():
+            progress.finished = True
+        case OperationCancelled():
+            progress.finished = True
+            progress.cancelled = True
+    return progress
+
+
+class OperationTakenOver(Exception):
+    """Another worker recorded a step of this operation first, or it was cancelled."""
+
+
+class StepFailed(Exception):
+    """A step failed out in the world; its failure is recorded."""
+
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        self.message = message
+        super().__init__(f"{step}: {message}")
+
+
+def excerpt(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """A bounded excerpt: the end of the output is where errors are."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+class OperationLog:
+    """Records one operation's progress in its stream, with compare-and-set appends."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry,
+        operation_id: str,
+        metadata: EventMetadata,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.operation_id = operation_id
+        self.stream_id = operation_stream(operation_id)
+        self.metadata = metadata
+        self.progress = OperationProgress()
+
+    async def load(self) -> OperationProgress:
+        progress = OperationProgress()
+        for recorded in await self.store.read_stream(self.stream_id):
+            event = self.registry.decode(
+                recorded.event_type, recorded.schema_version, recorded.data
+            )
+            evolve(progress, event)
+        self.progress = progress
+        return progress
+
+    async def start(
+        self, kind: OperationType, instance_id: str | None, server_id: str, worker: str
+    ) -> None:
+        if self.progress.started is None:
+            await self._record(
+                OperationStarted(
+                    operation_id=self.operation_id,
+                    type=kind,
+                    instance_id=instance_id,
+                    server_id=server_id,
+                    worker=worker,
+                )
+            )
+
+    async def step(self, name: str, run: Callable[[], Awaitable[str]]) -> str:
+        """Run step `name` unless it is already completed; record start and outcome."""
+        if name in self.progress.completed:
+            return self.progress.completed[name]
+        attempt = self.progress.attempts.get(name, 0) + 1
+        await self._record(
+            OperationStepStarted(operation_id=self.operation_id, step=name, attempt=attempt)
+        )
+        began = time.monotonic()
+        try:
+            output = await run()
+        except StepFailed as e:
+            await self._record(
+                OperationStepFailed(
+                    operation_id=self.operation_id,
+                    step=name,
+                    duration_ms=_ms_since(began),
+                    error=excerpt(e.message, 500),
+                    output="",
+                )
+            )
+            raise
+        await self._record(
+            OperationStepCompleted(
+                operation_id=self.operation_id,
+                step=name,
+                duration_ms=_ms_since(began),
+                output=excerpt(output),
+            )
+        )
+        return output
+
+    async def succeed(self) -> None:
+        if not self.progress.finished:
+            await self._record(OperationSucceeded(operation_id=self.operation_id))
+
+    async def fail(self, step: str | None, error: str) -> None:
+        if not self.progress.finished:
+            await self._record(
+                OperationFailed(
+                    operation_id=self.operation_id, step=step, error=excerpt(error, 500)
+                )
+            )
+
+    async def cancel(self, reason: str) -> None:
+        """Cancel from outside (e.g. a removal during provisioning); retried until it lands."""
+        while True:
+            await self.load()
+            if self.progress.finished:
+                return
+            try:
+                await self._record(
+                    OperationCancelled(operation_id=self.operation_id, reason=reason)
+                )
+                return
+            except OperationTakenOver:
+                continue
+
+    async def _record(self, event: DomainEvent) -> None:
+        expected: ExpectedVersion = self.progress.version or NO_STREAM
+        event_id = uuid.uuid4()
+        for attempt in range(1, _APPEND_ATTEMPTS + 1):
+            try:
+                await self.store.append(
+                    self.stream_id, expected, [event], self.metadata, [event_id]
+                )
+                break
+            except WrongExpectedVersion as e:
+                raise OperationTakenOver(str(e)) from e
+            except psycopg.OperationalError:
+                if attempt == _APPEND_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+        evolve(self.progress, event)
+
+
+def _ms_since(began: float) -> int:
+    return int((time.monotonic() - began) * 1000)

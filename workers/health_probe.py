@@ -1,0 +1,142 @@
+"""The health observer's one command per server: for every instance, container state,
+restarts, OOM kills, memory and CPU, and a timed probe of /web/health on its host port
+(ODOO-HOSTING.md §4.2). Liveness stays DB-independent: no `db_server_status` here."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from workers.fields import check_port, check_uuid
+from workers.layout import InstanceLayout
+from workers.shell import cmd, sequence
+
+PROBE_TIMEOUT_SECONDS = 5
+INSPECT_FORMAT = (
+    '{"state":{{json .State}},"restartCount":{{.RestartCount}},'
+    '"memoryLimit":{{.HostConfig.Memory}}}'
+)
+_LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"stats":%s,"probe":"%s"}\\n'
+_SIZE = re.compile(r"([0-9.]+)\s*([KMGTP]?i?B)")
+_UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PB": 10**15}
+
+
+class HealthTarget(msgspec.Struct, frozen=True):
+    """An instance to observe: the colour serving traffic and the host port of its proxy."""
+
+    instance_id: str
+    slug: str
+    color: str
+    http_port_host: int
+
+
+class ContainerSample(msgspec.Struct, frozen=True, kw_only=True):
+    instance_id: str
+    container: str
+    container_state: str  # Docker's State.Status, or "missing" when there is no container
+    health: str | None
+    restart_count: int | None
+    oom_killed: bool | None
+    exit_code: int | None
+    memory_bytes: int | None
+    memory_limit_bytes: int | None
+    cpu_percent: float | None
+    http_status: int | None  # None: nothing answered within the probe's timeout
+    response_time_ms: float | None
+
+
+def health_command(targets: list[HealthTarget]) -> str:
+    """One JSON line per target, for `parse_health_output`. `docker stats` runs once for
+    all containers: it samples for a second or two each time it runs."""
+    stats = "stats=$(" + cmd("docker", "stats", "--no-stream", "--format", "{{json .}}")
+    steps = [stats + " 2>/dev/null)"]
+    for target in targets:
+        name = InstanceLayout(target.slug).app_container(target.color)
+        url = f"http://127.0.0.1:{check_port(target.http_port_host)}/web/health"
+        probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"]
+        probe += ["-m", str(PROBE_TIMEOUT_SECONDS), url]
+        steps += [
+            f"i=$({cmd('docker', 'inspect', '-f', INSPECT_FORMAT, name)} 2>/dev/null) || i=null",
+            "s=$(printf '%s\\n' \"$stats\" | "
+            + cmd("grep", "-F", f'"Name":"{name}"')
+            + " | head -n 1)",
+            '[ -n "$s" ] || s=null',
+            f"p=$({cmd(*probe)})",
+            cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$s" "$p"',
+        ]
+    return sequence(*steps)
+
+
+class _Health(msgspec.Struct):
+    Status: str
+
+
+class _State(msgspec.Struct):
+    Status: str
+    OOMKilled: bool = False
+    ExitCode: int = 0
+    Health: _Health | None = None
+
+
+class _Inspect(msgspec.Struct, rename="camel"):
+    state: _State
+    restart_count: int
+    memory_limit: int
+
+
+class _Stats(msgspec.Struct):
+    CPUPerc: str = ""
+    MemUsage: str = ""
+
+
+class _Line(msgspec.Struct, rename="camel"):
+    instance_id: str
+    container: str
+    inspect: _Inspect | None
+    stats: _Stats | None
+    probe: str
+
+
+def parse_health_output(output: str) -> list[ContainerSample]:
+    return [_sample(msgspec.json.decode(line, type=_Line)) for line in output.splitlines() if line]
+
+
+def _sample(line: _Line) -> ContainerSample:
+    inspect, stats = line.inspect, line.stats
+    used, limit = _memory(stats.MemUsage) if stats else (None, None)
+    if inspect is not None and inspect.memory_limit > 0:
+        limit = inspect.memory_limit
+    code, _, seconds = line.probe.partition(" ")
+    answered = code.isdigit() and code != "000"
+    state = inspect.state if inspect else None
+    return ContainerSample(
+        instance_id=line.instance_id,
+        container=line.container,
+        container_state=state.Status if state else "missing",
+        health=state.Health.Status if state and state.Health else None,
+        restart_count=inspect.restart_count if inspect else None,
+        oom_killed=state.OOMKilled if state else None,
+        exit_code=state.ExitCode if state else None,
+        memory_bytes=used,
+        memory_limit_bytes=limit,
+        cpu_percent=float(stats.CPUPerc.rstrip("%")) if stats and stats.CPUPerc else None,
+        http_status=int(code) if answered else None,
+        response_time_ms=round(float(seconds) * 1000, 1) if answered and seconds else None,
+    )
+
+
+def _memory(usage: str) -> tuple[int | None, int | None]:
+    """`"1.5GiB / 7.7GiB"` (docker stats' MemUsage) as bytes used and limit."""
+    sizes = [_bytes(part) for part in usage.split("/")]
+    if len(sizes) != 2:
+        return None, None
+    return sizes[0], sizes[1]
+
+
+def _bytes(text: str) -> int | None:
+    match = _SIZE.search(text)
+    if match is None or match.group(2) not in _UNITS:
+        return None
+    return round(float(match.group(1)) * _UNITS[match.group(2)])

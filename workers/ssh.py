@@ -1,0 +1,195 @@
+"""The SSH runner: one reused connection per server, host-key pinning, capped sessions, SFTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import asyncssh
+import msgspec
+
+from workers.hostkeys import HostKey
+from workers.shell import cmd
+from workers.ssh_connection import Connection, open_connection
+from workers.ssh_connection import ServerConnectionInfo as ServerConnectionInfo
+from workers.ssh_errors import CommandTimeout, ServerUnreachable, TransferFailed
+
+KILL_GRACE_SECONDS = 5
+# `timeout` exits 124 after TERM, or 137 (128 + KILL) when the command ignored TERM.
+TIMEOUT_STATUSES = (124, 137)
+_Channel = TypeVar("_Channel")
+
+
+class CommandResult(msgspec.Struct, frozen=True):
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class SshRunner:
+    """Runs commands and uploads files on servers, reusing one connection per server id.
+
+    Within this process at most `max_ssh_sessions` commands or uploads run at once per server.
+    """
+
+    def __init__(self, *, command_timeout: float = 300.0, keepalive_interval: float = 15.0):
+        self._command_timeout = command_timeout
+        self._keepalive_interval = keepalive_interval
+        self._connections: dict[str, Connection] = {}
+        self._connect_locks: dict[str, asyncio.Lock] = {}
+        self._sessions: dict[str, tuple[int, asyncio.Semaphore]] = {}
+
+    async def connect(self, server: ServerConnectionInfo) -> HostKey:
+        """Make sure a connection is open; return the host key the server presented.
+
+        With no pinned key this is trust on first use: the caller records the returned key.
+        """
+        return (await self._connection(server)).host_key
+
+    async def run(
+        self, server: ServerConnectionInfo, command: str, *, time_limit: float | None = None
+    ) -> CommandResult:
+        """Run one command line; a non-zero exit status is returned, not raised.
+
+        The server enforces the time limit itself with coreutils `timeout`, which kills the
+        command's whole process group: sshd does not pass signals from the client to a root
+        session, and closing the channel would leave the command running (and holding its
+        flock) unobserved.
+        """
+        limit = self._command_timeout if time_limit is None else time_limit
+        wrapped = cmd("timeout", "-k", KILL_GRACE_SECONDS, f"{limit:g}", "sh", "-c", command)
+        async with self._session_slot(server):
+            started = time.monotonic()
+            process = await self._open_channel(server, lambda conn: _start(conn, wrapped))
+            try:
+                # The client-side wait is only a backstop for a server that stopped answering.
+                completed = await process.wait(timeout=limit + 2 * KILL_GRACE_SECONDS)
+            except asyncssh.TimeoutError as e:
+                process.close()
+                raise CommandTimeout(
+                    server.address, command, limit, _text(e.stdout), _text(e.stderr)
+                ) from None
+            except asyncssh.DisconnectError as e:
+                raise ServerUnreachable(
+                    f"connection to {server.address} was lost while a command ran: {e.reason}"
+                ) from e
+        elapsed = time.monotonic() - started
+        if completed.returncode is None:
+            raise ServerUnreachable(
+                f"connection to {server.address} was lost while a command ran; "
+                "its outcome is unknown"
+            )
+        stdout, stderr = _text(completed.stdout), _text(completed.stderr)
+        if completed.returncode in TIMEOUT_STATUSES and elapsed >= limit:
+            raise CommandTimeout(server.address, command, limit, stdout, stderr)
+        return CommandResult(
+            exit_status=completed.returncode,
+            stdout=stdout,
+            stderr=stderr,
+            duration_ms=round(elapsed * 1000),
+        )
+
+    async def upload(
+        self, server: ServerConnectionInfo, path: str, content: bytes, mode: int = 0o600
+    ) -> None:
+        """Write `content` to `path` atomically: a temporary file in the same directory, then
+        a POSIX rename over the target. Readers see the old file or the new one, never half."""
+        if not path.startswith("/"):
+            raise ValueError(f"upload path must be absolute: {path!r}")
+        directory, name = posixpath.split(path)
+        temporary = posixpath.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        async with self._session_slot(server):
+            sftp = await self._open_channel(server, lambda conn: conn.start_sftp_client())
+            try:
+                async with sftp:
+                    try:
+                        attrs = asyncssh.SFTPAttrs(permissions=mode)
+                        async with sftp.open(temporary, "wb", attrs) as remote:
+                            await remote.write(content)
+                            # The server's umask may have narrowed the mode: set it exactly.
+                            await remote.chmod(mode)
+                            await remote.fsync()
+                        await sftp.posix_rename(temporary, path)
+                    except BaseException:
+                        with contextlib.suppress(asyncssh.SFTPError):
+                            await sftp.remove(temporary)
+                        raise
+            except asyncssh.SFTPError as e:
+                raise TransferFailed(
+                    f"upload of {path} to {server.address} failed: {e.reason}"
+                ) from e
+            except asyncssh.Error as e:
+                raise ServerUnreachable(f"upload to {server.address} failed: {e}") from e
+
+    async def close(self, server_id: str | None = None) -> None:
+        """Close one server's connection, or all of them."""
+        ids = list(self._connections) if server_id is None else [server_id]
+        for key in ids:
+            held = self._connections.pop(key, None)
+            if held is not None:
+                held.conn.close()
+                await held.conn.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def _session_slot(self, server: ServerConnectionInfo) -> AsyncIterator[None]:
+        size, semaphore = self._sessions.get(server.server_id, (0, None))
+        if semaphore is None or size != server.max_ssh_sessions:
+            semaphore = asyncio.Semaphore(server.max_ssh_sessions)
+            self._sessions[server.server_id] = (server.max_ssh_sessions, semaphore)
+        async with semaphore:
+            yield
+
+    async def _open_channel(
+        self,
+        server: ServerConnectionInfo,
+        opener: Callable[[asyncssh.SSHClientConnection], Awaitable[_Channel]],
+    ) -> _Channel:
+        held = await self._connection(server)
+        try:
+            return await opener(held.conn)
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError):
+            # The cached connection died unnoticed; nothing started on it, so one fresh
+            # connection is safe to try.
+            await self.close(server.server_id)
+            held = await self._connection(server)
+            try:
+                return await opener(held.conn)
+            except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as e:
+                raise ServerUnreachable(f"cannot open a session on {server.address}: {e}") from e
+
+    async def _connection(self, server: ServerConnectionInfo) -> Connection:
+        lock = self._connect_locks.setdefault(server.server_id, asyncio.Lock())
+        async with lock:
+            held = self._connections.get(server.server_id)
+            if held is not None and held.info == server and not held.conn.is_closed():
+                return held
+            if held is not None:
+                await self.close(server.server_id)
+            held = await open_connection(server, self._keepalive_interval)
+            self._connections[server.server_id] = held
+            return held
+
+
+async def _start(
+    conn: asyncssh.SSHClientConnection, command: str
+) -> asyncssh.SSHClientProcess[str]:
+    # Standard input is empty: a command that reads it gets EOF instead of waiting forever.
+    return await conn.create_process(
+        command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"
+    )
+
+
+def _text(output: object) -> str:
+    if output is None:
+        return ""
+    return output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)

@@ -44,12 +44,6 @@ CREATE TABLE checkpoints (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE FUNCTION notify_events_appended() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('odoofleet_events', '');
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER events_appended AFTER INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_events_appended();
+-- No NOTIFY trigger on events: a notifying transaction holds a cluster-wide lock until its commit
+-- is flushed, which would let only one append commit per WAL flush. events.store sends the
+-- wake-up NOTIFY (channel odoofleet_events) in its own transaction after each append commits.

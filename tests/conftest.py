@@ -24,6 +24,8 @@ from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.settings import Settings, load_settings
 
+pytest_plugins = ("api_fixtures",)
+
 TEST_SECRET_KEY = "test-master-key-not-for-production"
 
 
@@ -106,7 +108,7 @@ async def settings(database_url: str, nats_server_url: str) -> AsyncIterator[Set
         database_url=database_url,
         nats_url=nats_server_url,
         secret_key=TEST_SECRET_KEY,
-        jwt_secret="test-jwt-secret-" + token,
+        jwt_secret="test-jwt-secret-of-32-bytes-min-" + token,
         nats_stream=f"TEST_{token.upper()}",
         subject_prefix=f"t{token}",
         log_format="text",

@@ -1,0 +1,1 @@
+"""The HTTP API: a Litestar app over the commands and the read models (API.md)."""

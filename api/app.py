@@ -1,0 +1,88 @@
+"""The Litestar application: `create_app(settings)` builds it; the lifespan opens the pool."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Final
+
+from litestar import Litestar, Request, Router
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+
+from api import routes_audit, routes_instance_reads, routes_instances, routes_servers
+from api.auth import BearerAuthentication, TokenVerifier
+from api.errors import FieldError, InvalidRequest, problem_details_plugin
+from api.openapi import BEARER, openapi_config
+from api.routes_probes import healthz, readyz
+from api.services import lifespan, provide_services
+from commands.defaults import DEFAULT_HOST_PORTS, HostPorts
+from events.pool import Pool
+from events.secrets import master_key_from
+from odoofleet.settings import Settings
+
+MAX_BODY_BYTES: Final = 1 << 20
+_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    pool: Pool | None = None,
+    host_ports: HostPorts = DEFAULT_HOST_PORTS,
+) -> Litestar:
+    """The app for `settings`. With `pool`, the caller owns the pool (tests, `odoofleet dev`);
+    otherwise the app opens its own when it starts and closes it when it stops. A missing
+    JWT key or secret key is refused here, before anything listens."""
+    master_key_from(settings.secret_key)
+    api = Router(
+        path="/api",
+        route_handlers=[
+            routes_instances.list_all,
+            routes_instances.create,
+            routes_instances.get_one,
+            routes_instances.update,
+            routes_instances.remove,
+            routes_instances.control,
+            routes_instance_reads.health,
+            routes_instance_reads.health_score,
+            routes_instance_reads.operations,
+            routes_instance_reads.events,
+            routes_servers.list_all,
+            routes_servers.register,
+            routes_servers.get_one,
+            routes_servers.remove,
+            routes_servers.validate,
+            routes_audit.audit_logs,
+        ],
+        middleware=[DefineMiddleware(BearerAuthentication, verifier=TokenVerifier(settings))],
+        before_request=_json_only,
+        security=[{BEARER: []}],
+    )
+    return Litestar(
+        route_handlers=[api, healthz, readyz],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        lifespan=[lifespan(settings, pool, host_ports)],
+        plugins=[problem_details_plugin()],
+        openapi_config=openapi_config(_version()),
+        request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,
+    )
+
+
+async def _json_only(request: Request[Any, Any, Any]) -> None:
+    """A body must be JSON: anything else is refused before it is read."""
+    if request.method not in _WITH_BODY:
+        return
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    media_type = request.content_type[0]
+    if has_body and not (media_type == "application/json" or media_type.endswith("+json")):
+        raise InvalidRequest(FieldError("Content-Type", "the body must be application/json"))
+
+
+def _version() -> str:
+    try:
+        return version("odoofleet")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,166 @@
+"""Bearer JWT authentication, organizations and permissions (API.md, "Auth and tenancy")."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import jwt
+import msgspec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp
+
+from odoofleet.settings import Settings
+
+_PERMISSION: Final = "permission"
+_Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class Unauthenticated(Exception):
+    """No usable bearer token (→ 401 with `WWW-Authenticate: Bearer`)."""
+
+    def __init__(self, reason: str, *, token_given: bool) -> None:
+        self.reason = reason
+        self.token_given = token_given
+        super().__init__(reason)
+
+
+class Forbidden(Exception):
+    """A valid token without the permission an endpoint needs (→ 403)."""
+
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+        super().__init__(f"this needs the {permission} permission")
+
+
+class AuthConfigError(ValueError):
+    """The settings do not give a usable key for the configured JWT algorithm."""
+
+
+class Claims(msgspec.Struct, frozen=True):
+    sub: _Text
+    org: _Text
+    exp: float
+    name: _Text | None = None
+    permissions: list[str] = []
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: a user of one organization with a set of permissions."""
+
+    user_id: str
+    user_name: str
+    org_id: str
+    permissions: frozenset[str]
+
+    def may(self, permission: str) -> bool:
+        """`manage:<resource>` implies `view:<resource>`."""
+        if permission in self.permissions:
+            return True
+        verb, _, resource = permission.partition(":")
+        return verb == "view" and f"manage:{resource}" in self.permissions
+
+
+class TokenVerifier:
+    """Verifies tokens with the configured algorithm and key only: `none` and algorithm
+    confusion (an HS256 token signed with a public key) are refused by construction.
+
+    A verified token is remembered until it expires (checking a signature costs more than
+    the rest of a small request); a token is its own cache key, so only the exact bytes that
+    were verified are ever accepted without verifying them again.
+    """
+
+    def __init__(self, settings: Settings, capacity: int = 4096) -> None:
+        self._algorithm = settings.jwt_algorithm
+        self._key = _verification_key(settings)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._capacity = capacity
+        self._verified: dict[str, tuple[float, Principal]] = {}
+
+    def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None and known[0] > time.time():
+            return known[1]
+        principal, expires = self._decode(token)
+        if len(self._verified) >= self._capacity:
+            self._verified.clear()
+        self._verified[token] = (expires, principal)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp"], "verify_aud": self._audience is not None},
+            )
+            claims = msgspec.convert(payload, Claims)
+        except jwt.ExpiredSignatureError as e:
+            raise Unauthenticated("the token has expired", token_given=True) from e
+        except (jwt.InvalidTokenError, msgspec.ValidationError) as e:
+            raise Unauthenticated(f"invalid token: {e}", token_given=True) from e
+        principal = Principal(
+            user_id=claims.sub,
+            user_name=claims.name or claims.sub,
+            org_id=claims.org,
+            permissions=frozenset(claims.permissions),
+        )
+        return principal, float(claims.exp)
+
+
+def _verification_key(settings: Settings) -> Any:
+    if settings.jwt_algorithm == "HS256":
+        if not settings.jwt_secret:
+            raise AuthConfigError("ODOOFLEET_JWT_SECRET is needed for HS256")
+        return settings.jwt_secret
+    text = settings.jwt_public_key
+    if not text:
+        raise AuthConfigError(f"ODOOFLEET_JWT_PUBLIC_KEY is needed for {settings.jwt_algorithm}")
+    try:
+        pem = text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()
+        key = load_pem_public_key(pem.encode())
+    except (OSError, ValueError) as e:
+        raise AuthConfigError(f"ODOOFLEET_JWT_PUBLIC_KEY is not a PEM public key: {e}") from e
+    wanted = rsa.RSAPublicKey if settings.jwt_algorithm == "RS256" else ec.EllipticCurvePublicKey
+    if not isinstance(key, wanted):
+        raise AuthConfigError(f"the public key does not fit {settings.jwt_algorithm}")
+    return key
+
+
+class BearerAuthentication(AbstractAuthenticationMiddleware):
+    """Sets `request.user` to the caller's Principal; every /api route passes through it."""
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+        super().__init__(app)
+        self.verifier = verifier
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("a bearer token is required", token_given=False)
+        principal = self.verifier.verify(token)
+        # An /api route that forgot to declare its permission is closed to everyone.
+        needed = connection.route_handler.opt.get(_PERMISSION, "undeclared")
+        if not principal.may(needed):
+            raise Forbidden(needed)
+        return AuthenticationResult(user=principal, auth=token)
+
+
+def needs(permission: str) -> dict[str, str]:
+    """Route options naming the permission an endpoint needs (→ 403 without it).
+
+    BearerAuthentication checks it right after the token: cheaper than a guard, for which
+    Litestar copies the route handler on every request.
+    """
+    return {_PERMISSION: permission}

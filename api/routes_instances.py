@@ -1,0 +1,288 @@
+"""Instance endpoints: list, create, get (with time travel), update, delete, control."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+from litestar import Response, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from api import present
+from api.auth import Principal, needs
+from api.drafts import instance_changes, instance_draft, slugs_for
+from api.idempotency import Reply, fingerprint
+from api.services import Deps, Services
+from api.web import (
+    WRITE_HEADERS,
+    AuthRequest,
+    IdempotencyKey,
+    IfMatch,
+    MinPosition,
+    etag,
+    expected_version,
+    metadata_for,
+    position_of,
+    problems,
+    respond,
+    write_headers,
+)
+from api.wire_instances import (
+    ControlBody,
+    CreateInstanceBody,
+    Instance,
+    InstancePage,
+    InstanceStatus,
+    UpdateInstanceBody,
+)
+from commands import change_instance
+from commands.create_instance import create_instance
+from commands.refusals import InstanceNotFound
+from commands.runner import Outcome
+from projections.queries import get_instance, instance_as_of, list_instances
+
+VIEW: Final = needs("view:instances")
+MANAGE: Final = needs("manage:instances")
+_NOW_AND_EVER: Final = datetime.max.replace(tzinfo=UTC)
+
+AsOf = Annotated[
+    datetime | None,
+    QueryParameter(name="asOf", description="RFC 3339 time: the instance as it was then"),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="From `nextCursor`")]
+
+
+@get(
+    "/instances",
+    operation_id="listInstances",
+    summary="List instances",
+    opt=VIEW,
+    responses=problems(400, 401, 403, 503),
+    tags=["instances"],
+)
+async def list_all(
+    request: AuthRequest,
+    services: Deps,
+    server_id: FromQuery[uuid.UUID | None] = None,
+    status: FromQuery[InstanceStatus | None] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    min_position: MinPosition = None,
+) -> InstancePage:
+    """The organization's instances, newest first, a page at a time."""
+    principal = request.user
+    await services.reads.before_read(principal, min_position, ("instances",))
+    views, next_cursor = await list_instances(
+        services.pool,
+        principal.org_id,
+        server_id=None if server_id is None else str(server_id),
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+    shown = [await present.instance(view, principal, services.vault) for view in views]
+    return InstancePage(instances=shown, next_cursor=next_cursor)
+
+
+@post(
+    "/instances",
+    operation_id="createInstance",
+    summary="Create an instance",
+    status_code=202,
+    opt=MANAGE,
+    responses=problems(400, 401, 403, 409, 413, 422, 503),
+    response_headers=[*WRITE_HEADERS, ResponseHeader(name="Location", documentation_only=True)],
+    tags=["instances"],
+)
+async def create(
+    request: AuthRequest,
+    services: Deps,
+    data: JSONBody[CreateInstanceBody],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[Instance]:
+    """Create an instance (status `creating`); provisioning starts in the background."""
+    principal = request.user
+
+    async def act() -> Reply[Instance]:
+        draft = instance_draft(data, services.settings)
+        outcome = await create_instance(
+            services.store,
+            services.registry,
+            services.vault,
+            draft,
+            slugs_for(data),
+            host_ports=services.host_ports,
+            now=datetime.now(UTC),
+            metadata=metadata_for(request),
+            locks=services.locks,
+        )
+        location = f"/api/instances/{draft.instance_id}"
+        return await _written(services, principal, draft.instance_id, outcome, Location=location)
+
+    key = fingerprint("POST", request.url.path, data)
+    return _sent(
+        services,
+        principal,
+        await services.idempotency.run(principal.org_id, idempotency_key, key, Instance, act),
+    )
+
+
+@get(
+    "/instances/{instance_id:uuid}",
+    operation_id="getInstance",
+    summary="Get an instance",
+    opt=VIEW,
+    responses=problems(400, 401, 403, 404, 503),
+    response_headers=[ResponseHeader(name="ETag", documentation_only=True)],
+    tags=["instances"],
+)
+async def get_one(
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    as_of: AsOf = None,
+    min_position: MinPosition = None,
+) -> Response[Instance]:
+    """One instance; `ETag` is its stream version. `asOf` shows it as it was then."""
+    principal = request.user
+    if as_of is not None:
+        view = await instance_as_of(
+            services.store, services.registry, principal.org_id, str(instance_id), _utc(as_of)
+        )
+    else:
+        await services.reads.before_read(principal, min_position, ("instances",))
+        view = await get_instance(services.pool, principal.org_id, str(instance_id))
+    if view is None:
+        raise InstanceNotFound
+    shown = await present.instance(view, principal, services.vault)
+    return Response(shown, headers={"ETag": etag(view.version)})
+
+
+@patch(
+    "/instances/{instance_id:uuid}",
+    operation_id="updateInstance",
+    summary="Update an instance",
+    opt=MANAGE,
+    responses=problems(400, 401, 403, 404, 409, 412, 413, 503),
+    response_headers=WRITE_HEADERS,
+    tags=["instances"],
+)
+async def update(
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    data: JSONBody[UpdateInstanceBody],
+    if_match: IfMatch = None,
+) -> Response[Instance]:
+    """Change the name, addons path, env vars (the whole set) or MCP write access; honours
+    If-Match. A change to nothing records nothing."""
+    principal = request.user
+    outcome = await change_instance.update_instance(
+        services.store,
+        services.registry,
+        services.vault,
+        str(instance_id),
+        instance_changes(data),
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+        if_match=expected_version(if_match),
+    )
+    reply = await _written(services, principal, str(instance_id), outcome)
+    return _sent(services, principal, Reply(200, reply.body, reply.headers))
+
+
+@delete(
+    "/instances/{instance_id:uuid}",
+    operation_id="deleteInstance",
+    summary="Delete an instance",
+    status_code=202,
+    opt=MANAGE,
+    responses=problems(401, 403, 404, 409, 503),
+    response_headers=WRITE_HEADERS,
+    tags=["instances"],
+)
+async def remove(
+    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID]
+) -> Response[Instance]:
+    """Remove the instance (status `removing`); while creating, provisioning is cancelled.
+    Repeating it while it is being removed changes nothing."""
+    principal = request.user
+    outcome = await change_instance.delete_instance(
+        services.store,
+        services.registry,
+        str(instance_id),
+        operation_id=str(uuid.uuid4()),
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+    )
+    return _sent(
+        services, principal, await _written(services, principal, str(instance_id), outcome)
+    )
+
+
+@post(
+    "/instances/{instance_id:uuid}/control",
+    operation_id="controlInstance",
+    summary="Start, stop or restart an instance",
+    status_code=202,
+    opt=MANAGE,
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
+    response_headers=WRITE_HEADERS,
+    tags=["instances"],
+)
+async def control(
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    data: JSONBody[ControlBody],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[Instance]:
+    """Start (from stopped or failed), stop (from running) or restart (from running or
+    failed); any other combination is a 409."""
+    principal = request.user
+
+    async def act() -> Reply[Instance]:
+        outcome = await change_instance.control_instance(
+            services.store,
+            services.registry,
+            str(instance_id),
+            data.action,
+            operation_id=str(uuid.uuid4()),
+            now=datetime.now(UTC),
+            metadata=metadata_for(request),
+        )
+        return await _written(services, principal, str(instance_id), outcome)
+
+    key = fingerprint("POST", request.url.path, data)
+    return _sent(
+        services,
+        principal,
+        await services.idempotency.run(principal.org_id, idempotency_key, key, Instance, act),
+    )
+
+
+async def _written(
+    services: Services, principal: Principal, instance_id: str, outcome: Outcome, **headers: str
+) -> Reply[Instance]:
+    """The instance right after a write, folded from its own stream: exact and not waiting
+    for the read model (reads wait for it instead, see consistency.py)."""
+    view = await instance_as_of(
+        services.store, services.registry, principal.org_id, instance_id, _NOW_AND_EVER
+    )
+    if view is None:
+        raise InstanceNotFound
+    shown = await present.instance(view, principal, services.vault)
+    return Reply(202, shown, write_headers(view.version, outcome.position, **headers))
+
+
+def _sent(services: Services, principal: Principal, reply: Reply[Instance]) -> Response[Instance]:
+    services.reads.wrote(principal, position_of(reply))
+    return respond(reply)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without an offset is taken as UTC (RFC 3339 requires one; be lenient)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

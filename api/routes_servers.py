@@ -1,0 +1,200 @@
+"""Server endpoints: list, register, get, delete, validate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+from litestar import Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, JSONBody
+
+from api import present
+from api.auth import needs
+from api.drafts import server_draft
+from api.errors import Unavailable
+from api.idempotency import Reply, fingerprint
+from api.services import Deps, Services
+from api.web import (
+    POSITION_HEADER,
+    AuthRequest,
+    IdempotencyKey,
+    MinPosition,
+    metadata_for,
+    position_of,
+    problems,
+    respond,
+)
+from api.wire_servers import CreateServerBody, Server, ServerList
+from commands import server_commands
+from commands.refusals import ServerNotFound
+from events.server import server_stream
+from projections.fold import fold
+from projections.queries import (
+    count_live_instances_on_server,
+    get_server,
+    list_servers,
+    wait_for_position,
+)
+from projections.servers import SERVERS
+
+VIEW: Final = needs("view:servers")
+MANAGE: Final = needs("manage:servers")
+_POSITION: Final = [ResponseHeader(name=POSITION_HEADER, documentation_only=True)]
+
+
+@get(
+    "/servers",
+    operation_id="listServers",
+    summary="List servers",
+    opt=VIEW,
+    responses=problems(401, 403, 503),
+    tags=["servers"],
+)
+async def list_all(
+    request: AuthRequest, services: Deps, min_position: MinPosition = None
+) -> ServerList:
+    """The organization's servers, oldest first."""
+    principal = request.user
+    await services.reads.before_read(principal, min_position, ("servers",))
+    found = await list_servers(services.pool, principal.org_id)
+    return ServerList(servers=[present.server(view) for view in found])
+
+
+@post(
+    "/servers",
+    operation_id="createServer",
+    summary="Register a server",
+    status_code=201,
+    opt=MANAGE,
+    responses=problems(400, 401, 403, 413, 422, 503),
+    response_headers=[*_POSITION, ResponseHeader(name="Location", documentation_only=True)],
+    tags=["servers"],
+)
+async def register(
+    request: AuthRequest,
+    services: Deps,
+    data: JSONBody[CreateServerBody],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[Server]:
+    """Register a server (status `pending`); a validation saga connects to it. Its private
+    key or password is sealed and never returned."""
+    principal = request.user
+
+    async def act() -> Reply[Server]:
+        draft = server_draft(data)
+        outcome = await server_commands.register_server(
+            services.store,
+            services.registry,
+            services.vault,
+            draft,
+            now=datetime.now(UTC),
+            metadata=metadata_for(request),
+        )
+        shown = await _registered(services, draft.server_id)
+        headers = {"Location": f"/api/servers/{draft.server_id}"}
+        if outcome.position is not None:
+            headers[POSITION_HEADER] = str(outcome.position)
+        return Reply(201, shown, headers)
+
+    key = fingerprint("POST", request.url.path, data)
+    reply = await services.idempotency.run(principal.org_id, idempotency_key, key, Server, act)
+    services.reads.wrote(principal, position_of(reply))
+    return respond(reply)
+
+
+@get(
+    "/servers/{server_id:uuid}",
+    operation_id="getServer",
+    summary="Get a server",
+    opt=VIEW,
+    responses=problems(401, 403, 404, 503),
+    tags=["servers"],
+)
+async def get_one(
+    request: AuthRequest,
+    services: Deps,
+    server_id: FromPath[uuid.UUID],
+    min_position: MinPosition = None,
+) -> Server:
+    principal = request.user
+    await services.reads.before_read(principal, min_position, ("servers",))
+    view = await get_server(services.pool, principal.org_id, str(server_id))
+    if view is None:
+        raise ServerNotFound
+    return present.server(view)
+
+
+@delete(
+    "/servers/{server_id:uuid}",
+    operation_id="deleteServer",
+    summary="Delete a server",
+    status_code=202,
+    opt=MANAGE,
+    responses=problems(401, 403, 404, 409, 503),
+    response_headers=_POSITION,
+    tags=["servers"],
+)
+async def remove(
+    request: AuthRequest, services: Deps, server_id: FromPath[uuid.UUID]
+) -> Response[None]:
+    """Delete a server that hosts no instance any more (409 while one lives on it)."""
+    principal = request.user
+    # Count on a read model that has caught up with the whole log, so an instance created
+    # just before (by anyone) is counted.
+    head = await services.store.head()
+    if head.position and not await wait_for_position(services.pool, head.position):
+        raise Unavailable("the instances read model is behind the log; retry")
+    live = await count_live_instances_on_server(services.pool, principal.org_id, str(server_id))
+    outcome = await server_commands.delete_server(
+        services.store,
+        services.registry,
+        str(server_id),
+        live_instances=live,
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+    )
+    return _accepted(services, request, outcome.position)
+
+
+@post(
+    "/servers/{server_id:uuid}/validate",
+    operation_id="validateServer",
+    summary="Validate a server again",
+    status_code=202,
+    opt=MANAGE,
+    responses=problems(401, 403, 404, 503),
+    response_headers=_POSITION,
+    tags=["servers"],
+)
+async def validate(
+    request: AuthRequest, services: Deps, server_id: FromPath[uuid.UUID]
+) -> Response[None]:
+    """Run the validation again (connect, pin or check the host key, check Docker)."""
+    outcome = await server_commands.validate_server(
+        services.store,
+        services.registry,
+        str(server_id),
+        operation_id=str(uuid.uuid4()),
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+    )
+    return _accepted(services, request, outcome.position)
+
+
+def _accepted(services: Services, request: AuthRequest, position: int | None) -> Response[None]:
+    services.reads.wrote(request.user, position)
+    headers = {} if position is None else {POSITION_HEADER: str(position)}
+    return respond(Reply(202, None, headers))
+
+
+async def _registered(services: Services, server_id: str) -> Server:
+    """The server right after its registration, folded from its own stream by the read
+    model's own Folder: exact, without waiting for the projection."""
+    view = fold(
+        SERVERS, await services.store.read_stream(server_stream(server_id)), services.registry
+    )
+    if view is None:
+        raise ServerNotFound
+    return present.server(view)

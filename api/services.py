@@ -1,0 +1,94 @@
+"""What the handlers work with, built when the app starts (never at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from psycopg_pool import AsyncConnectionPool
+
+from api.consistency import ReadYourWrites
+from api.idempotency import Idempotency
+from commands.defaults import HostPorts
+from commands.locks import StreamLocks
+from events.catalog import build_registry
+from events.pool import Pool
+from events.registry import EventRegistry
+from events.secrets import Vault
+from events.store import EventStore
+from odoofleet.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    pool: Pool
+    store: EventStore
+    vault: Vault
+    registry: EventRegistry
+    reads: ReadYourWrites
+    idempotency: Idempotency
+    host_ports: HostPorts
+    locks: StreamLocks
+
+
+def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:
+    return Services(
+        settings=settings,
+        pool=pool,
+        store=EventStore(pool),
+        vault=Vault(pool, settings.secret_key),
+        registry=build_registry(),
+        reads=ReadYourWrites(pool),
+        idempotency=Idempotency(pool),
+        host_ports=host_ports,
+        locks=StreamLocks(),
+    )
+
+
+async def open_api_pool(settings: Settings, max_size: int = 32) -> Pool:
+    """A pool that opens without waiting: the API starts while PostgreSQL is down and
+    answers 503 until it is back, instead of failing to start."""
+    pool: Pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=2,
+        max_size=max_size,
+        kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+        open=False,
+        timeout=3.0,
+    )
+    await pool.open(wait=False)
+    return pool
+
+
+def lifespan(
+    settings: Settings, pool: Pool | None, host_ports: HostPorts
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Opens the pool (unless the caller passed one it owns) and builds the Services."""
+
+    @asynccontextmanager
+    async def run(app: Litestar) -> AsyncIterator[None]:
+        owned = pool is None
+        used = await open_api_pool(settings) if pool is None else pool
+        app.state.services = build_services(settings, used, host_ports)
+        try:
+            yield
+        finally:
+            if owned:
+                await used.close()
+
+    return run
+
+
+Deps: TypeAlias = NamedDependency[Services]
+"""How a handler asks for the Services."""
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services

@@ -1,0 +1,50 @@
+"""Wire DTOs of servers (camelCase JSON, API.md "Servers"); secrets are never sent back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from api.fields import Host, HostKey, Name, Password, Port, PrivateKey, SshSessions, SshUser
+from events.server import AuthMethod
+
+
+class CreateServerBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """`sshPrivateKey` with authMethod `key`, `sshPassword` with `password`."""
+
+    name: Name
+    host: Host
+    ssh_user: SshUser
+    auth_method: AuthMethod
+    port: Port = 22
+    ssh_private_key: PrivateKey | None = None
+    ssh_password: Password | None = None
+    host_key: HostKey | None = None
+    max_ssh_sessions: SshSessions = 4
+
+
+class Server(msgspec.Struct, rename="camel", kw_only=True):
+    id: str
+    name: str
+    host: str
+    port: int
+    ssh_user: str
+    auth_method: AuthMethod
+    status: Literal["pending", "active", "unreachable", "error"]
+    status_message: str | None
+    host_key_fingerprint: str | None
+    os_name: str | None
+    os_version: str | None
+    cpu_cores: int | None
+    ram_total_bytes: int | None
+    docker_version: str | None
+    max_ssh_sessions: int
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServerList(msgspec.Struct, rename="camel", kw_only=True):
+    servers: list[Server]

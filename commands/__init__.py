@@ -1,0 +1,1 @@
+"""Commands and deciders: fold a stream into state, decide, append."""

@@ -1,0 +1,128 @@
+"""Update, control and delete an existing instance through the command runner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from commands.instance import (
+    ControlInstance,
+    DeleteInstance,
+    InstanceCommand,
+    UpdateInstance,
+    decide,
+)
+from commands.instance_state import Absent, InstanceState, Removed, Removing, evolve, initial_state
+from commands.runner import Outcome, execute, folder
+from events.instance import ControlAction, instance_stream
+from events.metadata import EventMetadata
+from events.registry import DomainEvent, EventRegistry
+from events.secrets import Vault
+from events.store import EventStore
+
+_fold = folder(initial_state(), evolve)
+
+
+class InstanceChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """An update as the client sent it: env var values still in plaintext."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
+    env_vars: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+async def update_instance(
+    store: EventStore,
+    registry: EventRegistry,
+    vault: Vault,
+    instance_id: str,
+    changes: InstanceChanges,
+    *,
+    now: datetime,
+    metadata: EventMetadata,
+    if_match: int | None = None,
+) -> Outcome:
+    """Without `if_match` a lost race is decided again on the fresh state (an update sets
+    values, so it is still right then); with it, the client's version no longer holds."""
+    stream_id = instance_stream(instance_id)
+
+    async def decision(state: InstanceState) -> Sequence[DomainEvent]:
+        return decide(await _sealed(vault, stream_id, changes, state), state, now)
+
+    return await execute(
+        store,
+        registry,
+        stream_id,
+        _fold,
+        decision,
+        metadata,
+        if_match=if_match,
+        retry_on_conflict=if_match is None,
+    )
+
+
+async def _sealed(
+    vault: Vault, stream_id: str, changes: InstanceChanges, state: InstanceState
+) -> UpdateInstance:
+    """The command, with env vars sealed only if their plaintext differs from the current
+    values: sealing uses a fresh nonce, so sealed values never compare equal."""
+    env_vars = changes.env_vars
+    sealed: UpdateInstance = UpdateInstance(
+        name=changes.name,
+        addons_path=changes.addons_path,
+        mcp_write_enabled=changes.mcp_write_enabled,
+    )
+    if isinstance(env_vars, msgspec.UnsetType) or isinstance(state, Absent | Removed | Removing):
+        return sealed  # nothing to seal, or the decider refuses anyway
+    if await vault.open_all(stream_id, state.facts.env_vars) == env_vars:
+        return sealed
+    return msgspec.structs.replace(sealed, env_vars=await vault.seal_all(stream_id, env_vars))
+
+
+async def control_instance(
+    store: EventStore,
+    registry: EventRegistry,
+    instance_id: str,
+    action: ControlAction,
+    *,
+    operation_id: str,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    command = ControlInstance(action=action, operation_id=operation_id)
+    return await _run(store, registry, instance_id, command, now, metadata)
+
+
+async def delete_instance(
+    store: EventStore,
+    registry: EventRegistry,
+    instance_id: str,
+    *,
+    operation_id: str,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    command = DeleteInstance(operation_id=operation_id)
+    return await _run(store, registry, instance_id, command, now, metadata)
+
+
+async def _run(
+    store: EventStore,
+    registry: EventRegistry,
+    instance_id: str,
+    command: InstanceCommand,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    # Decided again on the fresh state after a lost race: whether the action is allowed
+    # depends only on the state it is decided on.
+    async def decision(state: InstanceState) -> Sequence[DomainEvent]:
+        return decide(command, state, now)
+
+    stream_id = instance_stream(instance_id)
+    return await execute(
+        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
+    )

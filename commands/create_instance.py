@@ -1,0 +1,179 @@
+"""Creating an instance: reserve its slug and host ports and write its first events, all in
+ONE transaction, so two concurrent creates never share a slug or a port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from commands import instance, server
+from commands.defaults import HostPorts, auto_subdomain, db_name_for
+from commands.instance_state import initial_state
+from commands.locks import StreamLocks
+from commands.refusals import ConcurrentModification, SlugTaken
+from commands.reservation import (
+    ReservePorts,
+    ReserveSlug,
+    decide_ports,
+    decide_slug,
+    fold_ports,
+    fold_slug,
+)
+from commands.runner import Outcome, folder, load
+from events.errors import WrongExpectedVersion
+from events.instance import (
+    EnvironmentType,
+    InstanceSettings,
+    OdooEdition,
+    OdooVersion,
+    instance_stream,
+)
+from events.metadata import EventMetadata
+from events.registry import EventRegistry
+from events.reservation import PortsReserved, ports_stream, slug_stream
+from events.secrets import Sealed, Vault
+from events.server import server_stream
+from events.store import NO_STREAM, EventStore, NewEvents
+
+_server_fold = folder(server.initial_state(), server.evolve)
+
+
+class InstanceDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """A create request resolved at the edge (ids, defaults, generated passwords), before its
+    secrets are sealed and its slug and host ports reserved."""
+
+    instance_id: str
+    operation_id: str
+    name: str
+    server_id: str
+    project_id: str | None
+    template_id: str | None
+    branch: str | None
+    environment_type: EnvironmentType
+    odoo_version: OdooVersion
+    odoo_edition: OdooEdition
+    addons_path: str | None
+    env_vars: dict[str, str]
+    http_port: int
+    longpolling_port: int
+    settings: InstanceSettings
+    mcp_write_enabled: bool
+    admin_password: str
+    db_password: str
+    base_domain: str
+
+
+async def create_instance(
+    store: EventStore,
+    registry: EventRegistry,
+    vault: Vault,
+    draft: InstanceDraft,
+    slugs: Sequence[str],
+    *,
+    host_ports: HostPorts,
+    now: datetime,
+    metadata: EventMetadata,
+    locks: StreamLocks | None = None,
+    attempts: int = 64,
+) -> Outcome:
+    """Create on the first free slug of `slugs` (one slug when the client chose it).
+
+    Creates on one server from this process take turns on its ports stream (`locks`); a race
+    lost to another process is retried: each round one of the racers wins, so `attempts`
+    bounds how many concurrent creates on one server still succeed.
+    """
+    placed = await load(
+        store, registry, server_stream(draft.server_id), _server_fold, org_id=metadata.org_id
+    )
+    server.ensure_can_host(placed.state)
+    sealed = await _sealed(vault, draft)
+    turn = (locks or StreamLocks())(ports_stream(draft.server_id))
+    for index, slug in enumerate(slugs):
+        try:
+            async with turn:
+                return await _create_with_slug(
+                    store, registry, sealed, slug, host_ports, now, metadata, attempts
+                )
+        except SlugTaken:
+            if index == len(slugs) - 1:
+                raise
+    raise ValueError("create_instance needs at least one slug")
+
+
+class _Sealed(msgspec.Struct, frozen=True, kw_only=True):
+    draft: InstanceDraft
+    env_vars: dict[str, Sealed]
+    admin_password: Sealed
+    db_password: Sealed
+
+
+async def _sealed(vault: Vault, draft: InstanceDraft) -> _Sealed:
+    """Secrets are sealed under the instance stream, once the server check has passed."""
+    stream_id = instance_stream(draft.instance_id)
+    return _Sealed(
+        draft=draft,
+        env_vars=await vault.seal_all(stream_id, draft.env_vars),
+        admin_password=await vault.seal(stream_id, draft.admin_password),
+        db_password=await vault.seal(stream_id, draft.db_password),
+    )
+
+
+async def _create_with_slug(
+    store: EventStore,
+    registry: EventRegistry,
+    sealed: _Sealed,
+    slug: str,
+    host_ports: HostPorts,
+    now: datetime,
+    metadata: EventMetadata,
+    attempts: int,
+) -> Outcome:
+    draft = sealed.draft
+    slug_id = slug_stream(metadata.org_id, slug)
+    ports_id = ports_stream(draft.server_id)
+    for _ in range(attempts):
+        held, ports = await asyncio.gather(
+            load(store, registry, slug_id, fold_slug), load(store, registry, ports_id, fold_ports)
+        )
+        slug_events = decide_slug(ReserveSlug(slug=slug, instance_id=draft.instance_id), held.state)
+        reservation = ReservePorts(
+            server_id=draft.server_id,
+            instance_id=draft.instance_id,
+            first=host_ports.first,
+            last=host_ports.last,
+        )
+        port_events = decide_ports(reservation, ports.state)
+        command = _command(sealed, slug, port_events[0])
+        instance_events = instance.decide(command, initial_state(), now)
+        batch = [
+            NewEvents(slug_id, held.expected, slug_events, metadata),
+            NewEvents(ports_id, ports.expected, port_events, metadata),
+            NewEvents(instance_stream(draft.instance_id), NO_STREAM, instance_events, metadata),
+        ]
+        try:
+            results = await store.append_batch(batch)
+        except WrongExpectedVersion:
+            continue  # the next round re-reads both reservations: a taken slug is a refusal
+        return Outcome(results[-1].version, results[-1].position, instance_events)
+    raise ConcurrentModification(ports_id)
+
+
+def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.CreateInstance:
+    fields = msgspec.structs.asdict(sealed.draft)
+    base_domain = fields.pop("base_domain")
+    fields.update(
+        env_vars=sealed.env_vars,
+        admin_password=sealed.admin_password,
+        db_password=sealed.db_password,
+    )
+    return instance.CreateInstance(
+        **fields,
+        slug=slug,
+        auto_subdomain=auto_subdomain(slug, base_domain),
+        db_name=db_name_for(slug),
+        http_port_host=ports.http_port_host,
+        longpolling_port_host=ports.longpolling_port_host,
+    )

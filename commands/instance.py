@@ -1,0 +1,187 @@
+"""Commands of an instance stream and the decider that turns them into events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeAlias, assert_never
+
+import msgspec
+
+from commands.instance_state import (
+    Absent,
+    Creating,
+    Failed,
+    InstanceFacts,
+    InstanceState,
+    Removed,
+    Removing,
+    Restarting,
+    Running,
+    Starting,
+    Stopped,
+    Stopping,
+)
+from commands.refusals import ActionNotAllowed, InstanceNotFound
+from events.instance import (
+    ActionRequested,
+    ControlAction,
+    EnvironmentType,
+    InstanceCreated,
+    InstanceSettings,
+    InstanceUpdated,
+    OdooEdition,
+    OdooVersion,
+    ProvisioningRequested,
+    RemovalRequested,
+)
+from events.registry import DomainEvent
+from events.secrets import Sealed
+
+
+class CreateInstance(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything already resolved at the edge: ids, ports, defaults and sealed secrets."""
+
+    instance_id: str
+    operation_id: str
+    name: str
+    slug: str
+    server_id: str
+    project_id: str | None
+    template_id: str | None
+    branch: str | None
+    environment_type: EnvironmentType
+    odoo_version: OdooVersion
+    odoo_edition: OdooEdition
+    addons_path: str | None
+    env_vars: dict[str, Sealed]
+    auto_subdomain: str
+    http_port: int
+    longpolling_port: int
+    http_port_host: int
+    longpolling_port_host: int
+    settings: InstanceSettings
+    mcp_write_enabled: bool
+    db_name: str
+    admin_password: Sealed
+    db_password: Sealed
+
+
+class UpdateInstance(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields left UNSET are not being changed. `env_vars` arrives sealed, and only when the
+    edge found the plaintext different from the current values: sealed values never compare
+    equal, so the comparison happens where the secrets can be read."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
+    env_vars: dict[str, Sealed] | msgspec.UnsetType = msgspec.UNSET
+    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class ControlInstance(msgspec.Struct, frozen=True, kw_only=True):
+    action: ControlAction
+    operation_id: str
+
+
+class DeleteInstance(msgspec.Struct, frozen=True, kw_only=True):
+    operation_id: str
+
+
+InstanceCommand: TypeAlias = CreateInstance | UpdateInstance | ControlInstance | DeleteInstance
+
+
+def decide(command: InstanceCommand, state: InstanceState, now: datetime) -> list[DomainEvent]:
+    match command, state:
+        case CreateInstance(), Absent():
+            return _create(command, now)
+        case CreateInstance(), _:
+            raise ActionNotAllowed("create", state.status)
+        case UpdateInstance(), _:
+            return _update(command, state, now)
+        case ControlInstance(), _:
+            return _control(command, state)
+        case DeleteInstance(), _:
+            return _delete(command, state)
+        case _:
+            assert_never(command)
+
+
+def _create(command: CreateInstance, now: datetime) -> list[DomainEvent]:
+    fields = msgspec.structs.asdict(command)
+    operation_id = fields.pop("operation_id")
+    return [
+        InstanceCreated(**fields, created_at=now),
+        ProvisioningRequested(
+            instance_id=command.instance_id,
+            server_id=command.server_id,
+            operation_id=operation_id,
+        ),
+    ]
+
+
+def _update(command: UpdateInstance, state: InstanceState, now: datetime) -> list[DomainEvent]:
+    match state:
+        case Absent() | Removed():
+            raise InstanceNotFound
+        case Removing():
+            raise ActionNotAllowed("update", state.status)
+        case Creating() | Running() | Stopped() | Starting() | Stopping() | Restarting() | Failed():
+            return _changes(command, state.facts, now)
+        case _:
+            assert_never(state)
+
+
+def _changes(command: UpdateInstance, facts: InstanceFacts, now: datetime) -> list[DomainEvent]:
+    current = msgspec.structs.asdict(facts)
+    changes = {
+        name: value
+        for name, value in msgspec.structs.asdict(command).items()
+        if value is not msgspec.UNSET and value != current[name]
+    }
+    if not changes:
+        return []
+    return [InstanceUpdated(instance_id=facts.instance_id, updated_at=now, **changes)]
+
+
+def _control(command: ControlInstance, state: InstanceState) -> list[DomainEvent]:
+    # Allowed: start from stopped or failed; stop from running; restart from running or
+    # failed (API.md, "Control body"). Anything else is a 409.
+    match command.action, state:
+        case "start", Stopped() | Failed():
+            return [_requested(command, state.facts)]
+        case "stop", Running():
+            return [_requested(command, state.facts)]
+        case "restart", Running() | Failed():
+            return [_requested(command, state.facts)]
+        case _, Absent() | Removed():
+            raise InstanceNotFound
+        case _:
+            raise ActionNotAllowed(command.action, state.status)
+
+
+def _requested(command: ControlInstance, facts: InstanceFacts) -> DomainEvent:
+    return ActionRequested(
+        instance_id=facts.instance_id, action=command.action, operation_id=command.operation_id
+    )
+
+
+def _delete(command: DeleteInstance, state: InstanceState) -> list[DomainEvent]:
+    match state:
+        case Absent() | Removed():
+            raise InstanceNotFound
+        case Removing():
+            return []
+        case Creating(provisioning_id=cancels):
+            # Delete during creating cancels provisioning (API.md, "Delete").
+            return [_removal(state.facts, command, cancels)]
+        case Running() | Stopped() | Starting() | Stopping() | Restarting() | Failed():
+            return [_removal(state.facts, command, None)]
+        case _:
+            assert_never(state)
+
+
+def _removal(facts: InstanceFacts, command: DeleteInstance, cancels: str | None) -> DomainEvent:
+    return RemovalRequested(
+        instance_id=facts.instance_id,
+        operation_id=command.operation_id,
+        cancels_operation_id=cancels,
+    )

@@ -1,0 +1,157 @@
+"""An instance stream folded into its lifecycle phase: one small frozen Struct per phase."""
+
+from __future__ import annotations
+
+from typing import ClassVar, TypeAlias
+
+import msgspec
+
+from events.instance import (
+    ActionFailed,
+    ActionRequested,
+    InstanceCreated,
+    InstanceProvisioned,
+    InstanceRedeployed,
+    InstanceRemoved,
+    InstanceRestarted,
+    InstanceStarted,
+    InstanceStopped,
+    InstanceUpdated,
+    ProvisioningFailed,
+    ProvisioningRequested,
+    RemovalRequested,
+)
+from events.registry import DomainEvent
+from events.secrets import Sealed
+
+
+class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What the decider needs to know about an instance, whatever its phase."""
+
+    instance_id: str
+    name: str
+    slug: str
+    server_id: str
+    addons_path: str | None
+    env_vars: dict[str, Sealed]
+    mcp_write_enabled: bool
+
+
+class Absent(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "absent"
+
+
+class Creating(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "creating"
+    facts: InstanceFacts
+    provisioning_id: str | None = None
+
+
+class Running(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "running"
+    facts: InstanceFacts
+
+
+class Stopped(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "stopped"
+    facts: InstanceFacts
+
+
+class Starting(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "starting"
+    facts: InstanceFacts
+
+
+class Stopping(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "stopping"
+    facts: InstanceFacts
+
+
+class Restarting(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "restarting"
+    facts: InstanceFacts
+
+
+class Failed(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "failed"
+    facts: InstanceFacts
+    message: str
+
+
+class Removing(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "removing"
+    facts: InstanceFacts
+
+
+class Removed(msgspec.Struct, frozen=True):
+    status: ClassVar[str] = "removed"
+    facts: InstanceFacts
+
+
+Existing: TypeAlias = (
+    Creating | Running | Stopped | Starting | Stopping | Restarting | Failed | Removing | Removed
+)
+InstanceState: TypeAlias = Absent | Existing
+
+
+_AFTER_ACTION: dict[str, type[Starting | Stopping | Restarting]] = {
+    "start": Starting,
+    "stop": Stopping,
+    "restart": Restarting,
+}
+
+
+def initial_state() -> InstanceState:
+    return Absent()
+
+
+def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
+    """The phase after `event`; events that do not move the phase keep it."""
+    if isinstance(state, Absent):
+        return _created(event) if isinstance(event, InstanceCreated) else state
+    if isinstance(state, Removing | Removed):
+        # A late result of an operation that the removal overtook must not revive it.
+        return Removed(state.facts) if isinstance(event, InstanceRemoved) else state
+    facts = state.facts
+    match event:
+        case ProvisioningRequested(operation_id=operation_id) if isinstance(state, Creating):
+            return Creating(facts, operation_id)
+        case InstanceUpdated():
+            return msgspec.structs.replace(state, facts=_updated(facts, event))
+        case ActionRequested(action=action):
+            return _AFTER_ACTION[action](facts)
+        case InstanceProvisioned() | InstanceStarted() | InstanceRestarted() | InstanceRedeployed():
+            return Running(facts)
+        case InstanceStopped():
+            return Stopped(facts)
+        case ProvisioningFailed(message=message) | ActionFailed(message=message):
+            return Failed(facts, message)
+        case RemovalRequested():
+            return Removing(facts)
+        case InstanceRemoved():
+            return Removed(facts)
+        case _:
+            return state
+
+
+def _created(event: InstanceCreated) -> Creating:
+    return Creating(
+        InstanceFacts(
+            instance_id=event.instance_id,
+            name=event.name,
+            slug=event.slug,
+            server_id=event.server_id,
+            addons_path=event.addons_path,
+            env_vars=event.env_vars,
+            mcp_write_enabled=event.mcp_write_enabled,
+        )
+    )
+
+
+def _updated(facts: InstanceFacts, event: InstanceUpdated) -> InstanceFacts:
+    changes = {
+        name: value
+        for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
+        if (value := getattr(event, name)) is not msgspec.UNSET
+    }
+    return msgspec.structs.replace(facts, **changes)

@@ -1,0 +1,115 @@
+"""The one command runner: load a stream, fold it, decide, append with the expected version."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+from commands.refusals import ConcurrentModification, VersionMismatch
+from events.errors import WrongExpectedVersion
+from events.metadata import EventMetadata
+from events.registry import DomainEvent, EventRegistry
+from events.store import NO_STREAM, EventStore, ExpectedVersion, RecordedEvent
+
+S = TypeVar("S")
+Fold = Callable[[Iterable[DomainEvent]], S]
+Decision = Callable[[S], Awaitable[Sequence[DomainEvent]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[S]):
+    state: S
+    version: int  # 0: no stream (or one of another organization)
+
+    @property
+    def expected(self) -> ExpectedVersion:
+        return self.version if self.version else NO_STREAM
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a command did: the stream's version after it, and the global position of its last
+    event (None when the decider decided nothing needed to happen)."""
+
+    version: int
+    position: int | None
+    events: Sequence[DomainEvent]
+
+
+class _Owner(msgspec.Struct):
+    org_id: str = ""
+
+
+_owner = msgspec.json.Decoder(_Owner)
+
+
+def folder(initial: S, evolve: Callable[[S, DomainEvent], S]) -> Fold[S]:
+    """A fold from an initial state and an evolve function."""
+
+    def fold(events: Iterable[DomainEvent]) -> S:
+        state = initial
+        for event in events:
+            state = evolve(state, event)
+        return state
+
+    return fold
+
+
+async def load(
+    store: EventStore,
+    registry: EventRegistry,
+    stream_id: str,
+    fold: Fold[S],
+    *,
+    org_id: str | None = None,
+) -> Loaded[S]:
+    """The stream's state and version. With `org_id`, a stream written for another
+    organization loads as if it did not exist (tenancy: another org's resource is a 404)."""
+    recorded = await store.read_stream(stream_id)
+    if not recorded or (org_id is not None and _owner_of(recorded[0]) != org_id):
+        return Loaded(fold(()), 0)
+    events = (registry.decode(e.event_type, e.schema_version, e.data) for e in recorded)
+    return Loaded(fold(events), recorded[-1].version)
+
+
+async def execute(
+    store: EventStore,
+    registry: EventRegistry,
+    stream_id: str,
+    fold: Fold[S],
+    decision: Decision[S],
+    metadata: EventMetadata,
+    *,
+    if_match: int | None = None,
+    retry_on_conflict: bool = False,
+    attempts: int = 3,
+) -> Outcome:
+    """Run one command against one stream.
+
+    `decision` closes over the command and the clock and calls a pure decider. A concurrent
+    append makes the expected version wrong: with `retry_on_conflict` the command is decided
+    again on the fresh state (only for commands whose outcome is still right then); with
+    `if_match` the client's version no longer holds, so the answer is VersionMismatch.
+    """
+    for _ in range(attempts if retry_on_conflict else 1):
+        loaded = await load(store, registry, stream_id, fold, org_id=metadata.org_id)
+        if if_match is not None and loaded.version != if_match:
+            raise VersionMismatch(if_match, loaded.version)
+        events = await decision(loaded.state)
+        if not events:
+            return Outcome(loaded.version, None, events)
+        try:
+            result = await store.append(stream_id, loaded.expected, events, metadata)
+        except WrongExpectedVersion as e:
+            if if_match is not None:
+                raise VersionMismatch(if_match, e.actual or 0) from e
+            continue
+        return Outcome(result.version, result.position, events)
+    raise ConcurrentModification(stream_id)
+
+
+def _owner_of(event: RecordedEvent) -> str:
+    return _owner.decode(event.metadata).org_id

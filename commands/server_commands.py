@@ -1,0 +1,103 @@
+"""Register, validate and delete a server through the command runner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from commands.runner import Outcome, execute, folder
+from commands.server import (
+    DeleteServer,
+    RegisterServer,
+    ServerCommand,
+    ServerState,
+    ValidateServer,
+    decide,
+    evolve,
+    initial_state,
+)
+from events.metadata import EventMetadata
+from events.registry import DomainEvent, EventRegistry
+from events.secrets import Vault
+from events.server import AuthMethod, server_stream
+from events.store import EventStore
+
+_fold = folder(initial_state(), evolve)
+
+
+class ServerDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """A registration as the client sent it, with the new ids; secrets still in plaintext."""
+
+    server_id: str
+    operation_id: str
+    name: str
+    host: str
+    port: int
+    ssh_user: str
+    auth_method: AuthMethod
+    ssh_private_key: str | None
+    ssh_password: str | None
+    host_key: str | None
+    max_ssh_sessions: int
+
+
+async def register_server(
+    store: EventStore,
+    registry: EventRegistry,
+    vault: Vault,
+    draft: ServerDraft,
+    *,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    stream_id = server_stream(draft.server_id)
+    fields = msgspec.structs.asdict(draft)
+    for secret in ("ssh_private_key", "ssh_password"):
+        if fields[secret] is not None:
+            fields[secret] = await vault.seal(stream_id, fields[secret])
+    return await _run(store, registry, draft.server_id, RegisterServer(**fields), now, metadata)
+
+
+async def validate_server(
+    store: EventStore,
+    registry: EventRegistry,
+    server_id: str,
+    *,
+    operation_id: str,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    command = ValidateServer(operation_id=operation_id)
+    return await _run(store, registry, server_id, command, now, metadata)
+
+
+async def delete_server(
+    store: EventStore,
+    registry: EventRegistry,
+    server_id: str,
+    *,
+    live_instances: int,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    command = DeleteServer(live_instances=live_instances)
+    return await _run(store, registry, server_id, command, now, metadata)
+
+
+async def _run(
+    store: EventStore,
+    registry: EventRegistry,
+    server_id: str,
+    command: ServerCommand,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    async def decision(state: ServerState) -> Sequence[DomainEvent]:
+        return decide(command, state, now)
+
+    stream_id = server_stream(server_id)
+    return await execute(
+        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
+    )

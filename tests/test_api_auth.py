@@ -30,8 +30,6 @@ from api.app import create_app
 from events.pool import Pool
 from odoofleet.settings import Settings
 
-pytest_plugins = ("api_fixtures",)
-
 SOME_ID = "5f0c3b54-8d1b-4c7e-9a37-1f3d2a4b5c6d"
 WRITES = [
     ("POST", "/api/instances", {"name": "x", "serverId": SOME_ID}),

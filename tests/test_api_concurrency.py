@@ -18,8 +18,6 @@ from api.app import create_app
 from events.pool import Pool
 from odoofleet.settings import Settings
 
-pytest_plugins = ("api_fixtures",)
-
 CONCURRENT = 20
 
 

@@ -9,8 +9,6 @@ from api_fixtures import Caller, new_server, running_instance, server_body
 from events.instance import instance_stream
 from events.store import EventStore
 
-pytest_plugins = ("api_fixtures",)
-
 
 async def event_count(store: EventStore) -> int:
     head = await store.head()

@@ -22,8 +22,6 @@ from events.instance import (
 )
 from events.store import EventStore
 
-pytest_plugins = ("api_fixtures",)
-
 INSTANCE_FIELDS = {
     "id", "name", "slug", "serverId", "projectId", "templateId", "branch", "environmentType",
     "odooVersion", "odooEdition", "status", "statusMessage", "activeColor", "addonsPath",

@@ -10,8 +10,6 @@ from events.health import HealthObserved, HealthWindow, health_stream
 from events.operation import OperationStarted, OperationStepCompleted, operation_stream
 from events.store import EventStore
 
-pytest_plugins = ("api_fixtures",)
-
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 

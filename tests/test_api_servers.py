@@ -17,8 +17,6 @@ from api_fixtures import (
 from events.server import ServerDeleted, ServerValidationFailed, server_stream
 from events.store import EventStore
 
-pytest_plugins = ("api_fixtures",)
-
 SERVER_FIELDS = {
     "id", "name", "host", "port", "sshUser", "authMethod", "status", "statusMessage",
     "hostKeyFingerprint", "osName", "osVersion", "cpuCores", "ramTotalBytes", "dockerVersion",

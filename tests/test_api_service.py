@@ -16,8 +16,6 @@ from api.app import create_app
 from events.pool import Pool
 from odoofleet.settings import Settings
 
-pytest_plugins = ("api_fixtures",)
-
 API_MD = {
     ("get", "/api/instances"),
     ("post", "/api/instances"),

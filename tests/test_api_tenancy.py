@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from api_fixtures import Caller, new_instance, new_server
 
-pytest_plugins = ("api_fixtures",)
-
 
 @pytest.fixture
 async def alices(alice: Caller) -> dict[str, Any]:

@@ -7,8 +7,6 @@ from typing import Any
 import pytest
 from api_fixtures import Caller, new_instance, new_server
 
-pytest_plugins = ("api_fixtures",)
-
 
 @pytest.fixture
 async def server_id(alice: Caller) -> str:

@@ -1,1 +1,2 @@
-"""Saga workers: the SSH runner, rendering of server files and the commands run on servers."""
+"""Saga workers: the sagas and their runtime, the SSH runner, rendering of server files and the
+commands run on servers."""

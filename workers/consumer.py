@@ -77,7 +77,12 @@ async def consume(
             await _pause(stop, 1.0)
             continue
         for msg in messages:
-            await _deliver(spec, msg)
+            try:
+                await _deliver(spec, msg)
+            except (nats.errors.Error, OSError) as e:
+                # The ack (or nak) was lost: the message comes again, and handlers are
+                # idempotent, so that costs a redelivery and nothing else.
+                log.warning("consumer %s could not settle a message (%s)", spec.durable, e)
 
 
 async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
@@ -101,7 +106,13 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
                 event.type,
                 delivered,
             )
-            await spec.on_exhausted(event, e)
+            try:
+                await spec.on_exhausted(event, e)
+            except Exception:
+                # Not recorded, so not acked: the next delivery tries to record it again.
+                log.exception("consumer %s: could not record the failure", spec.durable)
+                await msg.nak(delay=spec.retry_delay)
+                return
             await msg.ack()
         else:
             log.warning(

@@ -92,12 +92,16 @@ class OperationLog:
         registry: EventRegistry,
         operation_id: str,
         metadata: EventMetadata,
+        mask: Callable[[str], str] = str,
     ) -> None:
         self.store = store
         self.registry = registry
         self.operation_id = operation_id
         self.stream_id = operation_stream(operation_id)
         self.metadata = metadata
+        # Applied to outputs and errors before they are recorded (and before they are cut to
+        # an excerpt, so no cut can leave half a secret behind).
+        self.mask = mask
         self.progress = OperationProgress()
 
     async def load(self) -> OperationProgress:
@@ -141,7 +145,7 @@ class OperationLog:
                     operation_id=self.operation_id,
                     step=name,
                     duration_ms=_ms_since(began),
-                    error=excerpt(e.message, 500),
+                    error=excerpt(self.mask(e.message), 500),
                     output="",
                 )
             )
@@ -151,7 +155,7 @@ class OperationLog:
                 operation_id=self.operation_id,
                 step=name,
                 duration_ms=_ms_since(began),
-                output=excerpt(output),
+                output=excerpt(self.mask(output)),
             )
         )
         return output
@@ -164,7 +168,7 @@ class OperationLog:
         if not self.progress.finished:
             await self._record(
                 OperationFailed(
-                    operation_id=self.operation_id, step=step, error=excerpt(error, 500)
+                    operation_id=self.operation_id, step=step, error=excerpt(self.mask(error), 500)
                 )
             )
 

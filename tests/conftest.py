@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from infra import NatsProcess, embedded_postgres_url, env_or_none
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from saga_fixtures import bare_fleet_fixture, fleet_fixture  # noqa: F401
 from sshd_harness import ssh_runner_fixture, sshd_fixture  # noqa: F401
 
 from events.catalog import build_registry

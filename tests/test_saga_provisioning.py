@@ -1,0 +1,211 @@
+"""The provisioning saga against a real sshd, the stand-in docker, PostgreSQL and NATS."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import msgspec
+import nats
+from saga_fixtures import (  # noqa: F401
+    ORG,
+    Fleet,
+    Instance,
+    bare_fleet_fixture,
+    exists,
+    fleet_fixture,
+    read_text,
+    steps_of,
+)
+from waiting import eventually
+
+from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.metadata import EventMetadata
+from events.operation import (
+    OperationStarted,
+    OperationStepCompleted,
+    OperationSucceeded,
+)
+from events.publishing import headers_for, payload_for, subject_for
+from events.secrets import MASK
+from events.server import ServerValidated, server_stream
+from events.store import EventStore, RecordedEvent
+from odoofleet.settings import Settings
+from workers.layout import InstanceLayout
+from workers.ssh import CommandResult, SshRunner
+
+STEPS = [
+    "server",
+    "preflight",
+    "layout",
+    "db-up",
+    "db-healthy",
+    "create-db",
+    "app-up",
+    "readiness",
+    "route",
+]
+
+
+async def test_a_requested_instance_is_provisioned_and_serves_its_route(fleet: Fleet) -> None:
+    server_id = await fleet.register_server()
+    await fleet.wait_for(server_stream(server_id), ServerValidated)
+
+    started = time.monotonic()
+    instance = await fleet.create_instance(server_id)
+    provisioned = await fleet.wait_for(instance.stream, InstanceProvisioned, ProvisioningFailed)
+    elapsed = time.monotonic() - started
+
+    assert isinstance(provisioned, InstanceProvisioned), provisioned
+    assert provisioned.active_color == "blue"
+    operation = await fleet.operation(instance.operation_id)
+    assert isinstance(operation[0], OperationStarted)
+    assert operation[0].type == "provision"
+    assert steps_of(operation, OperationStepCompleted) == STEPS
+    assert isinstance(operation[-1], OperationSucceeded)
+    layout = InstanceLayout("acme", fleet.root)
+    conf = read_text(layout.odoo_conf)
+    assert "list_db = False" in conf
+    assert "dbfilter = ^acme$" in conf
+    assert read_text(layout.active_color) == "blue\n"
+    assert "acme-blue-odoo-1" in read_text(f"{fleet.root}/_proxy/routes/acme.conf")
+    assert fleet.sshd.container("acme-blue-odoo-1")["State"]["Status"] == "running"
+    assert fleet.sshd.container("odoofleet-proxy")["State"]["Status"] == "running"
+    print(f"ProvisioningRequested -> InstanceProvisioned: {elapsed:.2f}s")
+
+
+async def test_saga_events_carry_the_request_s_org_and_correlation_and_their_cause(
+    fleet: Fleet,
+) -> None:
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    recorded = await fleet.store.read_stream(instance.stream)
+    requested, provisioned = recorded[1], recorded[-1]
+    operation = await fleet.store.read_stream(f"operation-{instance.operation_id}")
+    for event in [provisioned, *operation]:
+        metadata = msgspec.json.decode(event.metadata, type=EventMetadata)
+        assert metadata.actor.kind == "system"
+        assert metadata.actor.id.startswith("system:")
+        assert metadata.org_id == ORG
+        assert metadata.correlation_id == instance.metadata.correlation_id
+        assert metadata.causation_id == str(requested.event_id)
+
+
+async def test_a_redelivered_request_of_a_finished_provisioning_does_nothing(
+    fleet: Fleet, settings: Settings
+) -> None:
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+    calls, versions = len(fleet.sshd.calls()), await _versions(fleet.store, instance)
+
+    requested = (await fleet.store.read_stream(instance.stream))[1]
+    await publish_again(settings, requested)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)  # (already there)
+    await drained(settings, "saga-ProvisioningRequested")
+
+    assert fleet.sshd.calls()[calls:] == []
+    assert await _versions(fleet.store, instance) == versions
+
+
+async def test_outputs_are_recorded_with_the_instance_s_secrets_masked(fleet: Fleet) -> None:
+    server_id = await fleet.register_server()
+    # A secret that the db-healthy step's output happens to contain: the container's name.
+    instance = await fleet.create_instance(server_id, env_vars={"TOKEN": "acme-db-db-1"})
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    operation = await fleet.operation(instance.operation_id)
+    outputs = {e.step: e.output for e in operation if isinstance(e, OperationStepCompleted)}
+    assert outputs["db-healthy"] == f"{MASK} is healthy"
+    assert all("acme-db-db-1" not in output for output in outputs.values())
+
+
+async def test_provisioning_waits_for_a_pending_server_s_validation(bare_fleet: Fleet) -> None:
+    bare_fleet.start_workers(sagas={"ProvisioningRequested"})
+    server_id = await bare_fleet.register_server()
+    instance = await bare_fleet.create_instance(server_id)
+    await bare_fleet.wait_step_started(instance.operation_id, "server")
+    assert bare_fleet.sshd.calls() == []  # nothing was sent while the server was pending
+
+    bare_fleet.start_workers(sagas={"ServerValidationRequested"})
+    provisioned = await bare_fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    assert isinstance(provisioned, InstanceProvisioned)
+    events = await bare_fleet.events(server_stream(server_id))
+    validated = next(i for i, e in enumerate(events) if isinstance(e, ServerValidated))
+    assert validated > 0
+    operation = await bare_fleet.operation(instance.operation_id)
+    assert steps_of(operation, OperationStepCompleted)[0] == "server"
+
+
+async def test_a_provisioning_takes_a_known_number_of_ssh_round_trips(bare_fleet: Fleet) -> None:
+    runner = CountingRunner(command_timeout=60.0)
+    bare_fleet.start_workers(runner=runner)
+    server_id = await bare_fleet.register_server()
+    await bare_fleet.wait_for(server_stream(server_id), ServerValidated)
+    before = runner.snapshot()
+
+    instance = await bare_fleet.create_instance(server_id)
+    await bare_fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    commands, uploads = (now - then for now, then in zip(runner.snapshot(), before, strict=True))
+    print(f"provisioning: {commands} commands + {uploads} uploads over SSH")
+    assert (commands, uploads) == (12, 10)
+
+
+class CountingRunner(SshRunner):
+    def __init__(self, **kwargs: float) -> None:
+        super().__init__(**kwargs)
+        self.commands = self.uploads = 0
+
+    async def run(self, *args: Any, **kwargs: Any) -> CommandResult:
+        self.commands += 1
+        return await super().run(*args, **kwargs)
+
+    async def upload(self, *args: Any, **kwargs: Any) -> None:
+        self.uploads += 1
+        await super().upload(*args, **kwargs)
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.commands, self.uploads
+
+
+async def _versions(store: EventStore, instance: Instance) -> tuple[int | None, int | None]:
+    return (
+        await store.stream_version(instance.stream),
+        await store.stream_version(f"operation-{instance.operation_id}"),
+    )
+
+
+async def publish_again(settings: Settings, recorded: RecordedEvent) -> None:
+    """The same event once more, as a relay that died before its checkpoint would send it
+    after JetStream's duplicate window (a new message id gets past the dedupe)."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        headers = {**headers_for(recorded), "Nats-Msg-Id": str(uuid.uuid4())}
+        await nc.jetstream().publish(
+            subject_for(settings.subject_prefix, recorded),
+            payload_for(recorded),
+            stream=settings.nats_stream,
+            headers=headers,
+        )
+    finally:
+        await nc.close()
+
+
+async def drained(settings: Settings, durable: str) -> None:
+    """Every message of the consumer delivered and acknowledged."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def settled() -> bool:
+            info = await js.consumer_info(settings.nats_stream, durable)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(settled, timeout=20, interval=0.05, message=f"{durable} drained")
+    finally:
+        await nc.close()

@@ -1,0 +1,109 @@
+"""Teardown leaves nothing of the instance on its server and gives its slug and ports back;
+it may start while the provisioning still runs, which it cancels first."""
+
+from __future__ import annotations
+
+from saga_fixtures import (  # noqa: F401
+    ORG,
+    Fleet,
+    bare_fleet_fixture,
+    exists,
+    fleet_fixture,
+    kill_hung_standins,
+    read_text,
+    steps_of,
+)
+
+from events.instance import InstanceProvisioned, InstanceRemoved
+from events.operation import OperationCancelled, OperationStepCompleted
+from events.reservation import PortsReleased, SlugReleased, ports_stream, slug_stream
+from events.server import ServerValidated, server_stream
+from workers.layout import InstanceLayout
+from workers.server_commands import verify_removed_command
+from workers.ssh import SshRunner
+
+TEARDOWN = [
+    "remove-route",
+    "app-down-blue",
+    "app-down-green",
+    "db-down",
+    "remove-volumes",
+    "remove-network",
+    "remove-directory",
+    "verify",
+    "release",
+]
+
+
+def standin_objects(fleet: Fleet, kind: str, prefix: str) -> list[str]:
+    folder = fleet.sshd.state_dir / kind
+    return sorted(p.stem for p in folder.glob(f"{prefix}*.json")) if folder.exists() else []
+
+
+async def test_teardown_removes_everything_and_releases_the_reservations(
+    fleet: Fleet, ssh_runner: SshRunner
+) -> None:
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    operation_id = await fleet.remove(instance)
+    removed = await fleet.wait_for(instance.stream, InstanceRemoved)
+
+    assert removed.operation_id == operation_id
+    operation = await fleet.operation(operation_id)
+    assert steps_of(operation, OperationStepCompleted) == TEARDOWN
+    layout = InstanceLayout("acme", fleet.root)
+    verified = await ssh_runner.run(
+        fleet.sshd.connection_info(), verify_removed_command(layout, instance.id)
+    )
+    assert verified.ok, verified.stderr
+    assert not exists(layout.dir)
+    assert not exists(f"{fleet.root}/_proxy/routes/acme.conf")
+    for kind in ("containers", "volumes", "networks"):
+        assert standin_objects(fleet, kind, "acme") == []
+    assert fleet.sshd.container("odoofleet-proxy") is not None  # other instances' proxy stays
+    ports = await fleet.events(ports_stream(server_id))
+    assert isinstance(ports[-1], PortsReleased)
+    slug = await fleet.events(slug_stream(ORG, "acme"))
+    assert isinstance(slug[-1], SlugReleased)
+
+
+async def test_a_removal_while_the_server_is_pending_cancels_the_provisioning(
+    bare_fleet: Fleet,
+) -> None:
+    bare_fleet.start_workers(sagas={"ProvisioningRequested", "RemovalRequested"})
+    server_id = await bare_fleet.register_server()
+    instance = await bare_fleet.create_instance(server_id)
+    await bare_fleet.wait_step_started(instance.operation_id, "server")
+
+    teardown = await bare_fleet.remove(instance, cancels=instance.operation_id)
+    await bare_fleet.wait_for(instance.stream, InstanceRemoved)
+
+    provisioning = await bare_fleet.operation(instance.operation_id)
+    assert isinstance(provisioning[-1], OperationCancelled)
+    # Nothing was made on the server, so nothing is taken down over SSH.
+    assert steps_of(await bare_fleet.operation(teardown), OperationStepCompleted) == ["release"]
+    assert bare_fleet.sshd.calls() == []
+
+
+async def test_a_removal_during_provisioning_stops_it_and_takes_down_what_it_made(
+    fleet: Fleet,
+) -> None:
+    server_id = await fleet.register_server()
+    await fleet.wait_for(server_stream(server_id), ServerValidated)
+    fleet.sshd.arm("hang:inspect")  # the provisioning hangs in its db-healthy step
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_step_started(instance.operation_id, "db-healthy")
+
+    await fleet.remove(instance, cancels=instance.operation_id)
+    await fleet.wait_for(f"operation-{instance.operation_id}", OperationCancelled)
+    fleet.sshd.disarm("hang:inspect")
+    kill_hung_standins(fleet.sshd)
+    await fleet.wait_for(instance.stream, InstanceRemoved)
+
+    events = await fleet.events(instance.stream)
+    assert not any(isinstance(e, InstanceProvisioned) for e in events)
+    assert standin_objects(fleet, "containers", "acme") == []
+    assert standin_objects(fleet, "volumes", "acme") == []
+    assert not exists(f"{fleet.root}/acme")

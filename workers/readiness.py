@@ -1,0 +1,105 @@
+"""Waiting, with a deadline, for what a step must see before it counts as done: the database
+healthy, an app colour ready (ODOO-HOSTING.md §2.7), or an app colour stopped."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from workers.layout import InstanceLayout
+from workers.remote import NotYet, Remote, StepError, failure_text, poll
+from workers.server_commands import (
+    app_health_command,
+    container_status_command,
+    db_health_command,
+    login_page_command,
+    parse_container_status,
+)
+
+
+class Patience(msgspec.Struct, frozen=True):
+    timeout: float  # for the whole wait
+    interval: float  # between two looks
+    command_limit: float = 30.0  # for one look
+
+
+async def wait_db_healthy(remote: Remote, layout: InstanceLayout, patience: Patience) -> str:
+    async def look() -> str | NotYet:
+        result = await remote.run(db_health_command(layout), time_limit=patience.command_limit)
+        health = result.stdout.strip() if result.ok else failure_text(result)
+        if health == "healthy":
+            return f"{layout.db_container} is healthy"
+        if health == "unhealthy":
+            raise StepError(f"{layout.db_container} is unhealthy: PostgreSQL does not answer")
+        return NotYet(health)
+
+    wait = f"{layout.db_container} becoming healthy"
+    return await poll(look, within=patience.timeout, interval=patience.interval, waiting_for=wait)
+
+
+async def wait_ready(
+    remote: Remote, layout: InstanceLayout, color: str, db_name: str, patience: Patience
+) -> str:
+    """The container runs and is healthy, /web/health passes, and the login page of the
+    instance's database answers: the colour may get traffic. Exited, OOM-killed, restarting
+    or unhealthy containers fail at once rather than at the deadline."""
+    name = layout.app_container(color)
+    deadline = time.monotonic() + patience.timeout
+
+    async def container() -> str | NotYet:
+        command = container_status_command(layout, color)
+        result = await remote.run(command, time_limit=patience.command_limit)
+        if not result.ok:
+            return NotYet(failure_text(result))
+        state = parse_container_status(result.stdout)
+        if state.oom_killed:
+            raise StepError(f"{name} was killed for want of memory (OOM)")
+        if state.status in ("exited", "dead"):
+            raise StepError(f"{name} exited with code {state.exit_code}")
+        if state.status == "restarting":
+            raise StepError(f"{name} keeps restarting ({state.restart_count} restarts)")
+        if state.health == "unhealthy":
+            raise StepError(f"{name} is unhealthy: its /web/health check fails")
+        if state.status == "running" and state.health in ("healthy", "none"):
+            return f"{name} is running ({state.health})"
+        return NotYet(f"{state.status}, health {state.health}")
+
+    async def health() -> str | NotYet:
+        command = app_health_command(layout, color)
+        result = await remote.run(command, time_limit=patience.command_limit)
+        if result.ok and '"pass"' in result.stdout:
+            return "/web/health: pass"
+        return NotYet(failure_text(result) if not result.ok else result.stdout.strip())
+
+    async def login() -> str | NotYet:
+        command = login_page_command(layout, color, db_name)
+        result = await remote.run(command, time_limit=patience.command_limit)
+        return f"login page of {db_name}: HTTP 200" if result.ok else NotYet(failure_text(result))
+
+    seen = []
+    for what, look in (
+        (f"{name} running and healthy", container),
+        (f"/web/health of {name} passing", health),
+        (f"the login page of {db_name} answering", login),
+    ):
+        left = max(0.0, deadline - time.monotonic())
+        seen.append(await poll(look, within=left, interval=patience.interval, waiting_for=what))
+    return "\n".join(seen)
+
+
+async def wait_stopped(
+    remote: Remote, layout: InstanceLayout, color: str, patience: Patience
+) -> str:
+    name = layout.app_container(color)
+
+    async def look() -> str | NotYet:
+        command = container_status_command(layout, color)
+        result = await remote.run(command, time_limit=patience.command_limit)
+        if not result.ok:
+            return NotYet(failure_text(result))
+        state = parse_container_status(result.stdout).status
+        return f"{name} is {state}" if state in ("exited", "created") else NotYet(state)
+
+    wait = f"{name} stopping"
+    return await poll(look, within=patience.timeout, interval=patience.interval, waiting_for=wait)

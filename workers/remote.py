@@ -1,0 +1,101 @@
+"""One operation's view of its server: commands and uploads through the shared SshRunner,
+each in one of the server's SSH session slots, and polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+from workers.hostkeys import HostKey
+from workers.slots import OperationLocks
+from workers.ssh import CommandResult, SshRunner
+from workers.ssh_connection import ServerConnectionInfo
+
+T = TypeVar("T")
+_TAIL_CHARS: Final = 600
+
+
+class StepError(Exception):
+    """The step cannot succeed: a command failed, the server is unfit, or a value is unsafe.
+    Its message says why, for the instance's statusMessage."""
+
+
+class Remote:
+    def __init__(
+        self,
+        runner: SshRunner,
+        server: ServerConnectionInfo,
+        locks: OperationLocks,
+        *,
+        slot_timeout: float,
+    ) -> None:
+        self.runner = runner
+        self.server = server
+        self._locks = locks
+        self._slot_timeout = slot_timeout
+
+    async def connect(self) -> HostKey:
+        async with self._slot():
+            return await self.runner.connect(self.server)
+
+    async def run(self, command: str, *, time_limit: float | None = None) -> CommandResult:
+        async with self._slot():
+            return await self.runner.run(self.server, command, time_limit=time_limit)
+
+    async def check(self, command: str, *, time_limit: float | None = None) -> str:
+        """The command's output; a non-zero exit raises StepError with the end of its output."""
+        result = await self.run(command, time_limit=time_limit)
+        if not result.ok:
+            raise StepError(failure_text(result))
+        return output_of(result)
+
+    async def upload(self, path: str, content: bytes, mode: int) -> None:
+        async with self._slot():
+            await self.runner.upload(self.server, path, content, mode)
+
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locks.session(
+            self.server.server_id, self.server.max_ssh_sessions, self._slot_timeout
+        )
+
+
+def output_of(result: CommandResult) -> str:
+    return "\n".join(part.strip() for part in (result.stdout, result.stderr) if part.strip())
+
+
+def failure_text(result: CommandResult) -> str:
+    text = (result.stderr.strip() or result.stdout.strip())[-_TAIL_CHARS:]
+    return (
+        f"{text} (exit status {result.exit_status})"
+        if text
+        else f"exit status {result.exit_status}"
+    )
+
+
+class NotYet:
+    """What a poll saw when the condition did not hold yet (for the timeout's message)."""
+
+    def __init__(self, seen: str) -> None:
+        self.seen = seen
+
+
+async def poll(
+    attempt: Callable[[], Awaitable[T | NotYet]],
+    *,
+    within: float,
+    interval: float,
+    waiting_for: str,
+) -> T:
+    """Call `attempt` until it returns a value (it raises StepError to give up early);
+    StepError with the last thing seen once `within` has passed."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await attempt()
+        if not isinstance(value, NotYet):
+            return value
+        if time.monotonic() >= deadline:
+            raise StepError(f"{waiting_for} not within {within:g}s; last seen: {value.seen}")
+        await asyncio.sleep(interval)

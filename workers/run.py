@@ -1,0 +1,189 @@
+"""The saga workers of one process: a durable JetStream consumer per trigger event type
+(one filter subject each: NATS 2.9 has no multi-filter consumers), several fetch loops on
+each. Every `odoofleet work` process joins the same durables, so they compete for the work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from typing import Final, NamedTuple
+
+import msgspec
+import nats.errors
+
+from events.catalog import build_registry
+from events.jetstream import connect_nats, ensure_stream
+from events.pool import Pool
+from events.publishing import WireEvent
+from events.registry import EventRegistry
+from events.secrets import Vault
+from events.store import EventStore
+from odoofleet.settings import Settings
+from workers.consumer import ConsumerSpec, consume
+from workers.sagas import control, provisioning, redeploy, teardown, validation
+from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger
+from workers.ssh import SshRunner
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[SagaDeps, Trigger], Awaitable[None]]
+Exhausted = Callable[[SagaDeps, Trigger, BaseException], Awaitable[None]]
+
+
+class Saga(NamedTuple):
+    trigger: str  # the event type
+    stream_type: str
+    handle: Handler
+    exhausted: Exhausted
+
+
+SAGAS: Final = (
+    Saga("ServerRegistered", "server", validation.handle, validation.exhausted),
+    Saga("ServerValidationRequested", "server", validation.handle, validation.exhausted),
+    Saga("ProvisioningRequested", "instance", provisioning.handle, provisioning.exhausted),
+    Saga("ActionRequested", "instance", control.handle, control.exhausted),
+    Saga("RemovalRequested", "instance", teardown.handle, teardown.exhausted),
+    Saga("RedeployRequested", "instance", redeploy.handle, redeploy.exhausted),
+)
+
+
+def worker_name(settings: Settings) -> str:
+    return settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def run_workers(
+    settings: Settings,
+    pool: Pool,
+    stop: asyncio.Event,
+    *,
+    root: str = SagaConfig().root,
+    ack_wait: float = 30.0,
+    concurrency: int = 4,
+    max_deliver: int = 5,
+    retry_delay: float = 2.0,
+    config: SagaConfig | None = None,
+    sagas: Collection[str] | None = None,
+    runner: SshRunner | None = None,
+    registry: EventRegistry | None = None,
+    shutdown_grace: float = 10.0,
+) -> None:
+    """Run the saga consumers until `stop` is set.
+
+    `concurrency` operations of each kind at once in this process; `sagas` limits the
+    trigger event types served (all by default); `config` overrides the saga timings, its
+    root always being `root`. Operations still running `shutdown_grace` seconds after `stop`
+    are abandoned mid-step: their messages come back to another worker, which resumes them.
+    """
+    name = worker_name(settings)
+    runner = runner or SshRunner()
+    registry = registry or build_registry()
+    deps = SagaDeps(
+        store=EventStore(pool),
+        registry=registry,
+        vault=Vault(pool, settings.secret_key),
+        runner=runner,
+        conninfo=settings.database_url,
+        worker=name,
+        config=_with_root(config or SagaConfig(), root),
+    )
+    nc = await connect_nats(settings.nats_url, f"odoofleet-worker-{name}", stop)
+    try:
+        js = nc.jetstream()
+        await _ensure_stream(js, settings, stop)
+        busy = _Busy()
+        specs = [
+            _consumer(deps, settings, saga, busy, ack_wait, max_deliver, retry_delay)
+            for saga in SAGAS
+            if sagas is None or saga.trigger in sagas
+        ]
+        loops = [
+            asyncio.create_task(consume(js, settings.nats_stream, spec, stop), name=spec.durable)
+            for spec in specs
+            for _ in range(max(1, concurrency))
+        ]
+        log.info("worker %s serving %s", name, ", ".join(spec.durable for spec in specs))
+        await _serve(loops, stop, shutdown_grace, busy)
+    finally:
+        await runner.close()
+        await nc.close()
+
+
+async def _serve(
+    loops: list[asyncio.Task[None]], stop: asyncio.Event, grace: float, busy: _Busy
+) -> None:
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({*loops, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stopping}:
+            task.result()  # a consumer loop only ends early by crashing: surface why
+        await asyncio.wait(loops, timeout=grace)
+        if busy.count:
+            log.warning("abandoned %d operations mid-step; other workers resume them", busy.count)
+    finally:
+        stopping.cancel()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+
+class _Busy:
+    """How many messages this process is handling (what a shutdown abandons)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+
+
+def _with_root(config: SagaConfig, root: str) -> SagaConfig:
+    return msgspec.structs.replace(config, root=root)
+
+
+def _consumer(
+    deps: SagaDeps,
+    settings: Settings,
+    saga: Saga,
+    busy: _Busy,
+    ack_wait: float,
+    max_deliver: int,
+    retry_delay: float,
+) -> ConsumerSpec:
+    async def handle(wire: WireEvent) -> None:
+        with busy.handling():
+            await saga.handle(deps, decode_trigger(deps, wire))
+
+    async def exhausted(wire: WireEvent, error: BaseException) -> None:
+        await saga.exhausted(deps, decode_trigger(deps, wire), error)
+
+    return ConsumerSpec(
+        f"saga-{saga.trigger}",
+        f"{settings.subject_prefix}.events.*.{saga.stream_type}.{saga.trigger}",
+        handle,
+        exhausted,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        retry_delay=retry_delay,
+    )
+
+
+async def _ensure_stream(
+    js: nats.js.JetStreamContext, settings: Settings, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await ensure_stream(js, settings.nats_stream, settings.subject_prefix)
+            return
+        except (nats.errors.Error, TimeoutError, OSError) as e:
+            log.warning("JetStream stream %s not ready (%s); retrying", settings.nats_stream, e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)

@@ -1,0 +1,220 @@
+"""The driver every instance saga runs on. A saga is a process manager: `evolve` folds its
+operation stream and the instance stream, the saga's `react` decides from them (run a plan,
+or cancel), `resume` runs the steps not completed yet, and the outcome is recorded once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from events.instance import instance_stream
+from events.operation import OperationType
+from events.registry import DomainEvent
+from events.server import ServerValidationFailed, server_stream
+from workers.instance_access import (
+    InstanceRecord,
+    InstanceSecrets,
+    Settled,
+    fold_instance,
+    open_secrets,
+)
+from workers.masking import Masker
+from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.sagas.context import InstanceContext
+from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.runtime import Step, cancel, close, last_started_step, resume
+from workers.server_access import ServerRecord, ServerSecrets, fold_server, open_server_secrets
+from workers.slots import OperationLocks
+from workers.ssh_errors import HostKeyChanged
+from workers.streams import append_once, read
+
+REMOVING = "the instance is being removed"
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: Callable[[InstanceContext], Awaitable[list[Step]]]
+    succeeded: Callable[[], list[DomainEvent]]
+    failed: Callable[[str, str], list[DomainEvent]]  # (step, message)
+    allowed: Callable[[list[DomainEvent]], bool]  # may the outcome still be appended?
+    # Earlier operations whose completed steps this one does not run again, except `checks`,
+    # which look at the present (a server, a container) and so are always looked at again.
+    resume_from: tuple[str, ...] = ()
+    checks: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Cancel:
+    reason: str
+
+
+Reaction = Plan | Cancel
+
+
+@dataclass(frozen=True)
+class InstanceOperation:
+    kind: OperationType
+    operation_id: str
+    instance_id: str
+    react: Callable[[InstanceRecord], Reaction]
+
+
+class _Opened(NamedTuple):
+    instance: InstanceRecord
+    secrets: InstanceSecrets
+    server: ServerRecord
+    server_secrets: ServerSecrets
+
+
+async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceOperation) -> None:
+    log = OperationLog(deps.store, deps.registry, op.operation_id, trigger.metadata)
+    if (await log.load()).finished:
+        return  # a redelivery of a finished operation: no SSH work, nothing appended again
+    async with OperationLocks(deps.conninfo, deps.config.lock_poll) as locks:
+        await locks.hold(f"instance {op.instance_id}", deps.config.lock_timeout)
+        opened = await _open(deps, op, log)
+        if (await log.load()).finished:
+            return
+        settled = opened.instance.outcomes.get(op.operation_id)
+        if settled is not None:
+            await close(log, settled)  # the outcome landed; the last worker died before this
+            return
+        reaction = op.react(opened.instance)
+        if isinstance(reaction, Cancel):
+            await _cancel(deps, log, op, opened.instance, reaction.reason)
+            return
+        await log.start(op.kind, op.instance_id, opened.instance.server_id, deps.worker)
+        ctx = InstanceContext(deps, trigger, log, locks, *opened)
+        carried = await _carried(deps, trigger, reaction, op.operation_id)
+        try:
+            await resume(log, await reaction.steps(ctx), carried=carried)
+        except StepFailed as e:
+            message = log.mask(e.message)
+            await _note_host_key_changed(deps, trigger, opened.instance.server_id, op, e)
+            outcome = Settled(True, e.step, message)
+            await _settle(
+                deps, trigger, log, op, reaction, reaction.failed(e.step, message), outcome
+            )
+            return
+        except OperationTakenOver:
+            return  # cancelled by a removal, or another worker is on it
+        await _settle(deps, trigger, log, op, reaction, reaction.succeeded(), Settled())
+
+
+async def record_exhausted(
+    deps: SagaDeps, trigger: Trigger, op: InstanceOperation, error: BaseException
+) -> None:
+    """The failure of an operation that kept failing without a recorded step failure."""
+    log = OperationLog(deps.store, deps.registry, op.operation_id, trigger.metadata)
+    if (await log.load()).finished:
+        return
+    opened = await _open(deps, op, log)
+    reaction = op.react(opened.instance)
+    if isinstance(reaction, Cancel):
+        await _cancel(deps, log, op, opened.instance, reaction.reason)
+        return
+    step = last_started_step(log) or "start"
+    message = log.mask(f"gave up after repeated failures: {error}")
+    with contextlib.suppress(OperationTakenOver):
+        await log.start(op.kind, op.instance_id, opened.instance.server_id, deps.worker)
+    outcome = Settled(True, step, message)
+    await _settle(deps, trigger, log, op, reaction, reaction.failed(step, message), outcome)
+
+
+async def _open(deps: SagaDeps, op: InstanceOperation, log: OperationLog) -> _Opened:
+    """Fold both streams and open the secrets; the log masks those in all it records."""
+    instance = fold_instance(
+        (await read(deps.store, deps.registry, instance_stream(op.instance_id))).events
+    )
+    server = fold_server(
+        (await read(deps.store, deps.registry, server_stream(instance.server_id))).events
+    )
+    secrets = await open_secrets(deps.vault, instance)
+    server_secrets = (
+        await open_server_secrets(deps.vault, server)
+        if server.registered is not None
+        else ServerSecrets(None, None)
+    )
+    log.mask = Masker([*secrets.values(), *server_secrets.values()])
+    return _Opened(instance, secrets, server, server_secrets)
+
+
+async def _carried(
+    deps: SagaDeps, trigger: Trigger, plan: Plan, operation_id: str
+) -> frozenset[str]:
+    done: set[str] = set()
+    for earlier in plan.resume_from:
+        if earlier != operation_id:
+            log = OperationLog(deps.store, deps.registry, earlier, trigger.metadata)
+            done.update((await log.load()).completed)
+    return frozenset(done - plan.checks)
+
+
+async def _settle(
+    deps: SagaDeps,
+    trigger: Trigger,
+    log: OperationLog,
+    op: InstanceOperation,
+    plan: Plan,
+    events: list[DomainEvent],
+    outcome: Settled,
+) -> None:
+    """The outcome on the instance stream first, exactly once and only while the instance's
+    state allows it; then the operation's end, which is what makes a redelivery a no-op."""
+    recorded = not events or await append_once(
+        deps.store,
+        deps.registry,
+        instance_stream(op.instance_id),
+        events,
+        trigger.metadata,
+        key=f"{op.operation_id}/outcome",
+        allowed=plan.allowed,
+    )
+    with contextlib.suppress(OperationTakenOver):  # cancelled meanwhile: that stands
+        if recorded:
+            await close(log, outcome)
+        else:
+            await log.cancel(REMOVING)
+
+
+async def _cancel(
+    deps: SagaDeps, log: OperationLog, op: InstanceOperation, instance: InstanceRecord, reason: str
+) -> None:
+    server_id = instance.server_id if instance.created is not None else ""
+    await cancel(
+        log,
+        reason,
+        kind=op.kind,
+        instance_id=op.instance_id,
+        server_id=server_id,
+        worker=deps.worker,
+    )
+
+
+async def _note_host_key_changed(
+    deps: SagaDeps, trigger: Trigger, server_id: str, op: InstanceOperation, failure: StepFailed
+) -> None:
+    """A changed host key puts the server in error: every later operation on it fails too."""
+    if not isinstance(failure.__cause__, HostKeyChanged):
+        return
+    message = str(failure.__cause__)
+
+    def allowed(events: list[DomainEvent]) -> bool:
+        server = fold_server(events)
+        already = server.status == "error" and server.message == message
+        return server.registered is not None and server.status != "deleted" and not already
+
+    event = ServerValidationFailed(
+        server_id=server_id, operation_id=op.operation_id, status="error", message=message
+    )
+    await append_once(
+        deps.store,
+        deps.registry,
+        server_stream(server_id),
+        [event],
+        trigger.metadata,
+        key=f"{op.operation_id}/host-key",
+        allowed=allowed,
+    )

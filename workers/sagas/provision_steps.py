@@ -1,0 +1,159 @@
+"""The provisioning steps (DESIGN.md, "Sagas and the servers"; ODOO-HOSTING.md §2.6), each
+idempotent, and the plan that runs them for a provisioning or for the start that resumes it."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.registry import DomainEvent
+from events.server import server_stream
+from workers.instance_access import may_settle
+from workers.operation_log import OperationTakenOver
+from workers.proxy_steps import ensure_proxy, switch_route
+from workers.readiness import wait_db_healthy, wait_ready
+from workers.remote import NotYet, StepError, poll
+from workers.render import instance_files
+from workers.reservations import server_host_ports
+from workers.sagas.context import InstanceContext
+from workers.sagas.instance_saga import Plan
+from workers.sagas.runtime import Step
+from workers.server_access import fold_server
+from workers.server_commands import (
+    app_up_command,
+    create_database_command,
+    db_up_command,
+    layout_command,
+    networks_and_volumes_command,
+)
+from workers.server_facts import parse_server_facts, preflight_problems, server_facts_command
+from workers.shell import script
+from workers.spec import InstanceSpec
+from workers.streams import read
+
+FIRST_COLOR: Final = "blue"
+MIB: Final = 2**20
+# Steps that look at the present rather than change anything: a resumed provisioning looks
+# again, where the changes an earlier operation completed are not made twice.
+CHECKS: Final = frozenset({"server", "preflight", "db-healthy", "readiness"})
+
+
+def provision_plan(instance_id: str, operation_id: str, resume_from: tuple[str, ...]) -> Plan:
+    """Provisioning under `operation_id`; what the operations in `resume_from` completed is
+    not done again (a start resuming a failed provisioning)."""
+
+    def succeeded() -> list[DomainEvent]:
+        ids = {"instance_id": instance_id, "operation_id": operation_id}
+        return [InstanceProvisioned(**ids, active_color=FIRST_COLOR)]
+
+    def failed(step: str, message: str) -> list[DomainEvent]:
+        ids = {"instance_id": instance_id, "operation_id": operation_id}
+        return [ProvisioningFailed(**ids, step=step, message=message)]
+
+    return Plan(
+        steps=provision_steps,
+        succeeded=succeeded,
+        failed=failed,
+        allowed=lambda events: may_settle(operation_id, events),
+        resume_from=resume_from,
+        checks=CHECKS,
+    )
+
+
+async def provision_steps(ctx: InstanceContext) -> list[Step]:
+    return [
+        Step("server", lambda: wait_for_server(ctx)),
+        Step("preflight", lambda: preflight(ctx)),
+        Step("layout", lambda: lay_out(ctx)),
+        Step("db-up", lambda: db_up(ctx)),
+        Step("db-healthy", lambda: wait_db_healthy(ctx.remote, ctx.layout, ctx.config.readiness)),
+        Step("create-db", lambda: create_database(ctx)),
+        Step("app-up", lambda: app_up(ctx, FIRST_COLOR)),
+        Step("readiness", lambda: ready(ctx, FIRST_COLOR)),
+        Step("route", lambda: route(ctx, FIRST_COLOR)),
+    ]
+
+
+async def wait_for_server(ctx: InstanceContext) -> str:
+    """A server still pending validation is waited for (API.md: creating on it is allowed)."""
+    name = ctx.server.require().name
+
+    async def look() -> str | NotYet:
+        if await ctx.cancelled():
+            raise OperationTakenOver("cancelled while waiting for the server")
+        stream = await read(ctx.deps.store, ctx.deps.registry, server_stream(ctx.server_id))
+        server = fold_server(stream.events)
+        ctx.use_server(server)
+        if server.status == "pending":
+            return NotYet("pending validation")
+        if server.status == "error":
+            raise StepError(f"server {name} is in error: {server.message}")
+        if server.status in ("deleted", "absent"):
+            raise StepError(f"server {name} was deleted")
+        return f"server {name} is {server.status}"
+
+    wait = ctx.config.server_wait
+    what = f"the validation of server {name}"
+    return await poll(look, within=wait.timeout, interval=wait.interval, waiting_for=what)
+
+
+async def preflight(ctx: InstanceContext) -> str:
+    spec = ctx.spec()
+    facts = parse_server_facts(await ctx.remote.check(server_facts_command(ctx.config.root)))
+    problems = preflight_problems(
+        facts,
+        min_disk_free_bytes=ctx.config.min_disk_free_bytes,
+        min_ram_available_bytes=ram_needed(spec),
+    )
+    if problems:
+        raise StepError("; ".join(problems))
+    return (
+        f"docker {facts.docker_version}, compose {facts.compose_version}; "
+        f"{facts.disk_free_bytes // MIB} MiB free on disk, "
+        f"{facts.ram_available_bytes // MIB} MiB of RAM available, "
+        f"{ram_needed(spec) // MIB} MiB needed"
+    )
+
+
+def ram_needed(spec: InstanceSpec) -> int:
+    """Odoo's rule of thumb per worker, 0.8 x 150 MB + 0.2 x 1 GB (ODOO-HOSTING.md §2.1), for
+    two colours at once (a blue/green switch) plus the database."""
+    per_process = int(0.8 * 150 * MIB + 0.2 * 1024 * MIB)
+    return 2 * max(1, spec.workers) * per_process + 512 * MIB
+
+
+async def lay_out(ctx: InstanceContext) -> str:
+    spec, layout = ctx.spec(), ctx.layout
+    await ctx.remote.check(
+        script(layout_command(layout), networks_and_volumes_command(layout, spec.instance_id))
+    )
+    files = instance_files(spec)
+    for rendered in files:
+        await ctx.remote.upload(f"{layout.dir}/{rendered.path}", rendered.content, rendered.mode)
+    return f"{layout.dir}: " + ", ".join(rendered.path for rendered in files)
+
+
+async def db_up(ctx: InstanceContext) -> str:
+    return await ctx.remote.check(db_up_command(ctx.layout), time_limit=ctx.config.compose_limit)
+
+
+async def create_database(ctx: InstanceContext) -> str:
+    spec = ctx.spec()
+    command = create_database_command(ctx.layout, spec.db_name, spec.odoo_version)
+    return await ctx.remote.check(command, time_limit=ctx.config.create_db_limit)
+
+
+async def app_up(ctx: InstanceContext, color: str) -> str:
+    command = app_up_command(ctx.layout, color)
+    return await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
+
+
+async def ready(ctx: InstanceContext, color: str) -> str:
+    return await wait_ready(ctx.remote, ctx.layout, color, ctx.spec().db_name, ctx.config.readiness)
+
+
+async def route(ctx: InstanceContext, color: str) -> str:
+    ports = await server_host_ports(ctx.deps.store, ctx.deps.registry, ctx.server_id)
+    proxy = await ensure_proxy(ctx.remote, ctx.proxy, ports, ctx.config.compose_limit)
+    switched = await switch_route(ctx.remote, ctx.proxy, ctx.layout, ctx.spec(), color)
+    return f"{proxy}\n{switched}"

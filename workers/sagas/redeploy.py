@@ -1,0 +1,100 @@
+"""The redeploy saga (on RedeployRequested): a code-only release to the idle colour with a
+proxy switch (ODOO-HOSTING.md §2.9, flow A). The new colour starts and must be ready before
+the route moves to it; only then is the old colour stopped and activeColor changed, so a
+failure on the way leaves the old colour serving."""
+
+from __future__ import annotations
+
+from events.instance import ActionFailed, InstanceRedeployed, RedeployRequested
+from events.registry import DomainEvent
+from workers.instance_access import InstanceRecord, may_settle
+from workers.proxy_steps import switch_route
+from workers.readiness import wait_stopped
+from workers.remote import StepError
+from workers.sagas.context import InstanceContext
+from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.instance_saga import (
+    REMOVING,
+    Cancel,
+    InstanceOperation,
+    Plan,
+    Reaction,
+    record_exhausted,
+    run_instance_operation,
+)
+from workers.sagas.provision_steps import app_up, ready
+from workers.sagas.runtime import Step
+from workers.server_commands import stop_command
+
+
+def operation(trigger: Trigger) -> InstanceOperation:
+    event = trigger.event
+    assert isinstance(event, RedeployRequested)
+
+    def react(instance: InstanceRecord) -> Reaction:
+        if instance.removal is not None:
+            return Cancel(REMOVING)
+        if not instance.provisioned or instance.active_color is None:
+            return Cancel("the instance was never provisioned")
+        if instance.active_color == event.target_color:
+            return Cancel(f"colour {event.target_color} is serving already")
+        return _plan(event, instance.active_color)
+
+    return InstanceOperation("redeploy", event.operation_id, event.instance_id, react)
+
+
+def _plan(event: RedeployRequested, old: str) -> Plan:
+    new = event.target_color
+
+    async def steps(ctx: InstanceContext) -> list[Step]:
+        async def switch() -> str:
+            return await switch_route(ctx.remote, ctx.proxy, ctx.layout, ctx.spec(), new)
+
+        async def stop_old() -> str:
+            # The switch is done: failing here would leave activeColor naming the colour
+            # that no longer serves. A colour that will not stop is reported, not fatal.
+            try:
+                await ctx.remote.check(stop_command(ctx.layout, old))
+                return await wait_stopped(ctx.remote, ctx.layout, old, ctx.config.stopping)
+            except StepError as e:
+                return f"{ctx.layout.app_container(old)} was left running: {e}"
+
+        return [
+            Step(f"app-up-{new}", lambda: app_up(ctx, new)),
+            Step(f"readiness-{new}", lambda: ready(ctx, new)),
+            Step(f"route-{new}", switch),
+            Step(f"stop-{old}", stop_old),
+        ]
+
+    def succeeded() -> list[DomainEvent]:
+        return [
+            InstanceRedeployed(
+                instance_id=event.instance_id, operation_id=event.operation_id, active_color=new
+            )
+        ]
+
+    def failed(step: str, message: str) -> list[DomainEvent]:
+        return [
+            ActionFailed(
+                instance_id=event.instance_id,
+                operation_id=event.operation_id,
+                action="redeploy",
+                step=step,
+                message=message,
+            )
+        ]
+
+    return Plan(
+        steps=steps,
+        succeeded=succeeded,
+        failed=failed,
+        allowed=lambda events: may_settle(event.operation_id, events),
+    )
+
+
+async def handle(deps: SagaDeps, trigger: Trigger) -> None:
+    await run_instance_operation(deps, trigger, operation(trigger))
+
+
+async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:
+    await record_exhausted(deps, trigger, operation(trigger), error)

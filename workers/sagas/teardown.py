@@ -1,0 +1,134 @@
+"""The teardown saga (on RemovalRequested, also while provisioning is still running): route
+off, both colours down, database down, volumes, network and directory removed, checked, then
+the slug and host ports given back (ODOO-HOSTING.md §2.10). Every step accepts "already
+gone", so a teardown that died half-way simply runs again."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from events.instance import InstanceRemoved, RemovalRequested, instance_stream
+from events.registry import DomainEvent
+from workers.instance_access import InstanceRecord, fold_instance, may_remove
+from workers.layout import InstanceLayout
+from workers.operation_log import OperationLog
+from workers.reservations import release_reservations
+from workers.sagas.context import InstanceContext
+from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.instance_saga import (
+    Cancel,
+    InstanceOperation,
+    Plan,
+    Reaction,
+    record_exhausted,
+    run_instance_operation,
+)
+from workers.sagas.provision_steps import CHECKS
+from workers.sagas.runtime import Step, cancel
+from workers.server_commands import (
+    app_down_command,
+    db_down_command,
+    remove_directory_command,
+    remove_network_command,
+    remove_route_command,
+    remove_volumes_command,
+    verify_removed_command,
+)
+from workers.streams import read
+
+
+def operation(trigger: Trigger) -> InstanceOperation:
+    event = trigger.event
+    assert isinstance(event, RemovalRequested)
+
+    def react(instance: InstanceRecord) -> Reaction:
+        if instance.removed:
+            return Cancel("the instance is removed already")
+        return Plan(
+            steps=_steps,
+            succeeded=lambda: _removed(event),
+            # Nothing on the instance stream: it stays `removing`, and the operation failed.
+            failed=lambda _step, _message: [],
+            allowed=may_remove,
+        )
+
+    return InstanceOperation("teardown", event.operation_id, event.instance_id, react)
+
+
+def _removed(event: RemovalRequested) -> list[DomainEvent]:
+    return [InstanceRemoved(instance_id=event.instance_id, operation_id=event.operation_id)]
+
+
+async def _steps(ctx: InstanceContext) -> list[Step]:
+    release = Step("release", lambda: _release(ctx))
+    if not await _touched_server(ctx):
+        return [release]
+    instance_id = ctx.instance.instance_id
+
+    def run(command: Callable[[InstanceLayout], str]) -> Callable[[], Awaitable[str]]:
+        return lambda: ctx.remote.check(command(ctx.layout))
+
+    return [
+        Step("remove-route", run(lambda layout: remove_route_command(ctx.proxy, layout.slug))),
+        Step("app-down-blue", run(lambda layout: app_down_command(layout, "blue"))),
+        Step("app-down-green", run(lambda layout: app_down_command(layout, "green"))),
+        Step("db-down", run(db_down_command)),
+        Step("remove-volumes", run(remove_volumes_command)),
+        Step("remove-network", run(remove_network_command)),
+        Step("remove-directory", run(remove_directory_command)),
+        Step("verify", run(lambda layout: verify_removed_command(layout, instance_id))),
+        release,
+    ]
+
+
+async def _touched_server(ctx: InstanceContext) -> bool:
+    """Whether any provisioning got as far as changing the server. If none did (a removal
+    while the server was still pending, say), there is nothing to take down over SSH, and a
+    server that cannot be reached does not keep the instance from being removed."""
+    for operation_id in ctx.instance.provisioning_ops:
+        log = OperationLog(ctx.deps.store, ctx.deps.registry, operation_id, ctx.trigger.metadata)
+        if set((await log.load()).attempts) - CHECKS:
+            return True
+    return False
+
+
+async def _release(ctx: InstanceContext) -> str:
+    return await release_reservations(
+        ctx.deps.store,
+        ctx.deps.registry,
+        ctx.trigger.metadata,
+        key=ctx.log.operation_id,
+        server_id=ctx.server_id,
+        slug=ctx.instance.require().slug,
+        instance_id=ctx.instance.instance_id,
+    )
+
+
+async def handle(deps: SagaDeps, trigger: Trigger) -> None:
+    """Cancel the provisioning first, so it stops at its next step and lets go of the
+    instance, which the teardown then waits for."""
+    event = trigger.event
+    assert isinstance(event, RemovalRequested)
+    if event.cancels_operation_id is not None:
+        cancelled = OperationLog(
+            deps.store, deps.registry, event.cancels_operation_id, trigger.metadata
+        )
+        server_id = await _server_of(deps, event.instance_id)
+        await cancel(
+            cancelled,
+            "instance removal requested",
+            kind="provision",
+            instance_id=event.instance_id,
+            server_id=server_id,
+            worker=deps.worker,
+        )
+    await run_instance_operation(deps, trigger, operation(trigger))
+
+
+async def _server_of(deps: SagaDeps, instance_id: str) -> str:
+    stream = await read(deps.store, deps.registry, instance_stream(instance_id))
+    return fold_instance(stream.events).server_id
+
+
+async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:
+    await record_exhausted(deps, trigger, operation(trigger), error)

@@ -26,6 +26,21 @@ _PREFIX: Final = "v1:"
 _KEY_CACHE_SECONDS: Final = 5.0
 
 
+_GET_KEY: Final = "SELECT wrapped_key FROM stream_keys WHERE stream_id = %s"
+# One round trip: insert a new key unless the stream has one or was forgotten, then return
+# whichever key the stream has (none when forgotten).
+_CREATE_OR_GET_KEY: Final = (
+    "WITH p AS (SELECT %s::text AS sid, %s::bytea AS wrapped),"
+    " created AS (INSERT INTO stream_keys (stream_id, wrapped_key)"
+    " SELECT sid, wrapped FROM p"
+    " WHERE NOT EXISTS (SELECT 1 FROM forgotten_streams f, p WHERE f.stream_id = p.sid)"
+    " ON CONFLICT DO NOTHING RETURNING wrapped_key)"
+    " SELECT wrapped_key FROM created"
+    " UNION ALL SELECT k.wrapped_key FROM stream_keys k, p WHERE k.stream_id = p.sid"
+    " LIMIT 1"
+)
+
+
 class Sealed(msgspec.Struct, frozen=True):
     """A secret value as stored: `v1:` + base64(nonce || ciphertext+tag)."""
 
@@ -104,18 +119,15 @@ class Vault:
         if cached is not None and time.monotonic() - cached[0] < _KEY_CACHE_SECONDS:
             return cached[1]
         async with self._pool.connection() as conn:
+            row = None
             if create:
-                await conn.execute(
-                    "INSERT INTO stream_keys (stream_id, wrapped_key)"
-                    " SELECT %s, %s WHERE NOT EXISTS"
-                    " (SELECT 1 FROM forgotten_streams WHERE stream_id = %s)"
-                    " ON CONFLICT DO NOTHING",
-                    (stream_id, self._wrap(os.urandom(32), stream_id), stream_id),
-                )
-            cur = await conn.execute(
-                "SELECT wrapped_key FROM stream_keys WHERE stream_id = %s", (stream_id,)
-            )
-            row = await cur.fetchone()
+                cur = await conn.execute(_CREATE_OR_GET_KEY, (stream_id, self._wrap(stream_id)))
+                row = await cur.fetchone()
+            if row is None:
+                # Also after a create that lost a race: the winner's key is committed by now,
+                # but was invisible to the statement's snapshot.
+                cur = await conn.execute(_GET_KEY, (stream_id,))
+                row = await cur.fetchone()
         if row is None:
             if create:
                 raise StreamForgotten(stream_id)
@@ -127,8 +139,9 @@ class Vault:
         self._keys[stream_id] = (time.monotonic(), key)
         return key
 
-    def _wrap(self, data_key: bytes, stream_id: str) -> bytes:
-        return _encrypt(self._master, data_key, b"dek:" + stream_id.encode()).encode()
+    def _wrap(self, stream_id: str) -> bytes:
+        """A new random data key for `stream_id`, wrapped by the master key."""
+        return _encrypt(self._master, os.urandom(32), b"dek:" + stream_id.encode()).encode()
 
 
 class MasterKeyMismatch(RuntimeError):

@@ -211,8 +211,14 @@ class EventStore:
 
     async def append_batch(self, batch: Sequence[NewEvents]) -> list[AppendResult]:
         """Append to several streams in ONE transaction (bulk loads): all or nothing."""
-        async with self._pool.connection() as conn, conn.transaction():
-            results = [await _append_one(conn, item, in_transaction=True) for item in batch]
+        prepared = [_Prepared.of(item) for item in batch]
+        async with self._pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    results = [await _insert(conn, item) for item in prepared]
+            except (pg_errors.UniqueViolation, _Refused):
+                # Rolled back whole: each item was appended before (a retry), or one conflicts.
+                results = [await _already_appended_or_conflict(conn, item) for item in prepared]
         self._wakeups.appended()
         return results
 
@@ -264,37 +270,57 @@ async def read_all_on(
     return [RecordedEvent(*row) for row in await cur.fetchall()]
 
 
+class _Refused(Exception):
+    """An append inside a batch claimed no version; resolved after the rollback."""
+
+
+class _Prepared(msgspec.Struct, frozen=True):
+    """One append, ready to execute: its SQL, its parameters and its event ids."""
+
+    batch: NewEvents
+    sql: bytes
+    params: Mapping[str, object]
+    ids: list[uuid.UUID]
+
+    @classmethod
+    def of(cls, batch: NewEvents) -> _Prepared:
+        if not batch.events:
+            raise ValueError("append needs at least one event")
+        ids = list(batch.event_ids) if batch.event_ids is not None else []
+        ids += [uuid.uuid4() for _ in range(len(batch.events) - len(ids))]
+        shape, event_params = _event_params(batch.events, ids)
+        params = {
+            **event_params,
+            "sid": batch.stream_id,
+            "n": len(batch.events),
+            "expected": batch.expected_version,
+            "meta": msgspec.json.encode(batch.metadata).decode(),
+        }
+        return cls(batch, _APPEND_SQL[_claim_kind(batch.expected_version), shape], params, ids)
+
+
+async def _insert(
+    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
+    item: _Prepared,
+) -> AppendResult:
+    """Execute one append; raises _Refused when its stream claim did not match."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(item.sql, item.params)
+    rows = await cur.fetchall()
+    if not rows:
+        raise _Refused()
+    return AppendResult(version=int(rows[-1][0]), positions=[int(r[1]) for r in rows])
+
+
 async def _append_one(
     conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
     batch: NewEvents,
-    in_transaction: bool = False,
 ) -> AppendResult:
-    if not batch.events:
-        raise ValueError("append needs at least one event")
-    ids = list(batch.event_ids) if batch.event_ids is not None else []
-    ids += [uuid.uuid4() for _ in range(len(batch.events) - len(ids))]
-    shape, event_params = _event_params(batch.events, ids)
-    params = {
-        **event_params,
-        "sid": batch.stream_id,
-        "n": len(batch.events),
-        "expected": batch.expected_version,
-        "meta": msgspec.json.encode(batch.metadata).decode(),
-    }
-    sql = _APPEND_SQL[_claim_kind(batch.expected_version), shape]
-    cur = conn.cursor(row_factory=tuple_row)
+    item = _Prepared.of(batch)
     try:
-        if in_transaction:
-            async with conn.transaction():
-                await cur.execute(sql, params)
-        else:
-            await cur.execute(sql, params)
-        rows = await cur.fetchall()
-    except pg_errors.UniqueViolation:
-        rows = []
-    if rows:
-        return AppendResult(version=int(rows[-1][0]), positions=[int(r[1]) for r in rows])
-    return await _already_appended_or_conflict(conn, batch, ids)
+        return await _insert(conn, item)
+    except (pg_errors.UniqueViolation, _Refused):
+        return await _already_appended_or_conflict(conn, item)
 
 
 def _event_params(
@@ -314,9 +340,9 @@ def _event_params(
 
 async def _already_appended_or_conflict(
     conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
-    batch: NewEvents,
-    ids: list[uuid.UUID],
+    item: _Prepared,
 ) -> AppendResult:
+    batch, ids = item.batch, item.ids
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(
         "SELECT stream_id, version, position FROM events WHERE event_id = ANY(%s)"

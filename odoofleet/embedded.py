@@ -48,10 +48,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reuse) the server and return a connection URL for database `odoofleet`."""
-        import pgserver
+        from pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         self._server.psql("SELECT 1")
         exists = self._server.psql("SELECT 1 FROM pg_database WHERE datname = 'odoofleet'")
         if "(1 row)" not in exists:

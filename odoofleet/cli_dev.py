@@ -1,0 +1,73 @@
+"""`odoofleet dev`: the one-command start on a laptop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from api.tokens import mint_token
+from odoofleet.dev import DevOptions, DevServices, run_dev
+from odoofleet.logs import configure_logging
+from odoofleet.runtime import run_until_signalled
+from odoofleet.settings import Settings
+
+DEV_ORG = "default"
+DEV_PERMISSIONS = ("manage:instances", "manage:servers", "manage:audit")
+
+
+def register(commands: Any) -> None:
+    dev = commands.add_parser(
+        "dev", help="run everything in one process (embedded PostgreSQL and NATS if unset)"
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    dev.add_argument("--data-dir", type=Path, default=Path(".odoofleet"), help="kept between runs")
+    dev.add_argument("--fresh", action="store_true", help="wipe the data directory first")
+    dev.add_argument(
+        "--sandbox-server",
+        action="store_true",
+        help="also start a simulated server (SSH + a stand-in docker) and register it",
+    )
+    dev.set_defaults(run=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    options = DevOptions(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir.resolve(),
+        fresh=args.fresh,
+        sandbox_server=args.sandbox_server,
+    )
+    services = DevServices(options, settings, {k for k, v in os.environ.items() if v})
+    try:
+        effective = services.start()
+        configure_logging(effective)
+
+        async def main(stop: asyncio.Event) -> None:
+            await run_dev(effective, options, stop, lambda: banner(effective, options))
+
+        return run_until_signalled(main)
+    finally:
+        services.stop()
+        print("odoofleet dev stopped.", flush=True)
+
+
+def banner(settings: Settings, options: DevOptions) -> None:
+    url = f"http://{options.host}:{options.port}"
+    token = mint_token(
+        settings,
+        org=DEV_ORG,
+        sub="dev",
+        name="Developer",
+        permissions=DEV_PERMISSIONS,
+        ttl_seconds=7 * 86400,
+    )
+    print(f"odoofleet is running at {url}")
+    print(f"  OpenAPI:  {url}/schema")
+    print(f"  token:    {token}")
+    print(f"  try:      curl -H 'Authorization: Bearer {token}' {url}/api/instances")
+    print("Ctrl-C stops everything.", flush=True)

@@ -1,0 +1,160 @@
+"""`odoofleet dev`: everything in one process on a laptop — embedded PostgreSQL and NATS when
+no URLs are set, migrations, then the API, relay, projectors, saga workers and health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from events.migrate import migrate
+from events.pool import Pool, open_pool
+from events.relay import Relay, RelayConfig
+from odoofleet.embedded import EmbeddedNats, EmbeddedPostgres
+from odoofleet.settings import Settings
+from projections.run import run_projections
+from workers.run import run_workers
+
+log = logging.getLogger(__name__)
+
+
+class DevOptions:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        data_dir: Path,
+        fresh: bool,
+        sandbox_server: bool,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = data_dir
+        self.fresh = fresh
+        self.sandbox_server = sandbox_server
+
+
+def kept_secret(path: Path) -> str:
+    """A random secret generated once and kept in the data directory (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+class DevServices:
+    """Starts the embedded servers the environment does not provide, and stops them."""
+
+    def __init__(self, options: DevOptions, settings: Settings, env_has: set[str]) -> None:
+        self.options = options
+        self.base = settings
+        self.env_has = env_has
+        self.postgres: EmbeddedPostgres | None = None
+        self.nats: EmbeddedNats | None = None
+
+    def start(self) -> Settings:
+        data = self.options.data_dir
+        if self.options.fresh and data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True, exist_ok=True)
+        overrides: dict[str, object] = {"log_format": "text"}
+        if "DATABASE_URL" not in self.env_has:
+            self.postgres = EmbeddedPostgres(data / "postgres")
+            overrides["database_url"] = self.postgres.start()
+        if "NATS_URL" not in self.env_has:
+            self.nats = EmbeddedNats(data / "nats")
+            overrides["nats_url"] = self.nats.start()
+        if not self.base.jwt_secret and not self.base.jwt_public_key:
+            overrides["jwt_secret"] = kept_secret(data / "jwt-secret")
+        if not self.base.secret_key:
+            overrides["secret_key"] = kept_secret(data / "secret-key")
+        return _with(self.base, overrides)
+
+    def stop(self) -> None:
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def _with(settings: Settings, overrides: dict[str, object]) -> Settings:
+    import msgspec
+
+    raw = msgspec.structs.asdict(settings)
+    raw.update(overrides)
+    return msgspec.convert(raw, Settings)
+
+
+async def run_dev(
+    settings: Settings,
+    options: DevOptions,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None],
+) -> None:
+    """Run every part until `stop`; then stop them all and wait for each."""
+    await migrate(settings.database_url)
+    pool = await open_pool(settings.database_url, min_size=2, max_size=20)
+    try:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, pool=pool),
+                host=options.host,
+                port=options.port,
+                log_config=None,
+                lifespan="on",
+            )
+        )
+        parts: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "relay": lambda: _relay(settings, pool, stop),
+            "projections": lambda: run_projections(pool, settings.database_url, stop),
+            "workers": lambda: _workers(settings, pool, stop, options),
+            "api": server.serve,
+        }
+        tasks = {name: asyncio.create_task(part(), name=name) for name, part in parts.items()}
+        await _until_ready(server, stop)
+        if server.started:
+            on_ready()
+        await stop.wait()
+        server.should_exit = True
+        for name, task in tasks.items():
+            try:
+                await asyncio.wait_for(task, timeout=30)
+            except Exception:
+                log.exception("%s did not stop cleanly", name)
+    finally:
+        await pool.close()
+
+
+async def _relay(settings: Settings, pool: Pool, stop: asyncio.Event) -> None:
+    config = RelayConfig(
+        nats_url=settings.nats_url,
+        stream=settings.nats_stream,
+        subject_prefix=settings.subject_prefix,
+    )
+    await Relay(pool, settings.database_url, config).run(stop)
+
+
+async def _workers(
+    settings: Settings, pool: Pool, stop: asyncio.Event, options: DevOptions
+) -> None:
+    if options.sandbox_server:
+        await run_workers(settings, pool, stop, root=str(options.data_dir / "sandbox" / "srv"))
+    else:
+        await run_workers(settings, pool, stop)
+
+
+async def _until_ready(server: uvicorn.Server, stop: asyncio.Event) -> None:
+    while not server.started and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)

@@ -168,8 +168,11 @@ def _delete(command: DeleteInstance, state: InstanceState) -> list[DomainEvent]:
     match state:
         case Absent() | Removed():
             raise InstanceNotFound
-        case Removing():
+        case Removing(failure=None):
             return []
+        case Removing():
+            # The last teardown failed: this DELETE tries it again.
+            return [_removal(state.facts, command, None)]
         case Creating(provisioning_id=cancels):
             # Delete during creating cancels provisioning (API.md, "Delete").
             return [_removal(state.facts, command, cancels)]

@@ -19,6 +19,7 @@ from events.instance import (
     InstanceUpdated,
     ProvisioningFailed,
     ProvisioningRequested,
+    RemovalFailed,
     RemovalRequested,
 )
 from events.registry import DomainEvent
@@ -81,6 +82,8 @@ class Failed(msgspec.Struct, frozen=True):
 class Removing(msgspec.Struct, frozen=True):
     status: ClassVar[str] = "removing"
     facts: InstanceFacts
+    # Set when the teardown failed: a new DELETE then starts another one.
+    failure: str | None = None
 
 
 class Removed(msgspec.Struct, frozen=True):
@@ -111,7 +114,7 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
         return _created(event) if isinstance(event, InstanceCreated) else state
     if isinstance(state, Removing | Removed):
         # A late result of an operation that the removal overtook must not revive it.
-        return Removed(state.facts) if isinstance(event, InstanceRemoved) else state
+        return _while_removing(state, event)
     facts = state.facts
     match event:
         case ProvisioningRequested(operation_id=operation_id) if isinstance(state, Creating):
@@ -130,6 +133,18 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
             return Removing(facts)
         case InstanceRemoved():
             return Removed(facts)
+        case _:
+            return state
+
+
+def _while_removing(state: Removing | Removed, event: DomainEvent) -> InstanceState:
+    match state, event:
+        case _, InstanceRemoved():
+            return Removed(state.facts)
+        case Removing(), RemovalFailed(step=step, message=message):
+            return Removing(state.facts, failure=f"{step}: {message}")
+        case Removing(), RemovalRequested():
+            return Removing(state.facts)
         case _:
             return state
 

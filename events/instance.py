@@ -135,6 +135,15 @@ class InstanceRedeployed(DomainEvent, frozen=True, kw_only=True):
     active_color: Color
 
 
+class RemovalFailed(DomainEvent, frozen=True, kw_only=True):
+    """A teardown step failed; the instance stays `removing` and DELETE may be sent again."""
+
+    instance_id: str
+    operation_id: str
+    step: str
+    message: str
+
+
 class InstanceRemoved(DomainEvent, frozen=True, kw_only=True):
     instance_id: str
     operation_id: str
@@ -154,6 +163,7 @@ INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
     InstanceRestarted,
     ActionFailed,
     InstanceRedeployed,
+    RemovalFailed,
     InstanceRemoved,
 )
 

@@ -28,6 +28,7 @@ from events.instance import (
     InstanceUpdated,
     ProvisioningFailed,
     ProvisioningRequested,
+    RemovalFailed,
     RemovalRequested,
 )
 from events.registry import DomainEvent
@@ -223,6 +224,18 @@ def test_deleting_while_creating_cancels_the_provisioning() -> None:
 
 def test_deleting_again_while_removing_records_nothing() -> None:
     assert decide(DeleteInstance(operation_id="op-rm2"), fold(removing()), NOW) == []
+
+
+def test_deleting_again_after_a_failed_teardown_retries_it() -> None:
+    history = [
+        *removing(),
+        RemovalFailed(instance_id=ID, operation_id="op-rm", step="db-down", message="timeout"),
+    ]
+
+    events = decide(DeleteInstance(operation_id="op-rm2"), fold(history), NOW)
+
+    assert events == [RemovalRequested(instance_id=ID, operation_id="op-rm2")]
+    assert fold([*history, *events]).status == "removing"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from events.instance import InstanceRemoved, RemovalRequested, instance_stream
+from events.instance import InstanceRemoved, RemovalFailed, RemovalRequested, instance_stream
 from events.registry import DomainEvent
 from workers.instance_access import InstanceRecord, fold_instance, may_remove
 from workers.layout import InstanceLayout
@@ -47,8 +47,15 @@ def operation(trigger: Trigger) -> InstanceOperation:
         return Plan(
             steps=_steps,
             succeeded=lambda: _removed(event),
-            # Nothing on the instance stream: it stays `removing`, and the operation failed.
-            failed=lambda _step, _message: [],
+            # The instance stays `removing`; a new DELETE retries the teardown.
+            failed=lambda step, message: [
+                RemovalFailed(
+                    instance_id=event.instance_id,
+                    operation_id=event.operation_id,
+                    step=step,
+                    message=message,
+                )
+            ],
             allowed=may_remove,
         )
 

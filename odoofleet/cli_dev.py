@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from api.tokens import mint_token
-from odoofleet.dev import DevOptions, DevServices, run_dev
+from odoofleet.dev import DEV_ORG, DevOptions, DevServices, run_dev
 from odoofleet.logs import configure_logging
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings
 
-DEV_ORG = "default"
 DEV_PERMISSIONS = ("manage:instances", "manage:servers", "manage:audit")
 
 

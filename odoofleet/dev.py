@@ -19,11 +19,16 @@ from events.migrate import migrate
 from events.pool import Pool, open_pool
 from events.relay import Relay, RelayConfig
 from odoofleet.embedded import EmbeddedNats, EmbeddedPostgres
+from odoofleet.sandbox.register import ensure_registered
+from odoofleet.sandbox.server import SandboxServer
 from odoofleet.settings import Settings
 from projections.run import run_projections
 from workers.run import run_workers
 
 log = logging.getLogger(__name__)
+
+# The organization that `odoofleet dev`'s token and sandbox server belong to.
+DEV_ORG = "default"
 
 
 class DevOptions:
@@ -105,7 +110,11 @@ async def run_dev(
     """Run every part until `stop`; then stop them all and wait for each."""
     await migrate(settings.database_url)
     pool = await open_pool(settings.database_url, min_size=2, max_size=20)
+    sandbox = SandboxServer(options.data_dir) if options.sandbox_server else None
     try:
+        if sandbox is not None:
+            await sandbox.start()
+            await ensure_registered(settings, pool, sandbox, DEV_ORG)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings, pool=pool),
@@ -133,6 +142,8 @@ async def run_dev(
             except Exception:
                 log.exception("%s did not stop cleanly", name)
     finally:
+        if sandbox is not None:
+            await sandbox.stop()
         await pool.close()
 
 
@@ -149,7 +160,7 @@ async def _workers(
     settings: Settings, pool: Pool, stop: asyncio.Event, options: DevOptions
 ) -> None:
     if options.sandbox_server:
-        await run_workers(settings, pool, stop, root=str(options.data_dir / "sandbox" / "srv"))
+        await run_workers(settings, pool, stop, root=str(SandboxServer.root_of(options.data_dir)))
     else:
         await run_workers(settings, pool, stop)
 

@@ -39,5 +39,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # pgserver narrates every pg_ctl call at INFO; the embedded database is not news.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver narrates every pg_ctl call and asyncssh every channel at INFO: not news.
+    for chatty in ("pgserver", "asyncssh"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -12,7 +12,9 @@ from litestar.middleware import DefineMiddleware
 from api import routes_audit, routes_instance_reads, routes_instances, routes_servers
 from api.auth import BearerAuthentication, TokenVerifier
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
+from api.metrics_http import HttpMetrics
 from api.openapi import BEARER, openapi_config
+from api.routes_metrics import metrics
 from api.routes_probes import healthz, readyz
 from api.services import lifespan, provide_services
 from commands.defaults import DEFAULT_HOST_PORTS, HostPorts
@@ -58,15 +60,22 @@ def create_app(
         before_request=_json_only,
         security=[{BEARER: []}],
     )
-    return Litestar(
-        route_handlers=[api, healthz, readyz],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+    http_metrics = HttpMetrics()
+    app = Litestar(
+        route_handlers=[api, healthz, readyz, metrics],
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "http_metrics": Provide(lambda: http_metrics, sync_to_thread=False),
+        },
         lifespan=[lifespan(settings, pool, host_ports)],
         plugins=[problem_details_plugin()],
         openapi_config=openapi_config(_version()),
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,
     )
+    # Measured around Litestar's own handler, so requests that match no route count too.
+    app.asgi_handler = http_metrics.wrap(app.asgi_handler)
+    return app
 
 
 async def _json_only(request: Request[Any, Any, Any]) -> None:

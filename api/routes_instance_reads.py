@@ -18,7 +18,13 @@ from api.wire_reads import EventList, Health, HealthScore, OperationList
 from commands.refusals import InstanceNotFound
 from events.instance import instance_stream
 from events.metadata import EventMetadata
-from projections.queries import InstanceView, get_health, get_instance, list_operations
+from projections.queries import (
+    InstanceView,
+    get_health,
+    get_health_score,
+    get_instance,
+    list_operations,
+)
 
 _ERRORS: Final = problems(401, 403, 404, 503)
 _metadata: Final = msgspec.json.Decoder(EventMetadata)
@@ -57,9 +63,11 @@ async def health_score(
     instance_id: FromPath[uuid.UUID],
     min_position: MinPosition = None,
 ) -> HealthScore:
-    """The health score (0 to 100, grade A to F) and its factors; null while not yet computed."""
+    """The health score (0 to 100, grade A to F) and every factor behind it: weight, score,
+    raw value and why. Null, with no factors, until the instance is first observed."""
     view = await _instance(request.user, services, instance_id, min_position, "health")
-    return present.health_score(view)
+    scored = await get_health_score(services.pool, view.org_id, view.id)
+    return msgspec.convert(scored, HealthScore, from_attributes=True)
 
 
 @get(

@@ -1,0 +1,69 @@
+"""Metrics read from PostgreSQL at scrape time, so they hold for every process of a
+deployment (relay, projectors, workers), not only this API process."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from psycopg import AsyncConnection
+
+from api.metrics_http import escape
+
+_EVENTS: Final = "SELECT coalesce(max(position), 0) FROM events"
+
+# Lag of each reader (relay, projections): events after its checkpoint, and the age of the
+# oldest of them.
+_LAG: Final = (
+    "SELECT c.name, count(e.position),"
+    " coalesce(extract(epoch FROM now() - min(e.recorded_at)), 0)"
+    " FROM checkpoints c LEFT JOIN events e ON (e.tx_id, e.position) > (c.tx_id, c.position)"
+    " WHERE c.name NOT LIKE '%%:build%%'"
+    " GROUP BY c.name ORDER BY c.name"
+)
+_OPERATIONS: Final = "SELECT type, status, count(*) FROM operations GROUP BY 1, 2 ORDER BY 1, 2"
+# Saga steps of the last hour: each is one or a few SSH commands.
+_STEPS: Final = (
+    "SELECT s->>'name', count(*), coalesce(sum((s->>'duration_ms')::float) / 1000, 0)"
+    " FROM operations o, jsonb_array_elements(o.steps) s"
+    " WHERE o.started_at > now() - interval '1 hour'"
+    " AND s->>'duration_ms' IS NOT NULL GROUP BY 1 ORDER BY 1"
+)
+# An open transaction holds back every log reader (events/store.py, the xmin rule).
+_OLDEST_TX: Final = (
+    "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
+    " WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+)
+
+
+async def log_metrics(conn: AsyncConnection[Any]) -> list[str]:
+    lines: list[str] = []
+    (events,) = await (await conn.execute(_EVENTS)).fetchone() or (0,)
+    lines += _metric("odoofleet_events_appended_total", "counter", "Events in the log.")
+    lines.append(f"odoofleet_events_appended_total {events}")
+    lag = await (await conn.execute(_LAG)).fetchall()
+    lines += _metric("odoofleet_reader_lag_events", "gauge", "Events not yet taken by a reader.")
+    lines += [f'odoofleet_reader_lag_events{{reader="{escape(n)}"}} {c}' for n, c, _ in lag]
+    lines += _metric(
+        "odoofleet_reader_lag_seconds", "gauge", "Age of the oldest event a reader has not taken."
+    )
+    lines += [f'odoofleet_reader_lag_seconds{{reader="{escape(n)}"}} {s}' for n, _, s in lag]
+    lines += _metric("odoofleet_saga_operations", "gauge", "Saga operations by type and outcome.")
+    for kind, status, count in await (await conn.execute(_OPERATIONS)).fetchall():
+        labels = f'type="{escape(kind)}",status="{escape(status)}"'
+        lines.append(f"odoofleet_saga_operations{{{labels}}} {count}")
+    lines += _metric(
+        "odoofleet_saga_step_seconds", "summary", "Saga step (SSH command) time, last hour."
+    )
+    for step, count, total in await (await conn.execute(_STEPS)).fetchall():
+        lines.append(f'odoofleet_saga_step_seconds_count{{step="{escape(step)}"}} {count}')
+        lines.append(f'odoofleet_saga_step_seconds_sum{{step="{escape(step)}"}} {total}')
+    (oldest,) = await (await conn.execute(_OLDEST_TX)).fetchone() or (0,)
+    lines += _metric(
+        "odoofleet_oldest_transaction_seconds", "gauge", "Age of the oldest open transaction."
+    )
+    lines.append(f"odoofleet_oldest_transaction_seconds {oldest}")
+    return lines
+
+
+def _metric(name: str, kind: str, help_text: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]

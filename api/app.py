@@ -14,6 +14,7 @@ from api.auth import BearerAuthentication, TokenVerifier
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
 from api.metrics_http import HttpMetrics
 from api.openapi import BEARER, openapi_config
+from api.request_ids import with_request_ids
 from api.routes_metrics import metrics
 from api.routes_probes import healthz, readyz
 from api.services import lifespan, provide_services
@@ -73,8 +74,8 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,
     )
-    # Measured around Litestar's own handler, so requests that match no route count too.
-    app.asgi_handler = http_metrics.wrap(app.asgi_handler)
+    # Around Litestar's own handler, so requests that match no route are measured and tagged.
+    app.asgi_handler = with_request_ids(http_metrics.wrap(app.asgi_handler))
     return app
 
 

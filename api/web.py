@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated, Any, Final
 
 from litestar import MediaType, Request, Response
@@ -14,12 +13,13 @@ from litestar.params import HeaderParameter
 from api.auth import Principal
 from api.errors import FieldError, InvalidRequest, Problem
 from api.idempotency import Reply
+from api.request_ids import HEADER, given_or_new
 from events.metadata import Actor, EventMetadata
+from odoofleet.logs import current
 
 AuthRequest = Request[Principal, str, Any]
 
 POSITION_HEADER: Final = "X-Position"
-_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ENTITY_TAG: Final = re.compile(r'"(\d{1,18})"')
 
 MinPosition = Annotated[
@@ -64,12 +64,11 @@ WRITE_HEADERS: Final = [
 def metadata_for(request: AuthRequest) -> EventMetadata:
     """Who, for which organization, from where: stored beside every event of the request."""
     principal = request.user
-    given = request.headers.get("x-request-id", "")
     agent = request.headers.get("user-agent")
     return EventMetadata(
         actor=Actor(id=principal.user_id, name=principal.user_name),
         org_id=principal.org_id,
-        correlation_id=given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4()),
+        correlation_id=current("request_id") or given_or_new(request.headers.get(HEADER)),
         client_ip=request.client.host if request.client else None,
         user_agent=agent[:512] if agent else None,
     )

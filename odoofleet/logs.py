@@ -1,16 +1,44 @@
-"""Logging: one JSON object per line in production, readable lines in development."""
+"""Logging: one JSON object per line in production, readable lines in development, and the
+request / correlation / operation ids of the work in progress on every line, so a request
+can be followed from the API through its events into the saga and its SSH commands."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Final
 
 import msgspec
 
 from odoofleet.settings import Settings
 
+CONTEXT_FIELDS: Final = ("request_id", "correlation_id", "operation_id", "server_id")
+_context: ContextVar[dict[str, str]] = ContextVar("odoofleet_log_context", default={})  # noqa: B039
 _encoder = msgspec.json.Encoder()
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Add `fields` to every log line written inside the block (also in tasks it starts)."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current(field: str) -> str | None:
+    return _context.get().get(field)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("request_id", "correlation_id", "operation_id", "server_id"):
+        for key in CONTEXT_FIELDS:
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
@@ -30,12 +58,24 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = " ".join(
+            f"{key}={getattr(record, key)}"
+            for key in CONTEXT_FIELDS
+            if getattr(record, key, None) is not None
+        )
+        return f"{line} [{ids}]" if ids else line
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

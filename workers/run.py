@@ -1,6 +1,7 @@
 """The saga workers of one process: a durable JetStream consumer per trigger event type
 (one filter subject each: NATS 2.9 has no multi-filter consumers), several fetch loops on
-each. Every `odoofleet work` process joins the same durables, so they compete for the work."""
+each. Every `odoofleet work` process joins the same durables, so they compete for the work.
+Beside them runs the health observer, leader or standby (workers/health_observer.py)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from events.publishing import WireEvent
 from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
+from odoofleet.logs import log_context
 from odoofleet.settings import Settings
 from workers.consumer import ConsumerSpec, consume
+from workers.health_observer import HealthObserver, ObserverConfig
 from workers.sagas import control, provisioning, redeploy, teardown, validation
-from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger
+from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
 from workers.ssh import SshRunner
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,10 @@ async def run_workers(
     runner: SshRunner | None = None,
     registry: EventRegistry | None = None,
     shutdown_grace: float = 10.0,
+    observe_health: bool = True,
 ) -> None:
-    """Run the saga consumers until `stop` is set.
+    """Run the saga consumers, and the health observer unless `observe_health` is False,
+    until `stop` is set.
 
     `concurrency` operations of each kind at once in this process; `sagas` limits the
     trigger event types served (all by default); `config` overrides the saga timings, its
@@ -105,6 +110,9 @@ async def run_workers(
             for spec in specs
             for _ in range(max(1, concurrency))
         ]
+        if observe_health:
+            observer = _observer(deps, pool, settings)
+            loops.append(asyncio.create_task(observer.run(stop, settings.database_url)))
         log.info("worker %s serving %s", name, ", ".join(spec.durable for spec in specs))
         await _serve(loops, stop, shutdown_grace, busy)
     finally:
@@ -145,6 +153,17 @@ class _Busy:
             self.count -= 1
 
 
+def _observer(deps: SagaDeps, pool: Pool, settings: Settings) -> HealthObserver:
+    config = ObserverConfig(
+        interval=settings.health_interval,
+        heartbeat=settings.health_heartbeat,
+        connect_timeout=deps.config.connect_timeout,
+    )
+    return HealthObserver(
+        pool, deps.store, deps.registry, deps.vault, deps.runner, worker=deps.worker, config=config
+    )
+
+
 def _with_root(config: SagaConfig, root: str) -> SagaConfig:
     return msgspec.structs.replace(config, root=root)
 
@@ -159,11 +178,14 @@ def _consumer(
     retry_delay: float,
 ) -> ConsumerSpec:
     async def handle(wire: WireEvent) -> None:
-        with busy.handling():
-            await saga.handle(deps, decode_trigger(deps, wire))
+        trigger = decode_trigger(deps, wire)
+        with busy.handling(), log_context(**trigger_ids(trigger)):
+            await saga.handle(deps, trigger)
 
     async def exhausted(wire: WireEvent, error: BaseException) -> None:
-        await saga.exhausted(deps, decode_trigger(deps, wire), error)
+        trigger = decode_trigger(deps, wire)
+        with log_context(**trigger_ids(trigger)):
+            await saga.exhausted(deps, trigger, error)
 
     return ConsumerSpec(
         f"saga-{saga.trigger}",

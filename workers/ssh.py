@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import posixpath
 import secrets
 import time
@@ -23,6 +24,8 @@ KILL_GRACE_SECONDS = 5
 # `timeout` exits 124 after TERM, or 137 (128 + KILL) when the command ignored TERM.
 TIMEOUT_STATUSES = (124, 137)
 _Channel = TypeVar("_Channel")
+
+log = logging.getLogger(__name__)
 
 
 class CommandResult(msgspec.Struct, frozen=True):
@@ -90,6 +93,14 @@ class SshRunner:
                 "its outcome is unknown"
             )
         stdout, stderr = _text(completed.stdout), _text(completed.stderr)
+        # Command lines hold no secrets (those travel in uploaded files), only checked values.
+        log.info(
+            "ssh %s exit %s in %dms: %s",
+            server.address,
+            completed.returncode,
+            round(elapsed * 1000),
+            command if len(command) <= 160 else command[:159] + "…",
+        )
         if completed.returncode in TIMEOUT_STATUSES and elapsed >= limit:
             raise CommandTimeout(server.address, command, limit, stdout, stderr)
         return CommandResult(

@@ -72,3 +72,12 @@ def decode_trigger(deps: SagaDeps, wire: WireEvent) -> Trigger:
             causation_id=wire.event_id,
         ),
     )
+
+
+def trigger_ids(trigger: Trigger) -> dict[str, str | None]:
+    """The ids that tie a saga's log lines to the request that caused it."""
+    return {
+        "correlation_id": trigger.origin.correlation_id,
+        "operation_id": getattr(trigger.event, "operation_id", None),
+        "server_id": getattr(trigger.event, "server_id", None),
+    }

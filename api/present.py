@@ -8,7 +8,7 @@ import msgspec
 
 from api.auth import Principal
 from api.wire_instances import Instance
-from api.wire_reads import AuditItem, Health, HealthScore, Operation, StoredEvent
+from api.wire_reads import AuditItem, Health, Operation, StoredEvent
 from api.wire_servers import Server
 from events.instance import instance_stream
 from events.secrets import MASK, Vault, mask_sealed
@@ -51,17 +51,6 @@ def health(view: HealthView | None, instance_id: str) -> Health:
             message=None,
         )
     return msgspec.convert(view, Health, from_attributes=True)
-
-
-def health_score(view: InstanceView) -> HealthScore:
-    # The factor breakdown comes with the health scorer; until then no factors are known.
-    return HealthScore(
-        instance_id=view.id,
-        score=view.health_score,
-        grade=view.health_score_grade,
-        updated_at=view.health_score_updated_at,
-        factors=[],
-    )
 
 
 def operation(view: OperationView) -> Operation:

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=4,
         help="operations of each kind this process runs at once (default 4)",
     )
+    parser.add_argument(
+        "--no-health-observer",
+        dest="observe_health",
+        action="store_false",
+        help="do not take part in health observation (another worker does it)",
+    )
 
 
 def run_work(settings: Settings, args: argparse.Namespace) -> int:
@@ -52,6 +58,7 @@ def run_work(settings: Settings, args: argparse.Namespace) -> int:
                 root=args.root,
                 ack_wait=args.ack_wait,
                 concurrency=args.concurrency,
+                observe_health=args.observe_health,
             )
         finally:
             await pool.close()

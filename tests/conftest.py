@@ -12,6 +12,7 @@ import nats
 import psycopg
 import pytest
 import pytest_asyncio
+from health_fixtures import health_world_fixture  # noqa: F401
 from infra import NatsProcess, embedded_postgres_url, env_or_none
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from saga_fixtures import bare_fleet_fixture, fleet_fixture  # noqa: F401

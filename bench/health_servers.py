@@ -1,0 +1,102 @@
+"""The simulated servers of bench/health.py: real sshd of tests/sshd_harness.py whose
+`docker` is a shell script answering `stats` and `inspect` from canned files, and one asyncio
+process answering every instance's /web/health (`python -m bench.health_servers PORTS_JSON`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from sshd_harness import STANDIN_DIR, SshdServer, free_port, port_open, wait_until  # noqa: E402
+
+LIMIT = 2 * 2**30
+DOCKER = """#!/bin/sh
+# The bench's docker: canned answers to the two commands health_command sends.
+case "$1" in
+stats) exec cat "$ODOOFLEET_STANDIN_STATE/stats.jsonl" ;;
+inspect) exec cat "$ODOOFLEET_STANDIN_STATE/inspect/$4" ;;
+esac
+exit 1
+"""
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 18\r\n"
+    b'Connection: close\r\n\r\n{"status": "pass"}'
+)
+
+
+class BenchSshd(SshdServer):
+    """The harness's sshd, its sessions finding the bench's docker first in PATH."""
+
+    def _config(self, key_file: Path) -> str:
+        folder = self.base / "bin"
+        folder.mkdir(exist_ok=True)
+        (folder / "docker").write_text(DOCKER)
+        (folder / "docker").chmod(0o755)
+        return super()._config(key_file).replace(str(STANDIN_DIR), str(folder), 1)
+
+    def containers(self, names: list[str], exited: frozenset[str] = frozenset()) -> None:
+        """What `docker inspect` and `docker stats` answer for the app containers."""
+        folder = self.state_dir / "inspect"
+        folder.mkdir(exist_ok=True)
+        stats = []
+        for name in names:
+            status = "exited" if name in exited else "running"
+            state = {"Status": status, "OOMKilled": False, "ExitCode": 0}
+            state["Health"] = {"Status": "healthy"}
+            inspect = {"state": state, "restartCount": 0, "memoryLimit": LIMIT}
+            (folder / name).write_text(json.dumps(inspect, separators=(",", ":")) + "\n")
+            if status == "running":
+                usage = {"Name": name, "CPUPerc": "1.50%", "MemUsage": "256.0MiB / 2.00GiB"}
+                stats.append(json.dumps(usage, separators=(",", ":")))
+        (self.state_dir / "stats.jsonl").write_text("".join(f"{line}\n" for line in stats))
+
+
+async def serve_ports(ports: list[int]) -> None:
+    """Answer /web/health on every port, as the instances' Odoo would."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):  # a readiness check
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(RESPONSE)
+            await writer.drain()
+        writer.close()
+
+    servers = [await asyncio.start_server(answer, "127.0.0.1", port) for port in ports]
+    await asyncio.gather(*(server.serve_forever() for server in servers))
+
+
+def free_ports(count: int, taken: set[int]) -> list[int]:
+    """Distinct ports, none of them an sshd's (the kernel hands a released port out again)."""
+    found: dict[int, None] = {}
+    while len(found) < count:
+        port = free_port()
+        if port not in taken:
+            found[port] = None
+    return list(found)
+
+
+def listen(ports: list[int], base: Path) -> subprocess.Popen[bytes]:
+    listing = base / "ports.json"
+    listing.write_text(json.dumps(ports))
+    argv = [sys.executable, "-m", "bench.health_servers", str(listing)]
+    listener = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    def ready() -> bool:
+        if listener.poll() is not None:
+            raise RuntimeError("the port server ended; see its error above")
+        return all(map(port_open, ports[-3:]))
+
+    wait_until(ready, timeout=60, message="health ports")
+    return listener
+
+
+if __name__ == "__main__":
+    asyncio.run(serve_ports(json.loads(Path(sys.argv[1]).read_text())))

@@ -1,0 +1,179 @@
+"""The audit trail: one row per auditable event, with who, from where, and what changed.
+
+Before/after states come from the audit projection's own fold of each instance and server
+stream (the same Folders the read models use), kept in `audit_subjects`: an update records
+the fields it changed, a creation the whole new state. Secrets are masked (API.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+from psycopg import AsyncConnection
+
+from events.instance import (
+    ActionFailed,
+    ActionRequested,
+    InstanceCreated,
+    InstanceProvisioned,
+    InstanceUpdated,
+    ProvisioningFailed,
+    RemovalRequested,
+)
+from events.registry import DomainEvent, EventRegistry
+from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
+from events.store import RecordedEvent
+from projections.changes import changes
+from projections.envelope import Envelope
+from projections.fold import Folder, Row, fold_batch
+from projections.instances import INSTANCES
+from projections.servers import SERVERS
+from projections.tables import as_json
+
+
+def _fixed(action: str) -> Callable[[Any], str]:
+    return lambda _: action
+
+
+def _control(e: ActionRequested) -> str:
+    return {"start": "instance.started", "stop": "instance.stopped"}.get(
+        e.action, "instance.restarted"
+    )
+
+
+ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
+    InstanceCreated: _fixed("instance.created"),
+    InstanceUpdated: _fixed("instance.updated"),
+    ActionRequested: _control,
+    RemovalRequested: _fixed("instance.deleted"),
+    InstanceProvisioned: _fixed("instance.provisioned"),
+    ProvisioningFailed: _fixed("instance.failed"),
+    ActionFailed: _fixed("instance.failed"),
+    ServerRegistered: _fixed("server.created"),
+    ServerValidated: _fixed("server.validated"),
+    ServerValidationFailed: _fixed("server.validated"),
+    ServerDeleted: _fixed("server.deleted"),
+}
+"""Event type → its `resource.verb` action; events not listed are not audited."""
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    action: str
+    resource_type: str
+    resource_id: str
+    resource_name: str | None
+    user_id: str
+    user_name: str
+    ip_address: str | None
+    user_agent: str | None
+    before_state: dict[str, Any] | None
+    after_state: dict[str, Any] | None
+    created_at: datetime
+    event_type: str
+    position: int
+    correlation_id: str
+
+
+class _AuditRow(AuditEntry, frozen=True, kw_only=True):
+    stream_id: str
+
+
+def entry(action: str, before: Row | None, after: Row | None, env: Envelope) -> _AuditRow:
+    subject: Any = after if after is not None else before
+    old, new = changes(before, after)
+    meta, recorded = env.meta, env.recorded
+    return _AuditRow(
+        id=str(recorded.event_id),
+        org_id=meta.org_id,
+        action=action,
+        resource_type=recorded.stream_id.split("-", 1)[0],
+        resource_id=subject.id,
+        resource_name=subject.name,
+        user_id=meta.actor.id,
+        user_name=meta.actor.name,
+        ip_address=meta.client_ip,
+        user_agent=meta.user_agent,
+        before_state=old,
+        after_state=new,
+        created_at=recorded.recorded_at,
+        event_type=recorded.event_type,
+        position=recorded.position,
+        correlation_id=meta.correlation_id,
+        stream_id=recorded.stream_id,
+    )
+
+
+_INSERT: Final = (
+    b"INSERT INTO audit_log SELECT * FROM json_populate_recordset(NULL::audit_log, %s::json)"
+    b" ON CONFLICT (position) DO NOTHING"
+)
+
+
+class SubjectRows:
+    """The audit projection's fold of each resource stream, stored as MessagePack per stream."""
+
+    def __init__(self, folders: Mapping[str, Folder[Any]]) -> None:
+        self._decoders = {
+            kind: msgspec.msgpack.Decoder(folder.row_type) for kind, folder in folders.items()
+        }
+        self._encoder = msgspec.msgpack.Encoder()
+
+    async def load(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> dict[str, Any]:
+        cur = await conn.execute(
+            "SELECT stream_id, state FROM audit_subjects WHERE stream_id = ANY(%s)",
+            (list(stream_ids),),
+        )
+        return {
+            stream_id: self._decoders[stream_id.split("-", 1)[0]].decode(state)
+            for stream_id, state in await cur.fetchall()
+        }
+
+    async def save(self, conn: AsyncConnection[Any], rows: Mapping[str, Any]) -> None:
+        kept = [(sid, row) for sid, row in rows.items() if row is not None]
+        if kept:
+            await conn.execute(
+                "INSERT INTO audit_subjects (stream_id, state)"
+                " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+                " ON CONFLICT (stream_id) DO UPDATE SET state = EXCLUDED.state",
+                ([sid for sid, _ in kept], [self._encoder.encode(row) for _, row in kept]),
+            )
+        await self.forget(conn, [sid for sid, row in rows.items() if row is None])
+
+    async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
+        if stream_ids:
+            await conn.execute(
+                "DELETE FROM audit_subjects WHERE stream_id = ANY(%s)", (list(stream_ids),)
+            )
+
+
+class AuditProjection:
+    name = "audit"
+    tables = ("audit_log", "audit_subjects")
+    stream_types = ("instance", "server")
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self._registry = registry
+        self._folders: dict[str, Folder[Any]] = {"instance": INSTANCES, "server": SERVERS}
+        self._subjects = SubjectRows(self._folders)
+        self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}
+
+    async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
+        rows: list[_AuditRow] = []
+
+        def record(before: Row | None, after: Row | None, env: Envelope) -> None:
+            action_of = self._actions.get(env.recorded.event_type)
+            if action_of is not None:
+                rows.append(entry(action_of(env.event), before, after, env))
+
+        await fold_batch(conn, events, self._folders, self._subjects, self._registry, record)
+        if rows:
+            await conn.execute(_INSERT, (as_json(rows),))
+
+    async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
+        await self._subjects.forget(conn, stream_ids)
+        await conn.execute("DELETE FROM audit_log WHERE stream_id = ANY(%s)", (list(stream_ids),))

@@ -1,0 +1,60 @@
+"""Every projection odoofleet runs, by name."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from events.registry import EventRegistry
+from projections.audit import AuditProjection
+from projections.health import HEALTH
+from projections.instances import HEALTH_FIELDS, INSTANCES
+from projections.operations import OPERATIONS
+from projections.projection import FoldProjection, Projection
+from projections.servers import SERVERS
+from projections.tables import TableRows
+
+NAMES: Final = ("instances", "servers", "operations", "health", "audit")
+READS: Final[dict[str, tuple[str, ...]]] = {
+    "instances": (INSTANCES.stream_type,),
+    "servers": (SERVERS.stream_type,),
+    "operations": (OPERATIONS.stream_type,),
+    "health": (HEALTH.stream_type,),
+    "audit": AuditProjection.stream_types,
+}
+"""The kinds of stream each projection reads."""
+
+
+def build_projections(registry: EventRegistry) -> dict[str, Projection]:
+    projections: list[Projection] = [
+        FoldProjection(
+            "instances",
+            INSTANCES,
+            TableRows("instances", "id", "instance", INSTANCES.row_type, exclude=HEALTH_FIELDS),
+            registry,
+        ),
+        FoldProjection(
+            "servers", SERVERS, TableRows("servers", "id", "server", SERVERS.row_type), registry
+        ),
+        FoldProjection(
+            "operations",
+            OPERATIONS,
+            TableRows("operations", "id", "operation", OPERATIONS.row_type),
+            registry,
+        ),
+        FoldProjection(
+            "health",
+            HEALTH,
+            TableRows("health", "instance_id", "health", HEALTH.row_type),
+            registry,
+        ),
+        AuditProjection(registry),
+    ]
+    return {projection.name: projection for projection in projections}
+
+
+def select(projections: dict[str, Projection], names: tuple[str, ...] | None) -> list[Projection]:
+    """The named projections (all when `names` is None); an unknown name is an error."""
+    unknown = sorted(set(names or ()) - set(projections))
+    if unknown:
+        raise KeyError(f"no projection named {', '.join(unknown)}; known: {', '.join(NAMES)}")
+    return [projections[name] for name in (names or NAMES)]

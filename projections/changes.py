@@ -1,0 +1,71 @@
+"""What an audit entry shows of a change: the whole state around a creation or a deletion,
+otherwise only the fields that changed; secrets masked either way (API.md, "Audit trail")."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Final, get_args, get_type_hints
+
+import msgspec
+
+from events.secrets import Sealed, mask_sealed
+from projections.fold import Row
+from projections.instances import HEALTH_FIELDS
+
+State = dict[str, Any]
+
+# Not part of what a person changed: bookkeeping, and fields from other read models.
+_UNSHOWN: Final = frozenset({"version", "updated_at", *HEALTH_FIELDS})
+
+
+def changes(before: Row | None, after: Row | None) -> tuple[State | None, State | None]:
+    """(before, after) of one event, for its audit entry."""
+    if before is None or after is None:
+        return _whole(before), _whole(after)
+    changed = [
+        (name, old, new)
+        for name, old, new in zip(
+            _fields(type(after)),
+            msgspec.structs.astuple(before),
+            msgspec.structs.astuple(after),
+            strict=True,
+        )
+        if old != new and name not in _UNSHOWN
+    ]
+    return (
+        _masked(type(after), {name: old for name, old, _ in changed}),
+        _masked(type(after), {name: new for name, _, new in changed}),
+    )
+
+
+@cache
+def _fields(kind: type[Row]) -> tuple[str, ...]:
+    return tuple(field.name for field in msgspec.structs.fields(kind))
+
+
+@cache
+def _secret_fields(kind: type[Row]) -> frozenset[str]:
+    """The fields whose type can hold a sealed value (only those need masking)."""
+    return frozenset(name for name, hint in get_type_hints(kind).items() if _holds_sealed(hint))
+
+
+def _holds_sealed(hint: Any) -> bool:
+    if hint is Sealed:
+        return True
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return any(_holds_sealed(inner) for inner in get_type_hints(hint).values())
+    return any(_holds_sealed(arg) for arg in get_args(hint))
+
+
+def _whole(row: Row | None) -> State | None:
+    if row is None:
+        return None
+    values = zip(_fields(type(row)), msgspec.structs.astuple(row), strict=True)
+    return _masked(type(row), {name: value for name, value in values if name not in _UNSHOWN})
+
+
+def _masked(kind: type[Row], values: State) -> State:
+    plain: State = msgspec.to_builtins(values)
+    for name in _secret_fields(kind) & plain.keys():
+        plain[name] = mask_sealed(plain[name])
+    return plain

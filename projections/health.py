@@ -1,0 +1,74 @@
+"""The health read model: the latest observation of each instance (API.md "Health"), the
+last 24 hours of observation windows, and the health score's factors folded from them
+(projections/health_score.py; freshness is evaluated when the score is read).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from events.health import HealthObserved, HealthStatus
+from projections.envelope import Envelope
+from projections.fold import Folder, Row
+from projections.health_samples import Bucket, add_window
+from projections.health_score import Factor, grade, stored_factors, total
+
+# A container answering at all counts as seen; "unhealthy" and "unknown" do not.
+_SEEN: frozenset[str] = frozenset({"healthy", "degraded"})
+
+
+class HealthView(Row, frozen=True, kw_only=True):
+    instance_id: str
+    org_id: str
+    server_id: str
+    status: HealthStatus
+    container_state: str | None
+    http_status: int | None
+    response_time_ms: float | None
+    restart_count: int | None
+    oom_killed: bool | None
+    memory_bytes: int | None
+    memory_limit_bytes: int | None
+    cpu_percent: float | None
+    last_seen_at: datetime | None
+    last_checked_at: datetime
+    message: str
+    # The score as of last_checked_at (freshness full); read it through `score_at`.
+    score: int | None = None
+    grade: str | None = None
+    score_updated_at: datetime | None = None
+    factors: list[Factor] | None = None
+    samples: list[Bucket] = []
+
+
+def observed(row: HealthView | None, e: HealthObserved, env: Envelope) -> HealthView:
+    last_seen = row.last_seen_at if row is not None else None
+    samples = add_window(row.samples if row else [], e.window, e.observed_at, e.memory_limit_bytes)
+    factors = stored_factors(samples, e.observed_at)
+    score = total(factors)
+    return HealthView(
+        instance_id=e.instance_id,
+        org_id=env.meta.org_id,
+        server_id=e.server_id,
+        status=e.status,
+        container_state=e.container_state,
+        http_status=e.http_status,
+        response_time_ms=e.response_time_ms,
+        restart_count=e.restart_count,
+        oom_killed=e.oom_killed,
+        memory_bytes=e.memory_bytes,
+        memory_limit_bytes=e.memory_limit_bytes,
+        cpu_percent=e.cpu_percent,
+        last_seen_at=e.observed_at if e.status in _SEEN else last_seen,
+        last_checked_at=e.observed_at,
+        message=e.message,
+        score=score,
+        grade=None if score is None else grade(score),
+        score_updated_at=None if score is None else e.observed_at,
+        factors=factors,
+        samples=samples,
+        version=env.version,
+    )
+
+
+HEALTH: Folder[HealthView] = Folder("health", HealthView, {HealthObserved: observed})

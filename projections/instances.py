@@ -1,0 +1,269 @@
+"""The instance read model: its row (the API's Instance object) and how events build it.
+
+The one place that turns instance events into an instance row: the projection, the audit
+trail's before/after states and time travel (`instance_as_of`) all fold with INSTANCES.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from events.instance import (
+    ActionFailed,
+    ActionRequested,
+    InstanceCreated,
+    InstanceProvisioned,
+    InstanceRedeployed,
+    InstanceRemoved,
+    InstanceRestarted,
+    InstanceStarted,
+    InstanceStopped,
+    InstanceUpdated,
+    ProvisioningFailed,
+    RedeployRequested,
+    RemovalRequested,
+)
+from events.secrets import Sealed
+from projections.envelope import Envelope
+from projections.fold import Folder, Row, need
+
+InstanceStatus = Literal[
+    "creating", "running", "stopped", "starting", "stopping", "restarting", "failed", "removing"
+]
+
+_DOMAIN_IDS = uuid.UUID("6f7d1c52-8a43-4c1e-9d51-2f0a8e7b9c10")
+
+
+class DomainView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    domain: str
+    is_primary: bool
+    is_auto_generated: bool
+    dns_status: str
+    ssl_status: str
+    ssl_expires_at: datetime | None
+    dns_provider: str | None
+    dns_record_id: str | None
+    created_at: datetime
+
+
+class InstanceView(Row, frozen=True, kw_only=True):
+    """An instance as the API shows it; `version` is its stream version (the ETag)."""
+
+    id: str
+    org_id: str
+    name: str
+    slug: str
+    server_id: str
+    project_id: str | None
+    template_id: str | None
+    branch: str | None
+    environment_type: str
+    odoo_version: str
+    odoo_edition: str
+    status: InstanceStatus
+    status_message: str | None
+    active_color: str | None
+    addons_path: str | None
+    env_vars: dict[str, Sealed]
+    auto_subdomain: str
+    domains: list[DomainView]
+    http_port: int
+    http_port_host: int
+    longpolling_port: int
+    longpolling_port_host: int
+    workers: int
+    max_cron_threads: int
+    limit_memory_hard: int
+    limit_memory_soft: int
+    limit_time_cpu: int
+    limit_time_real: int
+    log_level: str
+    mcp_write_enabled: bool
+    # From the health read model (joined on read), absent from the instances table.
+    health_score: int | None = None
+    health_score_grade: str | None = None
+    health_score_updated_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    last_restart_at: datetime | None
+    restart_count: int
+    enterprise_build_id: str | None = None
+    enterprise_deployed_at: datetime | None = None
+    enterprise_update_available: bool | None = None
+    wkhtmltopdf_status: str | None = None
+    wkhtmltopdf_version: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+HEALTH_FIELDS = ("health_score", "health_score_grade", "health_score_updated_at", "last_seen_at")
+
+
+def _changed(row: InstanceView, env: Envelope, **changes: Any) -> InstanceView:
+    return msgspec.structs.replace(row, updated_at=env.at, **changes)
+
+
+def created(_: InstanceView | None, e: InstanceCreated, env: Envelope) -> InstanceView:
+    auto = DomainView(
+        id=str(uuid.uuid5(_DOMAIN_IDS, f"{e.instance_id}/{e.auto_subdomain}")),
+        domain=e.auto_subdomain,
+        is_primary=True,
+        is_auto_generated=True,
+        dns_status="pending",
+        ssl_status="pending",
+        ssl_expires_at=None,
+        dns_provider=None,
+        dns_record_id=None,
+        created_at=e.created_at,
+    )
+    s = e.settings
+    return InstanceView(
+        id=e.instance_id,
+        org_id=env.meta.org_id,
+        name=e.name,
+        slug=e.slug,
+        server_id=e.server_id,
+        project_id=e.project_id,
+        template_id=e.template_id,
+        branch=e.branch,
+        environment_type=e.environment_type,
+        odoo_version=e.odoo_version,
+        odoo_edition=e.odoo_edition,
+        status="creating",
+        status_message=None,
+        active_color=None,
+        addons_path=e.addons_path,
+        env_vars=e.env_vars,
+        auto_subdomain=e.auto_subdomain,
+        domains=[auto],
+        http_port=e.http_port,
+        http_port_host=e.http_port_host,
+        longpolling_port=e.longpolling_port,
+        longpolling_port_host=e.longpolling_port_host,
+        workers=s.workers,
+        max_cron_threads=s.max_cron_threads,
+        limit_memory_hard=s.limit_memory_hard,
+        limit_memory_soft=s.limit_memory_soft,
+        limit_time_cpu=s.limit_time_cpu,
+        limit_time_real=s.limit_time_real,
+        log_level=s.log_level,
+        mcp_write_enabled=e.mcp_write_enabled,
+        last_restart_at=None,
+        restart_count=0,
+        created_at=e.created_at,
+        updated_at=e.created_at,
+        version=env.version,
+    )
+
+
+def updated(row: InstanceView | None, e: InstanceUpdated, env: Envelope) -> InstanceView:
+    changes = {
+        name: value
+        for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
+        if (value := getattr(e, name)) is not msgspec.UNSET
+    }
+    return msgspec.structs.replace(need(row, env), updated_at=e.updated_at, **changes)
+
+
+_ACTION_STATUS: dict[str, InstanceStatus] = {
+    "start": "starting",
+    "stop": "stopping",
+    "restart": "restarting",
+}
+
+
+def action_requested(row: InstanceView | None, e: ActionRequested, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status=_ACTION_STATUS[e.action], status_message=None)
+
+
+def provisioned(row: InstanceView | None, e: InstanceProvisioned, env: Envelope) -> InstanceView:
+    current = need(row, env)
+    live = [
+        msgspec.structs.replace(d, dns_status="active", ssl_status="active")
+        if d.is_auto_generated
+        else d
+        for d in current.domains
+    ]
+    return _changed(
+        current,
+        env,
+        status="running",
+        status_message=None,
+        active_color=e.active_color,
+        domains=live,
+    )
+
+
+def provisioning_failed(
+    row: InstanceView | None, e: ProvisioningFailed, env: Envelope
+) -> InstanceView:
+    message = f"provisioning failed at step {e.step}: {e.message}"
+    return _changed(need(row, env), env, status="failed", status_message=message)
+
+
+def started(row: InstanceView | None, _: InstanceStarted, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status="running", status_message=None)
+
+
+def restarted(row: InstanceView | None, e: InstanceRestarted, env: Envelope) -> InstanceView:
+    current = need(row, env)
+    return _changed(
+        current,
+        env,
+        status="running",
+        status_message=None,
+        last_restart_at=e.restarted_at,
+        restart_count=current.restart_count + 1,
+    )
+
+
+def stopped(row: InstanceView | None, _: InstanceStopped, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status="stopped", status_message=None)
+
+
+def action_failed(row: InstanceView | None, e: ActionFailed, env: Envelope) -> InstanceView:
+    message = f"{e.action} failed at step {e.step}: {e.message}"
+    return _changed(need(row, env), env, status="failed", status_message=message)
+
+
+def redeploy_requested(
+    row: InstanceView | None, e: RedeployRequested, env: Envelope
+) -> InstanceView:
+    return _changed(need(row, env), env, status_message=f"redeploying to {e.target_color}")
+
+
+def redeployed(row: InstanceView | None, e: InstanceRedeployed, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status_message=None, active_color=e.active_color)
+
+
+def removal_requested(row: InstanceView | None, _: RemovalRequested, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status="removing", status_message=None)
+
+
+def removed(row: InstanceView | None, _: InstanceRemoved, env: Envelope) -> None:
+    need(row, env)
+
+
+INSTANCES: Folder[InstanceView] = Folder(
+    "instance",
+    InstanceView,
+    {
+        InstanceCreated: created,
+        InstanceUpdated: updated,
+        ActionRequested: action_requested,
+        InstanceProvisioned: provisioned,
+        ProvisioningFailed: provisioning_failed,
+        InstanceStarted: started,
+        InstanceRestarted: restarted,
+        InstanceStopped: stopped,
+        ActionFailed: action_failed,
+        RedeployRequested: redeploy_requested,
+        InstanceRedeployed: redeployed,
+        RemovalRequested: removal_requested,
+        InstanceRemoved: removed,
+    },
+)

@@ -1,0 +1,55 @@
+"""What the runtime needs from a projection, and the common kind: one folded row per stream."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, Generic, Protocol
+
+from psycopg import AsyncConnection
+
+from events.registry import EventRegistry
+from events.store import RecordedEvent
+from projections.fold import Folder, R, fold_batch
+from projections.tables import TableRows
+
+
+class Projection(Protocol):
+    """A read model built from the log. Every row it writes derives from one stream, so a
+    replay can forget the rows of some streams and apply their history again."""
+
+    @property
+    def name(self) -> str:
+        """Its checkpoint, leader lock and status go by this name."""
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables it owns: a rebuild builds new ones and swaps them in."""
+
+    @property
+    def stream_types(self) -> tuple[str, ...]:
+        """The kinds of stream it reads (`instance`, `server`, …)."""
+
+    async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
+        """Apply a batch of the log (events of other streams are ignored), inside the
+        caller's transaction."""
+
+    async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
+        """Delete everything derived from `stream_ids`."""
+
+
+class FoldProjection(Generic[R]):
+    """A table with one row per stream of one type, folded by a Folder."""
+
+    def __init__(self, name: str, folder: Folder[R], rows: TableRows[R], registry: EventRegistry):
+        self.name = name
+        self.tables = (rows.table,)
+        self.stream_types = (folder.stream_type,)
+        self._folders = {folder.stream_type: folder}
+        self._rows = rows
+        self._registry = registry
+
+    async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
+        await fold_batch(conn, events, self._folders, self._rows, self._registry)
+
+    async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
+        await self._rows.forget(conn, stream_ids)

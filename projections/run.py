@@ -1,0 +1,38 @@
+"""Running the projections of this process: `odoofleet project`, `odoofleet dev`, tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from events.catalog import build_registry
+from projections.bell import Bell
+from projections.catalog import build_projections, select
+from projections.presence import Presence
+from projections.runner import ProjectionRunner
+
+
+async def run_projections(
+    pool: AsyncConnectionPool[Any],
+    conninfo: str,
+    stop: asyncio.Event,
+    names: tuple[str, ...] | None = None,
+) -> None:
+    """Run every projection (or the named ones) as leader or standby until `stop` is set.
+
+    Another process running the same projections stands by and takes over within about a
+    second of this one dying.
+    """
+    chosen = select(build_projections(build_registry()), names)
+    bell = Bell(conninfo)
+    presence = Presence(conninfo, [projection.name for projection in chosen])
+    runners = [ProjectionRunner(p, pool, conninfo, bell.subscribe()) for p in chosen]
+    bell.start()
+    presence.start()
+    try:
+        await asyncio.gather(*(runner.run(stop) for runner in runners))
+    finally:
+        await presence.stop()
+        await bell.stop()

@@ -1,0 +1,124 @@
+"""One projection in one process: a standby until it holds the projection's leader lock, then
+the leader, applying the log until it is stopped, loses the lock, or meets a poison event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Literal
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from events.leader import LeaderLock
+from projections.bell import wait_any
+from projections.errors import PoisonEvent
+from projections.presence import labelled, leader_lock_name
+from projections.projection import Projection
+from projections.projector import Projector
+from projections.status import (
+    Failure,
+    record_failed,
+    record_recovered,
+    record_running,
+    record_stopped,
+)
+
+log = logging.getLogger(__name__)
+
+RunnerState = Literal["standby", "running", "failed", "stopped"]
+_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        pool: AsyncConnectionPool[Any],
+        conninfo: str,
+        bell: asyncio.Event,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        retry_interval: float = 0.5,
+    ) -> None:
+        self.name = projection.name
+        self.state: RunnerState = "standby"
+        self._projector = Projector(projection, batch_size=batch_size)
+        self._pool = pool
+        self._bell = bell
+        self._poll = poll_interval
+        self._retry = retry_interval
+        self._lock = LeaderLock(
+            labelled(conninfo, self.name), leader_lock_name(self.name), retry_interval
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Lead or stand by until `stop`; a failed projection ends here (other processes,
+        perhaps with fixed code, may still take it over)."""
+        try:
+            while not stop.is_set() and self.state != "failed":
+                self.state = "standby"
+                if not await self._lock.acquire(stop):
+                    break
+                log.info("projection %s: leading", self.name)
+                try:
+                    await self._lead(stop)
+                finally:
+                    await self._lock.release()
+        finally:
+            if self.state != "failed":
+                self.state = "stopped"
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        self.state = "running"
+        self._projector.forget_position()  # another leader may have moved on meanwhile
+        failure: Failure | None = None
+        announced = False
+        next_lock_check = time.monotonic() + self._retry
+        while not stop.is_set():
+            self._bell.clear()
+            try:
+                async with self._pool.connection() as conn:
+                    if not announced:
+                        failure = await record_running(conn, self.name)
+                        announced = True
+                    batch = await self._projector.step(conn)
+                    if failure is not None and failure.passed_by(batch):
+                        await record_recovered(conn, self.name)
+                        failure = None
+            except _TRANSIENT as e:
+                log.warning("projection %s: database unavailable (%s); retrying", self.name, e)
+                await wait_any(self._retry, stop)
+                continue
+            except Exception as e:
+                await self._fail(e)
+                return
+            if not batch:
+                due = self._projector.save_due_in()
+                await wait_any(
+                    self._poll if due is None else min(due, self._poll), self._bell, stop
+                )
+            if time.monotonic() >= next_lock_check:
+                if not await self._lock.still_held():
+                    log.error("projection %s: lost its leader lock; standing by", self.name)
+                    return
+                next_lock_check = time.monotonic() + self._retry
+        try:
+            async with self._pool.connection() as conn:
+                await self._projector.save(conn)
+                await record_stopped(conn, self.name)
+        except _TRANSIENT as e:
+            log.warning("projection %s: could not record its stop (%s)", self.name, e)
+
+    async def _fail(self, error: Exception) -> None:
+        self.state = "failed"
+        log.error("projection %s stopped: %s", self.name, error, exc_info=error)
+        position = error.position if isinstance(error, PoisonEvent) else None
+        message = str(error) or type(error).__name__
+        try:
+            async with self._pool.connection() as conn:
+                await record_failed(conn, self.name, message, position)
+        except _TRANSIENT as e:
+            log.error("projection %s: could not record its failure (%s)", self.name, e)

@@ -1,0 +1,129 @@
+"""The server read model: its row (the API's Server object, no secrets) and how events build it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from events.server import (
+    HostKeyPinned,
+    ServerDeleted,
+    ServerReachable,
+    ServerRegistered,
+    ServerUnreachable,
+    ServerValidated,
+    ServerValidationFailed,
+)
+from projections.envelope import Envelope
+from projections.fold import Folder, Row, need
+
+ServerStatus = Literal["pending", "active", "unreachable", "error"]
+
+
+class ServerView(Row, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    name: str
+    host: str
+    port: int
+    ssh_user: str
+    auth_method: str
+    status: ServerStatus
+    status_message: str | None
+    host_key_fingerprint: str | None
+    os_name: str | None
+    os_version: str | None
+    cpu_cores: int | None
+    ram_total_bytes: int | None
+    docker_version: str | None
+    max_ssh_sessions: int
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _changed(row: ServerView, env: Envelope, **changes: Any) -> ServerView:
+    return msgspec.structs.replace(row, updated_at=env.at, **changes)
+
+
+def registered(_: ServerView | None, e: ServerRegistered, env: Envelope) -> ServerView:
+    return ServerView(
+        id=e.server_id,
+        org_id=env.meta.org_id,
+        name=e.name,
+        host=e.host,
+        port=e.port,
+        ssh_user=e.ssh_user,
+        auth_method=e.auth_method,
+        status="pending",
+        status_message=None,
+        host_key_fingerprint=None,
+        os_name=None,
+        os_version=None,
+        cpu_cores=None,
+        ram_total_bytes=None,
+        docker_version=None,
+        max_ssh_sessions=e.max_ssh_sessions,
+        last_seen_at=None,
+        created_at=e.created_at,
+        updated_at=e.created_at,
+        version=env.version,
+    )
+
+
+def host_key_pinned(row: ServerView | None, e: HostKeyPinned, env: Envelope) -> ServerView:
+    return _changed(need(row, env), env, host_key_fingerprint=e.fingerprint)
+
+
+def validated(row: ServerView | None, e: ServerValidated, env: Envelope) -> ServerView:
+    return _changed(
+        need(row, env),
+        env,
+        status="active",
+        status_message=None,
+        os_name=e.os_name,
+        os_version=e.os_version,
+        cpu_cores=e.cpu_cores,
+        ram_total_bytes=e.ram_total_bytes,
+        docker_version=e.docker_version,
+        last_seen_at=e.validated_at,
+    )
+
+
+def validation_failed(
+    row: ServerView | None, e: ServerValidationFailed, env: Envelope
+) -> ServerView:
+    return _changed(need(row, env), env, status=e.status, status_message=e.message)
+
+
+def unreachable(row: ServerView | None, e: ServerUnreachable, env: Envelope) -> ServerView:
+    return _changed(need(row, env), env, status="unreachable", status_message=e.message)
+
+
+def reachable(row: ServerView | None, e: ServerReachable, env: Envelope) -> ServerView:
+    current = need(row, env)
+    # Only an outage ends here: a server still pending (or in error) needs a validation.
+    if current.status != "unreachable":
+        return _changed(current, env, last_seen_at=e.observed_at)
+    return _changed(current, env, status="active", status_message=None, last_seen_at=e.observed_at)
+
+
+def deleted(row: ServerView | None, _: ServerDeleted, env: Envelope) -> None:
+    need(row, env)
+
+
+SERVERS: Folder[ServerView] = Folder(
+    "server",
+    ServerView,
+    {
+        ServerRegistered: registered,
+        HostKeyPinned: host_key_pinned,
+        ServerValidated: validated,
+        ServerValidationFailed: validation_failed,
+        ServerUnreachable: unreachable,
+        ServerReachable: reachable,
+        ServerDeleted: deleted,
+    },
+)

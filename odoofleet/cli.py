@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from odoofleet import cli_api, cli_dev, cli_events, cli_work
+from odoofleet import cli_api, cli_audit, cli_dev, cli_events, cli_projections, cli_work
 from odoofleet.logs import configure_logging
 from odoofleet.settings import SettingsError, load_settings
 
-AREAS = (cli_events, cli_api, cli_work, cli_dev)
+AREAS = (cli_events, cli_projections, cli_audit, cli_api, cli_work, cli_dev)
 
 
 def build_parser() -> argparse.ArgumentParser:

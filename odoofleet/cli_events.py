@@ -14,6 +14,7 @@ from events.relay import Relay, RelayConfig
 from events.secrets import mask_sealed
 from events.store import START, Checkpoint, EventStore, RecordedEvent
 from events.wakeup import LogWakeup
+from odoofleet.cli_projections import register_events_actions
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings
 
@@ -34,6 +35,7 @@ def register(commands: Any) -> None:
     show = sub.add_parser("show", help="print one stream's events, secrets masked")
     show.add_argument("stream_id")
     show.set_defaults(run=run_show)
+    register_events_actions(sub)
 
 
 def run_migrate(settings: Settings, _args: argparse.Namespace) -> int:

@@ -80,7 +80,11 @@ def create_app(
 
 
 async def _json_only(request: Request[Any, Any, Any]) -> None:
-    """A body must be JSON: anything else is refused before it is read."""
+    """A body must be JSON: anything else is refused before it is read. NUL characters are
+    refused anywhere: PostgreSQL cannot store them in text, and nothing needs them."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise InvalidRequest(FieldError(name, "must not contain NUL characters"))
     if request.method not in _WITH_BODY:
         return
     has_body = request.headers.get("content-length", "0") != "0" or (

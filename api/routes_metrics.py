@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import psycopg
-from litestar import Response, get
+from litestar import get
 from litestar.di import NamedDependency
 
 from api.metrics_http import HttpMetrics
 from api.metrics_log import log_metrics
 from api.services import Deps
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar adds `; charset=utf-8` to text media types itself.
+CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-@get("/metrics", operation_id="metrics", summary="Prometheus metrics", tags=["probes"])
-async def metrics(services: Deps, http_metrics: NamedDependency[HttpMetrics]) -> Response[str]:
+@get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    tags=["probes"],
+    media_type=CONTENT_TYPE,
+)
+async def metrics(services: Deps, http_metrics: NamedDependency[HttpMetrics]) -> str:
     lines = http_metrics.render()
     up = 1
     try:
@@ -27,4 +34,4 @@ async def metrics(services: Deps, http_metrics: NamedDependency[HttpMetrics]) ->
         "# TYPE odoofleet_postgres_up gauge",
         f"odoofleet_postgres_up {up}",
     ]
-    return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
+    return "\n".join(lines) + "\n"

@@ -110,7 +110,7 @@ async def settings(database_url: str, nats_server_url: str) -> AsyncIterator[Set
         database_url=database_url,
         nats_url=nats_server_url,
         secret_key=TEST_SECRET_KEY,
-        jwt_secret="test-jwt-secret-of-32-bytes-min-" + token,
+        jwt_secret="test-jwt-secret-long-enough-for-hs256-recommendations-" + token * 2,
         nats_stream=f"TEST_{token.upper()}",
         subject_prefix=f"t{token}",
         log_format="text",

@@ -42,6 +42,7 @@ from events.reservation import PortsReserved, SlugReserved, ports_stream, slug_s
 from events.secrets import Vault
 from events.server import ServerRegistered, ServerValidationRequested, server_stream
 from events.store import ANY, NO_STREAM, EventStore, NewEvents
+from odoofleet.sandbox.server import STANDIN_DIR
 from odoofleet.settings import Settings
 from workers.readiness import Patience
 from workers.run import run_workers
@@ -320,6 +321,9 @@ async def fleet_fixture(bare_fleet: Fleet) -> Fleet:
 # ---- hung stand-in calls ----------------------------------------------------------------------
 
 
+STANDIN = str(STANDIN_DIR / "docker").encode()
+
+
 def kill_hung_standins(sshd: SshdServer) -> None:
     """End stand-in docker calls of this sshd still sleeping on a `hang` switch, as if the
     command they stand for had finished."""
@@ -329,5 +333,5 @@ def kill_hung_standins(sshd: SshdServer) -> None:
             continue
         with contextlib.suppress(OSError):
             cmdline = (entry / "cmdline").read_bytes()
-            if b"standin/docker" in cmdline and marker in (entry / "environ").read_bytes():
+            if STANDIN in cmdline and marker in (entry / "environ").read_bytes():
                 os.kill(int(entry.name), signal.SIGKILL)

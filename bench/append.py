@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
-from pathlib import Path
 
 import msgspec
 import psycopg
@@ -37,6 +36,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.readme import README, write_section
 from events.metadata import Actor, EventMetadata
 from events.migrate import migrate
 from events.operation import OperationStepCompleted
@@ -50,8 +50,6 @@ SYSTEMS = ("odoofleet", "eventsourcing", "plain")
 STREAMS_PER_WRITER = 16
 ROUNDS = 5
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- append:begin -->", "<!-- append:end -->"
 
 EVENT = OperationStepCompleted(
     operation_id=str(uuid.uuid4()), step="deploy-addons", duration_ms=1234, output="ok " * 20
@@ -375,19 +373,6 @@ async def machine_facts(url: str, timing: Timing) -> str:
     )
 
 
-def write_readme(section: str) -> None:
-    block = f"{BEGIN}\n{section}\n{END}"
-    if not README.exists():
-        README.write_text("# Benchmarks\n\nRun from the repository root; none is a test.\n")
-    text = README.read_text()
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        text = head + block + rest.partition(END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n## Event store appends\n\n" + block + "\n"
-    README.write_text(text)
-
-
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -419,7 +404,7 @@ async def main(argv: list[str] | None = None) -> None:
     table = results_table(results)
     print(f"\n{facts}\n\n{table}")
     if not args.quick:
-        write_readme(f"{facts}\n\n{table}")
+        write_section("append", "Event store appends", f"{facts}\n\n{table}")
         print(f"\nwritten to {README}")
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from projection_fixtures import catch_up, instance_created  # noqa: E402
 
 from bench.health_servers import BenchSshd, free_ports, listen  # noqa: E402
+from bench.readme import write_section  # noqa: E402
 from events.catalog import build_registry  # noqa: E402
 from events.instance import InstanceProvisioned, ProvisioningRequested, instance_stream  # noqa: E402
 from events.metadata import EventMetadata, system_actor  # noqa: E402
@@ -50,8 +51,6 @@ from events.store import NO_STREAM, EventStore, NewEvents  # noqa: E402
 from workers.health_observer import HealthObserver, ObserverConfig  # noqa: E402
 from workers.ssh import SshRunner  # noqa: E402
 
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- health:begin -->", "<!-- health:end -->"
 META = EventMetadata(actor=system_actor("bench"), org_id="org-bench", correlation_id="bench")
 
 
@@ -206,14 +205,6 @@ def report(rows: list[str], seconds: list[float], args: argparse.Namespace, pg: 
     )
 
 
-def write_readme(section: str) -> None:
-    text = README.read_text()
-    if BEGIN not in text:
-        text = f"{text.rstrip()}\n\n## Health observer\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(f"{head}{BEGIN}\n{section}\n{END}{rest.split(END, 1)[1]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -227,7 +218,7 @@ def main() -> None:
         section = asyncio.run(run(args, Path(base)))
     print(section)
     if not args.quick:
-        write_readme(section)
+        write_section("health", "Health observer", section)
 
 
 if __name__ == "__main__":

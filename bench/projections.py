@@ -38,6 +38,7 @@ import msgspec
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from bench.readme import write_section
 from events.catalog import build_registry, stream_type
 from events.health import HealthObserved
 from events.instance import (
@@ -59,8 +60,6 @@ from events.store import ANY, EventStore
 from projections.catalog import build_projections
 from projections.rebuild import rebuild
 
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- projections:begin -->", "<!-- projections:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # Field values shared by the generated events (msgspec.convert ignores what a type lacks).
@@ -349,14 +348,6 @@ def report(rows: list[str], lags: dict[str, list[float]], args: argparse.Namespa
     return "\n".join(lines)
 
 
-def write_readme(section: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    if BEGIN not in text:
-        text = f"{text.rstrip()}\n\n## Projections\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(f"{head}{BEGIN}\n{section}\n{END}{rest.split(END, 1)[1]}")
-
-
 async def _database(admin: str, name: str, drop: bool = False) -> str:
     async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
@@ -426,7 +417,7 @@ def main() -> None:
     section = asyncio.run(run(args, args.database_url))
     print(section)
     if not args.quick:
-        write_readme(section)
+        write_section("projections", "Projections", section)
 
 
 if __name__ == "__main__":

@@ -121,11 +121,13 @@ _COLUMNS: Final = (
 # position 9 was still open would skip 9 for ever. So a reader only takes events written by
 # transactions older than the oldest transaction still running (all of those have ended), and
 # orders/checkpoints by (tx_id, position): nothing can later appear below the checkpoint.
+# The ORDER BY names the table's columns: a bare `tx_id` would be the output column
+# (`tx_id::text::bigint`), which no index serves, and each batch would sort the rest of the log.
 _READ_ALL_SQL: Final = (
     f"SELECT {_COLUMNS} FROM events"
     " WHERE (tx_id, position) > (%(tx)s::text::xid8, %(pos)s)"
     " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-    " ORDER BY tx_id, position LIMIT %(limit)s"
+    " ORDER BY events.tx_id, events.position LIMIT %(limit)s"
 ).encode()
 
 _READ_STREAM_SQL: Final = (
@@ -251,7 +253,7 @@ class EventStore:
             cur = await conn.execute(
                 "SELECT tx_id::text::bigint, position FROM events"
                 " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-                " ORDER BY tx_id DESC, position DESC LIMIT 1"
+                " ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
             )
             row = await cur.fetchone()
             return START if row is None else Checkpoint(int(row[0]), int(row[1]))

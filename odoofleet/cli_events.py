@@ -103,7 +103,7 @@ async def _print_last(store: EventStore, count: int) -> Checkpoint:
         cur = await conn.execute(
             "SELECT tx_id::text::bigint, position FROM events"
             " WHERE (tx_id, position) <= (%s::text::xid8, %s)"
-            " ORDER BY tx_id DESC, position DESC OFFSET %s LIMIT 1",
+            " ORDER BY events.tx_id DESC, events.position DESC OFFSET %s LIMIT 1",
             (str(head.tx_id), head.position, max(count, 0)),
         )
         row = await cur.fetchone()

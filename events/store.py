@@ -75,12 +75,31 @@ class NewEvents(msgspec.Struct, frozen=True):
     event_ids: Sequence[uuid.UUID] | None = None
 
 
+# Why the stream lock: a transaction id is assigned at a transaction's first write, and the log is
+# read in (transaction id, position) order. An append that took its id and then waited for a
+# stream (a batch blocked on one of its later streams, or an UPDATE that took its id before
+# meeting the row lock) could commit a higher version of a stream under a lower id than an append
+# that overtook it, and log readers would see that stream's versions out of order. So every
+# append first takes a transaction-scoped advisory lock per stream, before it writes anything:
+# writers of one stream take their ids in the order they commit. A key pair (class, hash), not
+# one bigint, so these never collide with the process-wide locks (leaders, slots, migrations).
+_STREAM_LOCK_CLASS: Final = 0x0F1EE7
+_STREAM_LOCK: Final = (
+    b"lock AS (SELECT pg_advisory_xact_lock(%d, hashtext(%%(sid)s)) AS held)" % _STREAM_LOCK_CLASS
+)
+_LOCK_STREAMS_SQL: Final = (
+    b"SELECT pg_advisory_xact_lock(%d, key) FROM"
+    b" (SELECT DISTINCT hashtext(sid) AS key FROM unnest(%%s::text[]) AS sid ORDER BY key) AS k"
+    % _STREAM_LOCK_CLASS
+)
+
+# Each claim joins the lock, so its write (and the transaction id) comes after the lock.
 _STREAM_CLAIM: Final[dict[str, bytes]] = {
-    "exact": b"UPDATE streams SET version = version + %(n)s"
+    "exact": b"UPDATE streams SET version = version + %(n)s FROM lock"
     b" WHERE stream_id = %(sid)s AND version = %(expected)s RETURNING version",
-    NO_STREAM: b"INSERT INTO streams (stream_id, version) VALUES (%(sid)s, %(n)s)"
+    NO_STREAM: b"INSERT INTO streams (stream_id, version) SELECT %(sid)s, %(n)s FROM lock"
     b" ON CONFLICT DO NOTHING RETURNING version",
-    ANY: b"INSERT INTO streams (stream_id, version) VALUES (%(sid)s, %(n)s)"
+    ANY: b"INSERT INTO streams (stream_id, version) SELECT %(sid)s, %(n)s FROM lock"
     b" ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + EXCLUDED.version"
     b" RETURNING version",
 }
@@ -96,7 +115,7 @@ _EVENT_ROWS: Final[dict[str, bytes]] = {
 
 # One statement, so an autocommit append is one round trip and one implicit transaction.
 _APPEND_TEMPLATE: Final = (
-    b"WITH claim AS (%s), inserted AS ("
+    b"WITH %s, claim AS (%s), inserted AS ("
     b" INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,"
     b" event_id)"
     b" SELECT %%(sid)s, claim.version - %%(n)s + e.ord, e.type, e.sv, e.data::jsonb,"
@@ -106,7 +125,7 @@ _APPEND_TEMPLATE: Final = (
     b" SELECT version, position FROM inserted ORDER BY position"
 )
 _APPEND_SQL: Final = {
-    (kind, shape): _APPEND_TEMPLATE % (claim, rows)
+    (kind, shape): _APPEND_TEMPLATE % (_STREAM_LOCK, claim, rows)
     for kind, claim in _STREAM_CLAIM.items()
     for shape, rows in _EVENT_ROWS.items()
 }
@@ -217,6 +236,7 @@ class EventStore:
         async with self._pool.connection() as conn:
             try:
                 async with conn.transaction():
+                    await conn.execute(_LOCK_STREAMS_SQL, ([p.batch.stream_id for p in prepared],))
                     results = [await _insert(conn, item) for item in prepared]
             except (pg_errors.UniqueViolation, _Refused):
                 # Rolled back whole: each item was appended before (a retry), or one conflicts.

@@ -13,7 +13,7 @@ from events.errors import DuplicateEventId, WrongExpectedVersion
 from events.metadata import EventMetadata
 from events.migrate import migrate
 from events.registry import EventRegistry
-from events.store import ANY, NO_STREAM, START, Checkpoint, EventStore
+from events.store import ANY, NO_STREAM, START, Checkpoint, EventStore, NewEvents
 
 
 async def test_append_to_a_new_stream_returns_its_version_and_positions(store: EventStore):
@@ -167,6 +167,54 @@ async def test_read_all_does_not_pass_an_open_transaction(store: EventStore, dat
     await eventually(lambda: _visible(store, 2))
     seen = await store.read_all(START)
     assert [e.stream_id for e in seen] == ["operation-early", "operation-late"]
+
+
+async def test_a_stream_s_versions_follow_log_order_when_a_batch_waits_mid_way(
+    store: EventStore, database_url: str
+):
+    """A batch that has written (and so holds a transaction id) and then waits must not let a
+    later append to one of its streams commit a lower version under a higher id: a log reader
+    would then see that stream's versions out of order."""
+    import psycopg
+
+    await store.append("operation-held", NO_STREAM, [step(1)], meta())
+    await store.append("operation-shared", NO_STREAM, [step(1)], meta())
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute("SELECT 1 FROM streams WHERE stream_id = 'operation-held' FOR UPDATE")
+        batch = asyncio.create_task(
+            store.append_batch(
+                [
+                    NewEvents("operation-new", NO_STREAM, [step(1)], meta()),
+                    NewEvents("operation-held", ANY, [step(2)], meta()),
+                    NewEvents("operation-shared", ANY, [step(2)], meta()),
+                ]
+            )
+        )
+        await eventually(lambda: _backends_waiting_on_locks(database_url, 1))
+        single = asyncio.create_task(store.append("operation-shared", ANY, [step(3)], meta()))
+        await eventually(lambda: _done_or_waiting(single, database_url))
+        await holder.commit()
+    await asyncio.gather(batch, single)
+
+    await eventually(lambda: _visible(store, 5))
+    shared = [e.version for e in await store.read_all(START) if e.stream_id == "operation-shared"]
+    assert shared == [1, 2, 3]
+
+
+async def _backends_waiting_on_locks(database_url: str, count: int) -> bool:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = await cur.fetchone()
+        return row is not None and int(row[0]) >= count
+
+
+async def _done_or_waiting(task: asyncio.Task[object], database_url: str) -> bool:
+    return task.done() or await _backends_waiting_on_locks(database_url, 2)
 
 
 async def test_migrate_is_idempotent_and_safe_concurrently(database_url: str):

@@ -125,7 +125,7 @@ class SubjectRows:
 
     async def load(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> dict[str, Any]:
         cur = await conn.execute(
-            "SELECT stream_id, state FROM audit_subjects WHERE stream_id = ANY(%s)",
+            "SELECT stream_id, state FROM audit_subjects WHERE stream_id = ANY(%b)",
             (list(stream_ids),),
         )
         return {
@@ -138,7 +138,7 @@ class SubjectRows:
         if kept:
             await conn.execute(
                 "INSERT INTO audit_subjects (stream_id, state)"
-                " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+                " SELECT * FROM unnest(%b::text[], %b::bytea[])"
                 " ON CONFLICT (stream_id) DO UPDATE SET state = EXCLUDED.state",
                 ([sid for sid, _ in kept], [self._encoder.encode(row) for _, row in kept]),
             )
@@ -147,7 +147,7 @@ class SubjectRows:
     async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
         if stream_ids:
             await conn.execute(
-                "DELETE FROM audit_subjects WHERE stream_id = ANY(%s)", (list(stream_ids),)
+                "DELETE FROM audit_subjects WHERE stream_id = ANY(%b)", (list(stream_ids),)
             )
 
 
@@ -176,4 +176,4 @@ class AuditProjection:
 
     async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
         await self._subjects.forget(conn, stream_ids)
-        await conn.execute("DELETE FROM audit_log WHERE stream_id = ANY(%s)", (list(stream_ids),))
+        await conn.execute("DELETE FROM audit_log WHERE stream_id = ANY(%b)", (list(stream_ids),))

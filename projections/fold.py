@@ -2,9 +2,10 @@
 
 A row remembers the stream version it reflects. An event at or below that version was
 applied already and is skipped, which makes re-delivery harmless. An event above the next
-version means the log handed over a later event first (a bulk append can commit a stream's
-events out of (tx_id, position) order), so the missing ones are read from the stream and
-applied before it: a row is always the fold of a gap-free prefix of its stream.
+version means the log handed over a later event first. EventStore prevents that (each append
+takes its streams' locks before it writes, so a stream's versions follow log order), but rows
+written around it, or by a version before that fix, could; so the missing ones are read from
+the stream and applied before it: a row is always the fold of a gap-free prefix of its stream.
 """
 
 from __future__ import annotations

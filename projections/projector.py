@@ -69,7 +69,8 @@ class Projector:
         self.checkpoint = checkpoint or projection.name
         self.batch_size = batch_size
         self._save_every = save_every
-        self._streams = tuple(f"{kind}-" for kind in projection.stream_types)
+        self._types = tuple(projection.stream_types)
+        self._streams = tuple(f"{kind}-" for kind in self._types)
         # The checkpoint as this projector last saved or saw it, and how far it has read;
         # the events between the two have no effect on the projection.
         self._saved: Checkpoint | None = None
@@ -131,7 +132,7 @@ class Projector:
     async def _batch(self, conn: AsyncConnection[Any], limit: int) -> Sequence[RecordedEvent]:
         ahead: Sequence[RecordedEvent] = ()
         if self._read is not None:
-            ahead = await read_all_on(conn, self._read, limit)
+            ahead = await read_all_on(conn, self._read, limit, self._types)
             if not any(e.stream_id.startswith(self._streams) for e in ahead):
                 if ahead:
                     self._read = ahead[-1].checkpoint
@@ -145,7 +146,7 @@ class Projector:
                 await conn.execute(self._search_path)
             start = await lock_checkpoint(conn, self.checkpoint)
             fresh = not ahead or start != self._saved
-            events = await read_all_on(conn, start, limit) if fresh else ahead
+            events = await read_all_on(conn, start, limit, self._types) if fresh else ahead
             if events:
                 await self._apply(conn, events, limit)
                 if not await save_checkpoint(conn, self.checkpoint, start, events[-1].checkpoint):

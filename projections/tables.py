@@ -2,6 +2,8 @@
 
 A batch's rows go to PostgreSQL as one JSON array (`json_populate_recordset`): one
 statement per batch instead of one per row, and the column list comes from the row Struct.
+Lists of keys go binary (`%b`): psycopg quotes each element of a text-format array through a
+regular expression, a visible share of a rebuild's CPU.
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ class TableRows(Generic[R]):
         columns = [f.name for f in msgspec.structs.fields(row_type) if f.name not in exclude]
         self._upsert = _upsert_sql(table, key, columns)
         self._select = (
-            f"SELECT coalesce(json_agg(t), '[]')::text FROM {table} t WHERE {key} = ANY(%s)"
+            f"SELECT coalesce(json_agg(t), '[]')::text FROM {table} t WHERE {key} = ANY(%b)"
         ).encode()
-        self._delete = f"DELETE FROM {table} WHERE {key} = ANY(%s)".encode()
+        self._delete = f"DELETE FROM {table} WHERE {key} = ANY(%b)".encode()
         self._decoder = msgspec.json.Decoder(list[row_type])  # type: ignore[valid-type]
 
     def _ids(self, stream_ids: Iterable[str]) -> list[str]:

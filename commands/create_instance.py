@@ -3,7 +3,6 @@ ONE transaction, so two concurrent creates never share a slug or a port."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -22,7 +21,7 @@ from commands.reservation import (
     fold_ports,
     fold_slug,
 )
-from commands.runner import Outcome, folder, load
+from commands.runner import Outcome, folder, loaded_from
 from events.errors import WrongExpectedVersion
 from events.instance import (
     EnvironmentType,
@@ -85,17 +84,12 @@ async def create_instance(
     lost to another process is retried: each round one of the racers wins, so `attempts`
     bounds how many concurrent creates on one server still succeed.
     """
-    placed = await load(
-        store, registry, server_stream(draft.server_id), _server_fold, org_id=metadata.org_id
-    )
-    server.ensure_can_host(placed.state)
-    sealed = await _sealed(vault, draft)
     turn = (locks or StreamLocks())(ports_stream(draft.server_id))
     for index, slug in enumerate(slugs):
         try:
             async with turn:
                 return await _create_with_slug(
-                    store, registry, sealed, slug, host_ports, now, metadata, attempts
+                    store, registry, vault, draft, slug, host_ports, now, metadata, attempts
                 )
         except SlugTaken:
             if index == len(slugs) - 1:
@@ -124,20 +118,27 @@ async def _sealed(vault: Vault, draft: InstanceDraft) -> _Sealed:
 async def _create_with_slug(
     store: EventStore,
     registry: EventRegistry,
-    sealed: _Sealed,
+    vault: Vault,
+    draft: InstanceDraft,
     slug: str,
     host_ports: HostPorts,
     now: datetime,
     metadata: EventMetadata,
     attempts: int,
 ) -> Outcome:
-    draft = sealed.draft
+    """Each round reads the server and both reservations in one query, and seals the secrets
+    once the server is known to take the instance (the data key is cached, so a second round
+    seals without a round trip)."""
+    server_id = server_stream(draft.server_id)
     slug_id = slug_stream(metadata.org_id, slug)
     ports_id = ports_stream(draft.server_id)
     for _ in range(attempts):
-        held, ports = await asyncio.gather(
-            load(store, registry, slug_id, fold_slug), load(store, registry, ports_id, fold_ports)
-        )
+        found = await store.read_streams([server_id, slug_id, ports_id])
+        placed = loaded_from(registry, found[server_id], _server_fold, org_id=metadata.org_id)
+        held = loaded_from(registry, found[slug_id], fold_slug)
+        ports = loaded_from(registry, found[ports_id], fold_ports)
+        server.ensure_can_host(placed.state)
+        sealed = await _sealed(vault, draft)
         slug_events = decide_slug(ReserveSlug(slug=slug, instance_id=draft.instance_id), held.state)
         reservation = ReservePorts(
             server_id=draft.server_id,

@@ -68,7 +68,17 @@ async def load(
 ) -> Loaded[S]:
     """The stream's state and version. With `org_id`, a stream written for another
     organization loads as if it did not exist (tenancy: another org's resource is a 404)."""
-    recorded = await store.read_stream(stream_id)
+    return loaded_from(registry, await store.read_stream(stream_id), fold, org_id=org_id)
+
+
+def loaded_from(
+    registry: EventRegistry,
+    recorded: Sequence[RecordedEvent],
+    fold: Fold[S],
+    *,
+    org_id: str | None = None,
+) -> Loaded[S]:
+    """`load` of a stream already read (EventStore.read_streams reads several at once)."""
     if not recorded or (org_id is not None and _owner_of(recorded[0]) != org_id):
         return Loaded(fold(()), 0)
     events = (registry.decode(e.event_type, e.schema_version, e.data) for e in recorded)

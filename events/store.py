@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 import psycopg
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 NO_STREAM: Final = "no_stream"
 ANY: Final = "any"
 ExpectedVersion = int | Literal["no_stream", "any"]
+_Conn = psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]]
 
 
 class Checkpoint(msgspec.Struct, frozen=True, order=True):
@@ -167,6 +168,11 @@ _READ_STREAM_SQL: Final = (
 ).encode()
 
 
+_READ_STREAMS_SQL: Final = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY(%b) ORDER BY stream_id, version"
+).encode()
+
+
 class _Wakeups:
     """Wakes the log readers that LISTEN (events.wakeup) once appends have committed.
 
@@ -247,9 +253,12 @@ class EventStore:
         prepared = [_Prepared.of(item) for item in batch]
         async with self._pool.connection() as conn:
             try:
-                async with conn.transaction():
+                # Pipelined: BEGIN, the locks and every append go out together, so the batch
+                # costs two round trips (its results, then COMMIT) whatever its size.
+                async with conn.pipeline(), conn.transaction():
                     await conn.execute(_LOCK_STREAMS_SQL, ([p.batch.stream_id for p in prepared],))
-                    results = [await _insert(conn, item) for item in prepared]
+                    sent = [await _send(conn, item) for item in prepared]
+                    results = [await _result(cur) for cur in sent]
             except (pg_errors.UniqueViolation, _Refused):
                 # Rolled back whole: each item was appended before (a retry), or one conflicts.
                 results = [await _already_appended_or_conflict(conn, item) for item in prepared]
@@ -265,6 +274,17 @@ class EventStore:
                 _READ_STREAM_SQL, {"sid": stream_id, "after": after_version, "limit": limit}
             )
             return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        """Several whole streams in one query (a command that decides over several)."""
+        found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row, binary=True)
+            await cur.execute(_READ_STREAMS_SQL, (list(stream_ids),))
+            for row in await cur.fetchall():
+                event = RecordedEvent(*row)
+                found[event.stream_id].append(event)
+        return found
 
     async def read_all(self, after: Checkpoint = START, limit: int = 1000) -> list[RecordedEvent]:
         """The next events of the ordered log after `after`; never skips one."""
@@ -292,7 +312,7 @@ class EventStore:
 
 
 async def read_all_on(
-    conn: psycopg.AsyncConnection[tuple[object, ...]] | psycopg.AsyncConnection[object],
+    conn: _Conn,
     after: Checkpoint,
     limit: int,
     of_types: Sequence[str] = (),
@@ -340,21 +360,26 @@ class _Prepared(msgspec.Struct, frozen=True):
         return cls(batch, _APPEND_SQL[_claim_kind(batch.expected_version), shape], params, ids)
 
 
-async def _insert(
-    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
-    item: _Prepared,
-) -> AppendResult:
-    """Execute one append; raises _Refused when its stream claim did not match."""
+async def _send(conn: _Conn, item: _Prepared) -> psycopg.AsyncCursor[tuple[Any, ...]]:
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(item.sql, item.params)
+    return cur
+
+
+async def _result(cur: psycopg.AsyncCursor[tuple[Any, ...]]) -> AppendResult:
+    """The outcome of a sent append; raises _Refused when its stream claim did not match."""
     rows = await cur.fetchall()
     if not rows:
         raise _Refused()
     return AppendResult(version=int(rows[-1][0]), positions=[int(r[1]) for r in rows])
 
 
+async def _insert(conn: _Conn, item: _Prepared) -> AppendResult:
+    return await _result(await _send(conn, item))
+
+
 async def _append_one(
-    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
+    conn: _Conn,
     batch: NewEvents,
 ) -> AppendResult:
     item = _Prepared.of(batch)
@@ -380,7 +405,7 @@ def _event_params(
 
 
 async def _already_appended_or_conflict(
-    conn: psycopg.AsyncConnection[object] | psycopg.AsyncConnection[tuple[object, ...]],
+    conn: _Conn,
     item: _Prepared,
 ) -> AppendResult:
     batch, ids = item.batch, item.ids

@@ -15,7 +15,7 @@ from commands.instance import (
     decide,
 )
 from commands.instance_state import Absent, InstanceState, Removed, Removing, evolve, initial_state
-from commands.runner import Outcome, execute, folder
+from commands.runner import Outcome, execute, execute_command, folder
 from events.instance import ControlAction, instance_stream
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
@@ -117,12 +117,5 @@ async def _run(
     now: datetime,
     metadata: EventMetadata,
 ) -> Outcome:
-    # Decided again on the fresh state after a lost race: whether the action is allowed
-    # depends only on the state it is decided on.
-    async def decision(state: InstanceState) -> Sequence[DomainEvent]:
-        return decide(command, state, now)
-
     stream_id = instance_stream(instance_id)
-    return await execute(
-        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
-    )
+    return await execute_command(store, registry, stream_id, _fold, decide, command, now, metadata)

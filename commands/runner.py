@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import msgspec
@@ -15,6 +16,7 @@ from events.registry import DomainEvent, EventRegistry
 from events.store import NO_STREAM, EventStore, ExpectedVersion, RecordedEvent
 
 S = TypeVar("S")
+C = TypeVar("C")
 Fold = Callable[[Iterable[DomainEvent]], S]
 Decision = Callable[[S], Awaitable[Sequence[DomainEvent]]]
 
@@ -119,6 +121,27 @@ async def execute(
             continue
         return Outcome(result.version, result.position, events)
     raise ConcurrentModification(stream_id)
+
+
+async def execute_command(
+    store: EventStore,
+    registry: EventRegistry,
+    stream_id: str,
+    fold: Fold[S],
+    decide: Callable[[C, S, datetime], Sequence[DomainEvent]],
+    command: C,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    """`execute` with a pure decider, decided again on the fresh state after a lost race:
+    whether a command is allowed depends only on the state it is decided on."""
+
+    async def decision(state: S) -> Sequence[DomainEvent]:
+        return decide(command, state, now)
+
+    return await execute(
+        store, registry, stream_id, fold, decision, metadata, retry_on_conflict=True
+    )
 
 
 def _owner_of(event: RecordedEvent) -> str:

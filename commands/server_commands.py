@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 
-from commands.runner import Outcome, execute, folder
+from commands.runner import Outcome, execute_command, folder
 from commands.server import (
     DeleteServer,
     RegisterServer,
     ServerCommand,
-    ServerState,
     ValidateServer,
     decide,
     evolve,
     initial_state,
 )
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import EventRegistry
 from events.secrets import Vault
 from events.server import AuthMethod, server_stream
 from events.store import EventStore
@@ -94,10 +92,5 @@ async def _run(
     now: datetime,
     metadata: EventMetadata,
 ) -> Outcome:
-    async def decision(state: ServerState) -> Sequence[DomainEvent]:
-        return decide(command, state, now)
-
     stream_id = server_stream(server_id)
-    return await execute(
-        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
-    )
+    return await execute_command(store, registry, stream_id, _fold, decide, command, now, metadata)

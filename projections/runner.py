@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -29,6 +29,34 @@ log = logging.getLogger(__name__)
 
 RunnerState = Literal["standby", "running", "failed", "stopped"]
 _TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+class _HiddenAppends:
+    """How long to wait after a step that found nothing.
+
+    The bell rings once an append has committed, so a step that then finds nothing was held
+    back by the xmin rule (events.store: a transaction older than the append was still open).
+    That transaction usually ends within milliseconds and rings no bell of its own, so look
+    again soon, backing off, instead of waiting for the next poll (read-your-writes waits on it).
+    """
+
+    _FIRST: Final = 0.004
+    _TRIES: Final = 6
+
+    def __init__(self) -> None:
+        self._tries = 0
+
+    def reset(self) -> None:
+        self._tries = 0
+
+    def next_wait(self, rang: bool, poll: float) -> float:
+        if not rang and self._tries == 0:
+            return poll
+        if self._tries >= self._TRIES:
+            self._tries = 0
+            return poll
+        self._tries += 1
+        return min(poll, self._FIRST * (1 << (self._tries - 1)))
 
 
 class ProjectionRunner:
@@ -77,7 +105,9 @@ class ProjectionRunner:
         failure: Failure | None = None
         announced = False
         next_lock_check = time.monotonic() + self._retry
+        hidden = _HiddenAppends()
         while not stop.is_set():
+            rang = self._bell.is_set()
             self._bell.clear()
             try:
                 async with self._pool.connection() as conn:
@@ -95,11 +125,12 @@ class ProjectionRunner:
             except Exception as e:
                 await self._fail(e)
                 return
-            if not batch:
+            if batch:
+                hidden.reset()
+            else:
                 due = self._projector.save_due_in()
-                await wait_any(
-                    self._poll if due is None else min(due, self._poll), self._bell, stop
-                )
+                wait = hidden.next_wait(rang, self._poll)
+                await wait_any(wait if due is None else min(due, wait), self._bell, stop)
             if time.monotonic() >= next_lock_check:
                 if not await self._lock.still_held():
                     log.error("projection %s: lost its leader lock; standing by", self.name)

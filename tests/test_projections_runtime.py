@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from builders import meta
 from projection_fixtures import (
@@ -15,6 +16,7 @@ from projection_fixtures import (
     append_to_instance,
     catch_up,
     create_instance,
+    instance_created,
     new_id,
     observe,
     projections_running,
@@ -30,7 +32,7 @@ from events.catalog import build_registry
 from events.checkpoints import load_checkpoint
 from events.instance import InstanceRestarted, InstanceUpdated, instance_stream
 from events.pool import Pool
-from events.registry import EventRegistry
+from events.registry import EventRegistry, encode_event
 from events.store import NO_STREAM, START, EventStore, RecordedEvent
 from projections.bell import Bell
 from projections.catalog import build_projections
@@ -384,3 +386,62 @@ async def test_waiting_covers_the_events_before_the_position_too(pool: Pool, sto
     assert not await wait_for_position(pool, row[0], timeout=0.1)
     await catch_up(pool, "instances")
     assert await wait_for_position(pool, row[0], timeout=0.1)
+
+
+async def test_an_append_hidden_by_an_older_open_transaction_is_applied_soon_after_it_ends(
+    pool: Pool, database_url: str
+):
+    """The bell rings for an append that an older, still open transaction hides from log
+    readers; the runner looks again soon after instead of waiting for its next poll (an hour
+    here), so read-your-writes does not wait on it. The append rings the bell exactly once
+    (EventStore could ring again later, after the older transaction ended)."""
+    ring = asyncio.Event()
+    runner = ProjectionRunner(
+        _projection("instances"), pool, database_url, ring, poll_interval=3600
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await eventually(lambda: _state_is_now(pool, "instances", "running"), message="leads")
+        async with await AsyncConnection.connect(database_url) as older:
+            await older.execute("SELECT pg_current_xact_id()")
+            instance_id, position = await _append_created(database_url)
+            ring.set()
+            await eventually(lambda: not ring.is_set(), message="the runner took the ring")
+            await older.commit()
+        assert await wait_for_position(pool, position, timeout=5, projections=("instances",))
+        assert await get_instance(pool, "org-a", instance_id) is not None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _state_is_now(pool: Pool, name: str, state: str) -> bool:
+    async with pool.connection() as conn:
+        return await _state_is(conn, name, state)
+
+
+async def _append_created(database_url: str) -> tuple[str, int]:
+    """An InstanceCreated written without EventStore, which would ring the bell itself."""
+    instance_id = new_id()
+    event = instance_created(instance_id)
+    async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO streams (stream_id, version) VALUES (%s, 1)",
+            (instance_stream(instance_id),),
+        )
+        cur = await conn.execute(
+            "INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,"
+            " event_id) VALUES (%s, 1, %s, %s, %s::jsonb, %s::jsonb, gen_random_uuid())"
+            " RETURNING position",
+            (
+                instance_stream(instance_id),
+                event.event_type(),
+                event.schema_version,
+                encode_event(event),
+                msgspec.json.encode(meta()).decode(),
+            ),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return instance_id, int(row[0])

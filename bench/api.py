@@ -411,17 +411,14 @@ def verdict(rows: list[Row]) -> str:
 
 
 WHERE_POST_GOES = """\
-Where a create's time goes: the baseline is one statement. A create is 17 round trips to
-PostgreSQL, 4 of them the API's own (the server's, the slug's and the ports' streams, read
-concurrently where they can be, and the instance read back for the response) and 13 inside
-the event store: the Vault's new data key for the instance (INSERT and SELECT, its own commit)
-and `append_batch` for the three streams in one transaction (BEGIN, then a SAVEPOINT, the
-append and a RELEASE per stream, COMMIT). Measured alone (no projections, one connection)
-a create takes about 5 ms; here the five projections run beside it on the same two cores and
-every round trip waits its turn for a core. Creates on one server queue on an in-process lock
-for its ports stream instead of racing and retrying (before it, 1.65 appends per create at 16
-connections).
-"""
+Where a create's time goes: the baseline is one statement. A create is 5 round trips to
+PostgreSQL: one query reads the server's, the slug's and the ports' streams; the Vault stores
+the instance's new data key (its own commit); `append_batch` sends BEGIN, the stream locks and
+the three appends pipelined (one round trip), then COMMIT; the instance is read back from its
+stream for the response. The NOTIFY that wakes the log readers follows, coalesced (one per
+5 ms at most). Creates on one server queue on an in-process lock for its ports stream rather
+than racing and retrying. The projections, the client and PostgreSQL share the same two cores
+with the API, so at 16 connections every round trip also waits its turn for a core."""
 
 
 async def machine_facts(url: str, warmup: float, seconds: float) -> str:

@@ -34,6 +34,7 @@ class ConsumerSpec:
         ack_wait: float = 30.0,
         max_deliver: int = 5,
         retry_delay: float = 2.0,
+        transient: tuple[type[Exception], ...] = (),
     ) -> None:
         self.durable = durable
         self.subject = subject
@@ -42,6 +43,9 @@ class ConsumerSpec:
         self.ack_wait = ack_wait
         self.max_deliver = max_deliver
         self.retry_delay = retry_delay
+        # Failures that say nothing about the work (our own database unavailable): retried
+        # until they pass, never recorded as the operation's failure.
+        self.transient = transient
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -99,7 +103,7 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
         raise
     except Exception as e:
         delivered = msg.metadata.num_delivered
-        if delivered >= spec.max_deliver:
+        if delivered >= spec.max_deliver and not isinstance(e, spec.transient):
             log.exception(
                 "consumer %s: %s failed %d times; recording the failure",
                 spec.durable,

@@ -8,6 +8,7 @@ was lost is sent again with the same event id, which the store absorbs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,10 @@ from events.registry import DomainEvent, EventRegistry
 from events.store import NO_STREAM, EventStore, ExpectedVersion
 
 OUTPUT_LIMIT: Final = 2000
-_APPEND_ATTEMPTS: Final = 5
+_FIRST_RETRY: Final = 0.2
+_LONGEST_RETRY: Final = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class OperationProgress(msgspec.Struct, kw_only=True):
@@ -187,9 +191,13 @@ class OperationLog:
                 continue
 
     async def _record(self, event: DomainEvent) -> None:
+        """Append `event`, waiting for PostgreSQL as long as it is unavailable: once a step
+        ran out in the world, giving up on recording it would make the next delivery run it
+        again (the consumer keeps the message in progress meanwhile)."""
         expected: ExpectedVersion = self.progress.version or NO_STREAM
         event_id = uuid.uuid4()
-        for attempt in range(1, _APPEND_ATTEMPTS + 1):
+        delay = _FIRST_RETRY
+        while True:
             try:
                 await self.store.append(
                     self.stream_id, expected, [event], self.metadata, [event_id]
@@ -197,10 +205,15 @@ class OperationLog:
                 break
             except WrongExpectedVersion as e:
                 raise OperationTakenOver(str(e)) from e
-            except psycopg.OperationalError:
-                if attempt == _APPEND_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.2 * attempt)
+            except psycopg.OperationalError as e:
+                log.warning(
+                    "operation %s: cannot record %s yet (%s); retrying",
+                    self.operation_id,
+                    event.event_type(),
+                    e,
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, _LONGEST_RETRY)
         evolve(self.progress, event)
 
 

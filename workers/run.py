@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 import nats.errors
+import psycopg
 
 from events.catalog import build_registry
 from events.jetstream import connect_nats, ensure_stream
@@ -195,6 +196,9 @@ def _consumer(
         ack_wait=ack_wait,
         max_deliver=max_deliver,
         retry_delay=retry_delay,
+        # PoolTimeout is one too. Recording "gave up" once PostgreSQL is back would fail an
+        # operation that only waited for our database.
+        transient=(psycopg.OperationalError,),
     )
 
 

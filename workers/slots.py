@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -19,6 +20,8 @@ from typing import Any
 import psycopg
 
 from events.leader import lock_key
+
+log = logging.getLogger(__name__)
 
 
 class LockTimeout(Exception):
@@ -78,7 +81,12 @@ class OperationLocks:
         return bool(row and row[0])
 
     async def _unlock(self, key: int) -> None:
-        await self._session().execute("SELECT pg_advisory_unlock(%s)", (key,))
+        try:
+            await self._session().execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except psycopg.OperationalError as e:
+            # The session is gone (PostgreSQL restarted) and its locks went with it. What ran
+            # under the lock has finished: failing here would have it run again.
+            log.warning("lock session lost (%s); its locks went with it", e)
 
     def _session(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:

@@ -167,16 +167,32 @@ class SshRunner:
     ) -> _Channel:
         held = await self._connection(server)
         try:
-            return await opener(held.conn)
+            return await self._answered(server, opener(held.conn))
         except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError):
             # The cached connection died unnoticed; nothing started on it, so one fresh
             # connection is safe to try.
             await self.close(server.server_id)
             held = await self._connection(server)
             try:
-                return await opener(held.conn)
+                return await self._answered(server, opener(held.conn))
             except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as e:
                 raise ServerUnreachable(f"cannot open a session on {server.address}: {e}") from e
+
+    async def _answered(
+        self, server: ServerConnectionInfo, opening: Awaitable[_Channel]
+    ) -> _Channel:
+        """The channel, if the server opens it within the connect timeout. A server that
+        accepted the connection and then stopped answering would otherwise hold the open
+        until keepalives give up (three intervals). Whether the command started is unknown
+        then, so the connection is dropped and no fresh one tried here."""
+        try:
+            return await asyncio.wait_for(opening, server.connect_timeout)
+        except TimeoutError:
+            await self.close(server.server_id)
+            raise ServerUnreachable(
+                f"cannot open a session on {server.address}: "
+                f"no answer within {server.connect_timeout:g}s"
+            ) from None
 
     async def _connection(self, server: ServerConnectionInfo) -> Connection:
         lock = self._connect_locks.setdefault(server.server_id, asyncio.Lock())

@@ -42,11 +42,14 @@ class AuthConfigError(ValueError):
 
 
 class Claims(msgspec.Struct, frozen=True):
+    """The claims API.md requires. `permissions` is required too (an empty list is fine): a
+    token without it was not minted for odoofleet."""
+
     sub: _Text
     org: _Text
     exp: float
+    permissions: list[str]
     name: _Text | None = None
-    permissions: list[str] = []
 
 
 class Principal(msgspec.Struct, frozen=True):

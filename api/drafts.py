@@ -10,6 +10,7 @@ import uuid
 import msgspec
 
 from api.errors import FieldError, InvalidRequest
+from api.fields import RESERVED_ENV_VARS
 from api.wire_instances import CreateInstanceBody, UpdateInstanceBody
 from api.wire_servers import CreateServerBody
 from commands.change_instance import InstanceChanges
@@ -24,6 +25,7 @@ _GENERATED_SLUG_TRIES = 4
 
 
 def instance_draft(body: CreateInstanceBody, settings: Settings) -> InstanceDraft:
+    refuse_reserved_env_vars(body.env_vars)
     return InstanceDraft(
         instance_id=str(uuid.uuid4()),
         operation_id=str(uuid.uuid4()),
@@ -58,7 +60,17 @@ def instance_changes(body: UpdateInstanceBody) -> InstanceChanges:
     changes = msgspec.structs.asdict(body)
     if all(value is msgspec.UNSET for value in changes.values()):
         raise InvalidRequest(FieldError("body", "give at least one field to change"))
+    if not isinstance(body.env_vars, msgspec.UnsetType):
+        refuse_reserved_env_vars(body.env_vars)
     return InstanceChanges(**changes)
+
+
+def refuse_reserved_env_vars(env_vars: dict[str, str]) -> None:
+    """envVars may not name a variable odoofleet sets itself (api/fields.py explains each)."""
+    reserved = sorted(set(env_vars) & set(RESERVED_ENV_VARS))
+    if reserved:
+        message = f"set by odoofleet, choose another name: {', '.join(reserved)}"
+        raise InvalidRequest(FieldError("envVars", message))
 
 
 def server_draft(body: CreateServerBody) -> ServerDraft:

@@ -47,6 +47,12 @@ AddonsPath = Annotated[
     ),
 ]
 EnvKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")]
+# Names the Odoo container's environment already has a meaning for: the app compose file sets
+# HOST, PORT, USER and PASSWORD_FILE over instance.env (workers/render.py), the Odoo image's
+# entrypoint replaces PASSWORD with the content of PASSWORD_FILE, and ODOO_RC would point Odoo
+# away from the odoo.conf odoofleet writes (its limits, dbfilter and admin password). Accepting
+# them would store a value that is silently ignored, or that disables odoofleet's settings.
+RESERVED_ENV_VARS: Final = ("HOST", "PORT", "USER", "PASSWORD", "PASSWORD_FILE", "ODOO_RC")
 # One line each: values are written to an env file, where a newline would start a new entry.
 EnvValue = Annotated[str, msgspec.Meta(max_length=32_768, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
 EnvVars = Annotated[
@@ -54,7 +60,8 @@ EnvVars = Annotated[
     msgspec.Meta(
         max_length=200,
         description="Up to 200 variables; names match ^[A-Z_][A-Z0-9_]*$, values are one line"
-        " of at most 32 KiB",
+        " of at most 32 KiB. Names odoofleet sets itself are refused: "
+        + ", ".join(RESERVED_ENV_VARS),
     ),
 ]
 

@@ -24,6 +24,7 @@ _PREFIX: Final = "v1:"
 # Unwrapped keys are kept this long, so a key shredded by another process stops working here
 # within seconds, not at the next restart.
 _KEY_CACHE_SECONDS: Final = 5.0
+_KEY_CACHE_SIZE: Final = 4096
 
 
 _GET_KEY: Final = "SELECT wrapped_key FROM stream_keys WHERE stream_id = %s"
@@ -136,8 +137,20 @@ class Vault:
             key = _decrypt(self._master, bytes(row[0]).decode(), b"dek:" + stream_id.encode())
         except InvalidTag:
             raise MasterKeyMismatch() from None
-        self._keys[stream_id] = (time.monotonic(), key)
+        self._remember(stream_id, key)
         return key
+
+    def _remember(self, stream_id: str, key: bytes) -> None:
+        """Cache `key`; past _KEY_CACHE_SIZE entries the stale ones go, so a process that
+        touches many streams keeps only the last few seconds' keys."""
+        now = time.monotonic()
+        if len(self._keys) >= _KEY_CACHE_SIZE:
+            self._keys = {
+                sid: entry
+                for sid, entry in self._keys.items()
+                if now - entry[0] < _KEY_CACHE_SECONDS
+            }
+        self._keys[stream_id] = (now, key)
 
     def _wrap(self, stream_id: str) -> bytes:
         """A new random data key for `stream_id`, wrapped by the master key."""

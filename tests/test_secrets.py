@@ -84,3 +84,15 @@ async def test_a_wrong_master_key_cannot_open_secrets(vault: Vault, pool):
 
     with pytest.raises(MasterKeyMismatch):
         await Vault(pool, "another-master-key").open("server-s1", sealed)
+
+
+async def test_the_key_cache_drops_stale_keys_once_it_is_full(pool, monkeypatch):
+    import events.secrets as secrets_module
+
+    monkeypatch.setattr(secrets_module, "_KEY_CACHE_SIZE", 3)
+    monkeypatch.setattr(secrets_module, "_KEY_CACHE_SECONDS", 0.0)
+    vault = Vault(pool, "master")
+    for n in range(10):
+        await vault.seal(f"instance-{n}", "value")
+
+    assert len(vault._keys) <= 3

@@ -186,6 +186,7 @@ async def update(
         services.vault,
         str(instance_id),
         instance_changes(data),
+        operation_id=str(uuid.uuid4()),
         now=datetime.now(UTC),
         metadata=metadata_for(request),
         if_match=expected_version(if_match),

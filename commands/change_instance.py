@@ -41,16 +41,19 @@ async def update_instance(
     instance_id: str,
     changes: InstanceChanges,
     *,
+    operation_id: str,
     now: datetime,
     metadata: EventMetadata,
     if_match: int | None = None,
 ) -> Outcome:
     """Without `if_match` a lost race is decided again on the fresh state (an update sets
-    values, so it is still right then); with it, the client's version no longer holds."""
+    values, so it is still right then); with it, the client's version no longer holds.
+    `operation_id` is the redeploy's, if the change needs one to reach the server."""
     stream_id = instance_stream(instance_id)
 
     async def decision(state: InstanceState) -> Sequence[DomainEvent]:
-        return decide(await _sealed(vault, stream_id, changes, state), state, now)
+        command = await _sealed(vault, stream_id, changes, state, operation_id)
+        return decide(command, state, now)
 
     return await execute(
         store,
@@ -65,7 +68,11 @@ async def update_instance(
 
 
 async def _sealed(
-    vault: Vault, stream_id: str, changes: InstanceChanges, state: InstanceState
+    vault: Vault,
+    stream_id: str,
+    changes: InstanceChanges,
+    state: InstanceState,
+    operation_id: str,
 ) -> UpdateInstance:
     """The command, with env vars sealed only if their plaintext differs from the current
     values: sealing uses a fresh nonce, so sealed values never compare equal."""
@@ -74,6 +81,7 @@ async def _sealed(
         name=changes.name,
         addons_path=changes.addons_path,
         mcp_write_enabled=changes.mcp_write_enabled,
+        operation_id=operation_id,
     )
     if isinstance(env_vars, msgspec.UnsetType) or isinstance(state, Absent | Removed | Removing):
         return sealed  # nothing to seal, or the decider refuses anyway

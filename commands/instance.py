@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeAlias, assert_never
+from typing import Final, TypeAlias, assert_never
 
 import msgspec
 
@@ -32,10 +32,17 @@ from events.instance import (
     OdooEdition,
     OdooVersion,
     ProvisioningRequested,
+    RedeployRequested,
     RemovalRequested,
+    idle_color,
 )
 from events.registry import DomainEvent
 from events.secrets import Sealed
+
+# What an update may change, and of that what the instance's files on its server are
+# rendered from (workers/render.py): a change to those must be deployed.
+CHANGEABLE: Final = ("name", "addons_path", "env_vars", "mcp_write_enabled")
+RUNTIME: Final = frozenset({"addons_path", "env_vars"})
 
 
 class CreateInstance(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,12 +76,14 @@ class CreateInstance(msgspec.Struct, frozen=True, kw_only=True):
 class UpdateInstance(msgspec.Struct, frozen=True, kw_only=True):
     """Fields left UNSET are not being changed. `env_vars` arrives sealed, and only when the
     edge found the plaintext different from the current values: sealed values never compare
-    equal, so the comparison happens where the secrets can be read."""
+    equal, so the comparison happens where the secrets can be read. `operation_id` names the
+    redeploy that a runtime change may need; without one the change is only recorded."""
 
     name: str | msgspec.UnsetType = msgspec.UNSET
     addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
     env_vars: dict[str, Sealed] | msgspec.UnsetType = msgspec.UNSET
     mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    operation_id: str | None = None
 
 
 class ControlInstance(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,27 +128,46 @@ def _create(command: CreateInstance, now: datetime) -> list[DomainEvent]:
 
 
 def _update(command: UpdateInstance, state: InstanceState, now: datetime) -> list[DomainEvent]:
+    """A runtime setting reaches the server when an operation starts a colour: its app-up
+    step renders the files from the settings the operation read when it began. An instance
+    that serves, or is on its way to serving (creating, starting, restarting), read them
+    before this change, so a blue/green redeploy follows (one operation per instance at a
+    time, so after the one in flight) and brings the change in without downtime. A stopped,
+    stopping or failed instance gets none: whatever starts it next reads the change."""
     match state:
         case Absent() | Removed():
             raise InstanceNotFound
         case Removing():
             raise ActionNotAllowed("update", state.status)
-        case Creating() | Running() | Stopped() | Starting() | Stopping() | Restarting() | Failed():
-            return _changes(command, state.facts, now)
+        case Creating() | Running() | Starting() | Restarting():
+            return _changes(command, state.facts, now, deploy=True)
+        case Stopped() | Stopping() | Failed():
+            return _changes(command, state.facts, now, deploy=False)
         case _:
             assert_never(state)
 
 
-def _changes(command: UpdateInstance, facts: InstanceFacts, now: datetime) -> list[DomainEvent]:
-    current = msgspec.structs.asdict(facts)
+def _changes(
+    command: UpdateInstance, facts: InstanceFacts, now: datetime, *, deploy: bool
+) -> list[DomainEvent]:
     changes = {
         name: value
-        for name, value in msgspec.structs.asdict(command).items()
-        if value is not msgspec.UNSET and value != current[name]
+        for name in CHANGEABLE
+        if (value := getattr(command, name)) is not msgspec.UNSET and value != getattr(facts, name)
     }
     if not changes:
         return []
-    return [InstanceUpdated(instance_id=facts.instance_id, updated_at=now, **changes)]
+    updated = InstanceUpdated(instance_id=facts.instance_id, updated_at=now, **changes)
+    if not deploy or command.operation_id is None or changes.keys().isdisjoint(RUNTIME):
+        return [updated]
+    return [updated, _redeploy(facts, command.operation_id)]
+
+
+def _redeploy(facts: InstanceFacts, operation_id: str) -> DomainEvent:
+    target = idle_color(facts.active_color)
+    return RedeployRequested(
+        instance_id=facts.instance_id, operation_id=operation_id, target_color=target
+    )
 
 
 def _control(command: ControlInstance, state: InstanceState) -> list[DomainEvent]:

@@ -9,6 +9,7 @@ import msgspec
 from events.instance import (
     ActionFailed,
     ActionRequested,
+    Color,
     InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
@@ -36,6 +37,8 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     addons_path: str | None
     env_vars: dict[str, Sealed]
     mcp_write_enabled: bool
+    # The colour serving traffic; None until the first provisioning completes.
+    active_color: Color | None = None
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -123,7 +126,9 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
             return msgspec.structs.replace(state, facts=_updated(facts, event))
         case ActionRequested(action=action):
             return _AFTER_ACTION[action](facts)
-        case InstanceProvisioned() | InstanceStarted() | InstanceRestarted() | InstanceRedeployed():
+        case InstanceProvisioned(active_color=color) | InstanceRedeployed(active_color=color):
+            return Running(msgspec.structs.replace(facts, active_color=color))
+        case InstanceStarted() | InstanceRestarted():
             return Running(facts)
         case InstanceStopped():
             return Stopped(facts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -16,6 +16,13 @@ EnvironmentType = Literal["production", "staging", "development"]
 Color = Literal["blue", "green"]
 ControlAction = Literal["start", "stop", "restart"]
 LogLevel = Literal["debug", "info", "warn", "error", "critical"]
+FIRST_COLOR: Final[Color] = "blue"  # the colour a provisioning starts and routes to
+
+
+def idle_color(active: Color | None) -> Color:
+    """The colour not serving traffic; before the first provisioning completes, that is the
+    one FIRST_COLOR is not."""
+    return "blue" if active == "green" else "green"
 
 
 class InstanceSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,10 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     env_vars: dict[str, Sealed] = msgspec.field(default_factory=dict)
     provisioned: bool = False
     active_color: Color | None = None
+    stopped: bool = False  # by the last control operation: nothing serves until a start
+    # A runtime setting (addonsPath, envVars) changed before the first provisioning completed:
+    # a colour that an earlier provisioning started may run older ones.
+    reconfigured: bool = False
     removal: RemovalRequested | None = None
     removed: bool = False
     # The operations that provisioned or resumed provisioning, oldest first.
@@ -69,10 +73,7 @@ def evolve(record: InstanceRecord, event: DomainEvent) -> InstanceRecord:
             record.created = event
             record.addons_path, record.env_vars = event.addons_path, event.env_vars
         case InstanceUpdated():
-            if not isinstance(event.addons_path, msgspec.UnsetType):
-                record.addons_path = event.addons_path
-            if not isinstance(event.env_vars, msgspec.UnsetType):
-                record.env_vars = event.env_vars
+            _updated(record, event)
         case ProvisioningRequested(operation_id=operation_id):
             record.provisioning_ops.append(operation_id)
         case ActionRequested(action="start" | "restart") if not record.provisioned:
@@ -80,8 +81,10 @@ def evolve(record: InstanceRecord, event: DomainEvent) -> InstanceRecord:
             record.provisioning_ops.append(event.operation_id)
         case InstanceProvisioned() | InstanceRedeployed():
             record.provisioned, record.active_color = True, event.active_color
+            record.stopped = False
             record.outcomes[event.operation_id] = Settled()
         case InstanceStarted() | InstanceStopped() | InstanceRestarted():
+            record.stopped = isinstance(event, InstanceStopped)
             record.outcomes[event.operation_id] = Settled()
         case ProvisioningFailed() | ActionFailed():
             record.outcomes[event.operation_id] = Settled(True, event.step, event.message)
@@ -91,6 +94,16 @@ def evolve(record: InstanceRecord, event: DomainEvent) -> InstanceRecord:
             record.removed = True
             record.outcomes[event.operation_id] = Settled()
     return record
+
+
+def _updated(record: InstanceRecord, event: InstanceUpdated) -> None:
+    if not isinstance(event.addons_path, msgspec.UnsetType):
+        record.addons_path = event.addons_path
+    if not isinstance(event.env_vars, msgspec.UnsetType):
+        record.env_vars = event.env_vars
+    runtime = (event.addons_path, event.env_vars)
+    if not record.provisioned and any(v is not msgspec.UNSET for v in runtime):
+        record.reconfigured = True
 
 
 def fold_instance(events: Iterable[DomainEvent]) -> InstanceRecord:

@@ -6,6 +6,8 @@ two app colours can share it; the app file serves both colours (`-p <slug>-<colo
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 
 from workers.fields import check_color
@@ -123,6 +125,7 @@ def render_app_compose(spec: InstanceSpec) -> str:
                     "odoofleet.edition": spec.edition,
                     "odoofleet.http-port-host": str(spec.http_port_host),
                     "odoofleet.longpolling-port-host": str(spec.longpolling_port_host),
+                    "odoofleet.config-digest": config_digest(spec),
                 },
             }
         },
@@ -134,6 +137,20 @@ def render_app_compose(spec: InstanceSpec) -> str:
         },
     }
     return _header(spec, "application (both colours)") + dump(document)
+
+
+def config_digest(spec: InstanceSpec) -> str:
+    """SHA-256 of the files a colour's container reads when it is created. `up -d` recreates a
+    container only when its service's configuration changed, and the content of the
+    bind-mounted odoo.conf is no part of that (docker/compose#13045); with this label it is,
+    so starting a colour always runs the settings rendered last. instance.env is in too:
+    Compose resolves it into the environment, but `config --hash` has not always
+    (docker/compose#14001)."""
+    digest = hashlib.sha256()
+    for content in (render_odoo_conf(spec), render_instance_env(spec)):
+        digest.update(content.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def render_color_env(spec: InstanceSpec, color: str) -> str:

@@ -102,7 +102,7 @@ def create_database_command(layout: InstanceLayout, db_name: str, odoo_version: 
 
 def app_up_command(layout: InstanceLayout, color: str) -> str:
     """Start a colour: creates its container, or recreates it when its configuration changed,
-    or starts it when stopped. Used to provision and to start."""
+    or starts it when stopped. Used to provision, to start and to redeploy."""
     return locked(layout.lock, cmd(*_compose_app(layout, color), "up", "-d"))
 
 

@@ -45,7 +45,12 @@ def operation(trigger: Trigger) -> InstanceOperation:
             if event.action == "stop":
                 return Cancel("the instance was never provisioned")
             resume_from = tuple(instance.provisioning_ops)
-            return provision_plan(event.instance_id, event.operation_id, resume_from)
+            return provision_plan(
+                event.instance_id,
+                event.operation_id,
+                resume_from,
+                reconfigured=instance.reconfigured,
+            )
         color = instance.active_color or "blue"
         return _plan(event, color)
 

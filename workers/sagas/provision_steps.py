@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.instance import FIRST_COLOR, InstanceProvisioned, ProvisioningFailed
 from events.registry import DomainEvent
 from events.server import server_stream
 from workers.instance_access import may_settle
@@ -31,16 +31,23 @@ from workers.shell import script
 from workers.spec import InstanceSpec
 from workers.streams import read
 
-FIRST_COLOR: Final = "blue"
 MIB: Final = 2**20
 # Steps that look at the present rather than change anything: a resumed provisioning looks
 # again, where the changes an earlier operation completed are not made twice.
 CHECKS: Final = frozenset({"server", "preflight", "db-healthy", "readiness"})
 
 
-def provision_plan(instance_id: str, operation_id: str, resume_from: tuple[str, ...]) -> Plan:
+def provision_plan(
+    instance_id: str,
+    operation_id: str,
+    resume_from: tuple[str, ...],
+    *,
+    reconfigured: bool = False,
+) -> Plan:
     """Provisioning under `operation_id`; what the operations in `resume_from` completed is
-    not done again (a start resuming a failed provisioning)."""
+    not done again (a start resuming a failed provisioning), except app-up when the instance
+    was `reconfigured` since: blue may run the settings of before, and starting the instance
+    is how an operator applies a fix to them."""
 
     def succeeded() -> list[DomainEvent]:
         ids = {"instance_id": instance_id, "operation_id": operation_id}
@@ -56,7 +63,7 @@ def provision_plan(instance_id: str, operation_id: str, resume_from: tuple[str, 
         failed=failed,
         allowed=lambda events: may_settle(operation_id, events),
         resume_from=resume_from,
-        checks=CHECKS,
+        checks=CHECKS | {"app-up"} if reconfigured else CHECKS,
     )
 
 
@@ -127,7 +134,12 @@ async def lay_out(ctx: InstanceContext) -> str:
     await ctx.remote.check(
         script(layout_command(layout), networks_and_volumes_command(layout, spec.instance_id))
     )
-    files = instance_files(spec)
+    return await upload_files(ctx)
+
+
+async def upload_files(ctx: InstanceContext) -> str:
+    """Every file of the instance directory, rendered from the settings the operation read."""
+    layout, files = ctx.layout, instance_files(ctx.spec())
     for rendered in files:
         await ctx.remote.upload(f"{layout.dir}/{rendered.path}", rendered.content, rendered.mode)
     return f"{layout.dir}: " + ", ".join(rendered.path for rendered in files)
@@ -144,8 +156,14 @@ async def create_database(ctx: InstanceContext) -> str:
 
 
 async def app_up(ctx: InstanceContext, color: str) -> str:
+    """Whatever starts a colour (provisioning, start, redeploy) starts it on the instance's
+    files as rendered from the settings the operation read when it began: uploaded here,
+    unless this operation's layout step did. Their digest in the compose file makes `up -d`
+    recreate a container whose files changed (workers/render.py, config_digest)."""
+    uploaded = [] if "layout" in ctx.log.progress.completed else [await upload_files(ctx)]
     command = app_up_command(ctx.layout, color)
-    return await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
+    started = await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
+    return "\n".join([*uploaded, started])
 
 
 async def ready(ctx: InstanceContext, color: str) -> str:

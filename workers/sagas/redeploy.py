@@ -1,11 +1,19 @@
-"""The redeploy saga (on RedeployRequested): a code-only release to the idle colour with a
-proxy switch (ODOO-HOSTING.md §2.9, flow A). The new colour starts and must be ready before
-the route moves to it; only then is the old colour stopped and activeColor changed, so a
-failure on the way leaves the old colour serving."""
+"""The redeploy saga (on RedeployRequested): a release to the idle colour with a proxy switch
+(ODOO-HOSTING.md §2.9, flow A), for code or for changed settings (envVars, addonsPath). The
+new colour starts on freshly rendered files and must be ready before the route moves to it;
+only then is the old colour stopped and activeColor changed, so a failure on the way leaves
+the old colour serving.
+
+The colour started is the one idle when the redeploy runs, whatever `target_color` says. The
+target is the idle colour when the redeploy was asked for, and an earlier redeploy may have
+moved the route since: two quick updates each ask for a redeploy to the same colour, and the
+second must still deploy (so the second change reaches the server) rather than find its
+colour serving and give up.
+"""
 
 from __future__ import annotations
 
-from events.instance import ActionFailed, InstanceRedeployed, RedeployRequested
+from events.instance import ActionFailed, Color, InstanceRedeployed, RedeployRequested, idle_color
 from events.registry import DomainEvent
 from workers.instance_access import InstanceRecord, may_settle
 from workers.proxy_steps import switch_route
@@ -26,6 +34,8 @@ from workers.sagas.provision_steps import app_up, ready
 from workers.sagas.runtime import Step
 from workers.server_commands import stop_command
 
+STARTING_APPLIES = "whatever starts it renders the latest settings"
+
 
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
@@ -35,16 +45,16 @@ def operation(trigger: Trigger) -> InstanceOperation:
         if instance.removal is not None:
             return Cancel(REMOVING)
         if not instance.provisioned or instance.active_color is None:
-            return Cancel("the instance was never provisioned")
-        if instance.active_color == event.target_color:
-            return Cancel(f"colour {event.target_color} is serving already")
+            return Cancel(f"nothing serves yet: {STARTING_APPLIES}")
+        if instance.stopped:
+            return Cancel(f"the instance is stopped: {STARTING_APPLIES}")
         return _plan(event, instance.active_color)
 
     return InstanceOperation("redeploy", event.operation_id, event.instance_id, react)
 
 
-def _plan(event: RedeployRequested, old: str) -> Plan:
-    new = event.target_color
+def _plan(event: RedeployRequested, old: Color) -> Plan:
+    new = idle_color(old)
 
     async def steps(ctx: InstanceContext) -> list[Step]:
         async def switch() -> str:

@@ -14,9 +14,10 @@ from saga_fixtures import (  # noqa: F401
     steps_of,
 )
 
-from events.instance import InstanceProvisioned, InstanceRemoved
+from events.instance import InstanceCreated, InstanceProvisioned, InstanceRemoved
 from events.operation import OperationCancelled, OperationStepCompleted
 from events.reservation import PortsReleased, SlugReleased, ports_stream, slug_stream
+from events.secrets import MASK, Vault
 from events.server import ServerValidated, server_stream
 from workers.layout import InstanceLayout
 from workers.server_commands import verify_removed_command
@@ -32,6 +33,7 @@ TEARDOWN = [
     "remove-directory",
     "verify",
     "release",
+    "forget-secrets",
 ]
 
 
@@ -67,6 +69,9 @@ async def test_teardown_removes_everything_and_releases_the_reservations(
     assert isinstance(ports[-1], PortsReleased)
     slug = await fleet.events(slug_stream(ORG, "acme"))
     assert isinstance(slug[-1], SlugReleased)
+    created = next(e for e in await fleet.events(instance.stream) if isinstance(e, InstanceCreated))
+    fresh = Vault(fleet.pool, fleet.settings.secret_key)  # no key cached from the create
+    assert await fresh.open(instance.stream, created.admin_password) == MASK
 
 
 async def test_a_removal_while_the_server_is_pending_cancels_the_provisioning(
@@ -83,7 +88,10 @@ async def test_a_removal_while_the_server_is_pending_cancels_the_provisioning(
     provisioning = await bare_fleet.operation(instance.operation_id)
     assert isinstance(provisioning[-1], OperationCancelled)
     # Nothing was made on the server, so nothing is taken down over SSH.
-    assert steps_of(await bare_fleet.operation(teardown), OperationStepCompleted) == ["release"]
+    assert steps_of(await bare_fleet.operation(teardown), OperationStepCompleted) == [
+        "release",
+        "forget-secrets",
+    ]
     assert bare_fleet.sshd.calls() == []
 
 

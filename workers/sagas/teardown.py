@@ -67,9 +67,9 @@ def _removed(event: RemovalRequested) -> list[DomainEvent]:
 
 
 async def _steps(ctx: InstanceContext) -> list[Step]:
-    release = Step("release", lambda: _release(ctx))
+    release = [Step("release", lambda: _release(ctx)), Step("forget-secrets", lambda: _forget(ctx))]
     if not await _touched_server(ctx):
-        return [release]
+        return release
     instance_id = ctx.instance.instance_id
 
     def run(command: Callable[[InstanceLayout], str]) -> Callable[[], Awaitable[str]]:
@@ -84,7 +84,7 @@ async def _steps(ctx: InstanceContext) -> list[Step]:
         Step("remove-network", run(remove_network_command)),
         Step("remove-directory", run(remove_directory_command)),
         Step("verify", run(lambda layout: verify_removed_command(layout, instance_id))),
-        release,
+        *release,
     ]
 
 
@@ -109,6 +109,16 @@ async def _release(ctx: InstanceContext) -> str:
         slug=ctx.instance.require().slug,
         instance_id=ctx.instance.instance_id,
     )
+
+
+async def _forget(ctx: InstanceContext) -> str:
+    """Crypto-shred the instance's secrets (env vars, admin and database passwords): once it is
+    gone from the server nothing needs them, and a copy of the database or its backups must
+    not give them away. Its history stays readable, with those values masked."""
+    stream_id = instance_stream(ctx.instance.instance_id)
+    if await ctx.deps.vault.forget(stream_id):
+        return f"the data key of {stream_id} is deleted: its secrets can no longer be read"
+    return f"{stream_id} had no data key left"
 
 
 async def handle(deps: SagaDeps, trigger: Trigger) -> None:

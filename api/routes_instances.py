@@ -118,6 +118,7 @@ async def create(
             now=datetime.now(UTC),
             metadata=metadata_for(request),
             locks=services.locks,
+            ports=services.ports,
         )
         location = f"/api/instances/{draft.instance_id}"
         return await _written(services, principal, draft.instance_id, outcome, Location=location)

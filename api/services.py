@@ -16,6 +16,8 @@ from api.consistency import ReadYourWrites
 from api.idempotency import Idempotency
 from commands.defaults import HostPorts
 from commands.locks import StreamLocks
+from commands.reservation import PortsState
+from commands.snapshots import Snapshots
 from events.catalog import build_registry
 from events.pool import Pool
 from events.registry import EventRegistry
@@ -35,6 +37,7 @@ class Services:
     idempotency: Idempotency
     host_ports: HostPorts
     locks: StreamLocks
+    ports: Snapshots[PortsState]
 
 
 def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:
@@ -48,6 +51,7 @@ def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Ser
         idempotency=Idempotency(pool),
         host_ports=host_ports,
         locks=StreamLocks(),
+        ports=Snapshots(),
     )
 
 

@@ -14,6 +14,7 @@ from commands.instance_state import initial_state
 from commands.locks import StreamLocks
 from commands.refusals import ConcurrentModification, SlugTaken
 from commands.reservation import (
+    PortsState,
     ReservePorts,
     ReserveSlug,
     decide_ports,
@@ -21,7 +22,8 @@ from commands.reservation import (
     fold_ports,
     fold_slug,
 )
-from commands.runner import Outcome, folder, loaded_from
+from commands.runner import Loaded, Outcome, folder, loaded_from
+from commands.snapshots import Snapshots
 from events.errors import WrongExpectedVersion
 from events.instance import (
     EnvironmentType,
@@ -35,7 +37,7 @@ from events.registry import EventRegistry
 from events.reservation import PortsReserved, ports_stream, slug_stream
 from events.secrets import Sealed, Vault
 from events.server import server_stream
-from events.store import NO_STREAM, EventStore, NewEvents
+from events.store import NO_STREAM, EventStore, NewEvents, RecordedEvent
 
 _server_fold = folder(server.initial_state(), server.evolve)
 
@@ -76,20 +78,32 @@ async def create_instance(
     now: datetime,
     metadata: EventMetadata,
     locks: StreamLocks | None = None,
+    ports: Snapshots[PortsState] | None = None,
     attempts: int = 64,
 ) -> Outcome:
     """Create on the first free slug of `slugs` (one slug when the client chose it).
 
-    Creates on one server from this process take turns on its ports stream (`locks`); a race
-    lost to another process is retried: each round one of the racers wins, so `attempts`
-    bounds how many concurrent creates on one server still succeed.
+    Creates on one server from this process take turns on its ports stream (`locks`), and
+    read only what was appended to it since this process last did (`ports`); a race lost to
+    another process is retried: each round one of the racers wins, so `attempts` bounds how
+    many concurrent creates on one server still succeed.
     """
     turn = (locks or StreamLocks())(ports_stream(draft.server_id))
+    snapshots = ports if ports is not None else Snapshots[PortsState]()
     for index, slug in enumerate(slugs):
         try:
             async with turn:
                 return await _create_with_slug(
-                    store, registry, vault, draft, slug, host_ports, now, metadata, attempts
+                    store,
+                    registry,
+                    vault,
+                    draft,
+                    slug,
+                    host_ports,
+                    now,
+                    metadata,
+                    snapshots,
+                    attempts,
                 )
         except SlugTaken:
             if index == len(slugs) - 1:
@@ -124,6 +138,7 @@ async def _create_with_slug(
     host_ports: HostPorts,
     now: datetime,
     metadata: EventMetadata,
+    snapshots: Snapshots[PortsState],
     attempts: int,
 ) -> Outcome:
     """Each round reads the server and both reservations in one query, and seals the secrets
@@ -133,10 +148,14 @@ async def _create_with_slug(
     slug_id = slug_stream(metadata.org_id, slug)
     ports_id = ports_stream(draft.server_id)
     for _ in range(attempts):
-        found = await store.read_streams([server_id, slug_id, ports_id])
+        known = snapshots.get(ports_id)
+        found = await store.read_streams(
+            {server_id: 0, slug_id: 0, ports_id: known.version if known is not None else 0}
+        )
         placed = loaded_from(registry, found[server_id], _server_fold, org_id=metadata.org_id)
         held = loaded_from(registry, found[slug_id], fold_slug)
-        ports = loaded_from(registry, found[ports_id], fold_ports)
+        ports = _ports_since(registry, known, found[ports_id])
+        snapshots.put(ports_id, ports)
         server.ensure_can_host(placed.state)
         sealed = await _sealed(vault, draft)
         slug_events = decide_slug(ReserveSlug(slug=slug, instance_id=draft.instance_id), held.state)
@@ -160,6 +179,18 @@ async def _create_with_slug(
             continue  # the next round re-reads both reservations: a taken slug is a refusal
         return Outcome(results[-1].version, results[-1].position, instance_events)
     raise ConcurrentModification(ports_id)
+
+
+def _ports_since(
+    registry: EventRegistry, known: Loaded[PortsState] | None, recorded: list[RecordedEvent]
+) -> Loaded[PortsState]:
+    """The ports state from a snapshot and the events appended after it."""
+    if known is None:
+        return loaded_from(registry, recorded, fold_ports)
+    if not recorded:
+        return known
+    events = [registry.decode(e.event_type, e.schema_version, e.data) for e in recorded]
+    return Loaded(fold_ports(events, known.state), recorded[-1].version)
 
 
 def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.CreateInstance:

@@ -55,10 +55,11 @@ class ReservePorts(msgspec.Struct, frozen=True, kw_only=True):
     last: int
 
 
-def fold_ports(events: Iterable[DomainEvent]) -> PortsState:
-    """One pass over the server's whole reservation history (a fold that copied the map at
-    every event would be quadratic in it)."""
-    held: dict[str, tuple[int, int]] = {}
+def fold_ports(events: Iterable[DomainEvent], start: PortsState | None = None) -> PortsState:
+    """One pass over the server's reservation history, from `start` (the state up to where
+    `events` begin) or from nothing (a fold that copied the map at every event would be
+    quadratic in it)."""
+    held: dict[str, tuple[int, int]] = dict(start.held) if start is not None else {}
     for event in events:
         match event:
             case PortsReserved(instance_id=instance_id):

@@ -65,23 +65,24 @@ def master_key_from(secret: str) -> bytes:
     return hashlib.sha256(b"odoofleet-master-key:" + secret.encode()).digest()
 
 
-def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> str:
+def _encrypt(cipher: AESGCM, plaintext: bytes, aad: bytes) -> str:
     nonce = os.urandom(12)
-    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plaintext, aad)).decode()
+    return base64.b64encode(nonce + cipher.encrypt(nonce, plaintext, aad)).decode()
 
 
-def _decrypt(key: bytes, token: str, aad: bytes) -> bytes:
+def _decrypt(cipher: AESGCM, token: str, aad: bytes) -> bytes:
     blob = base64.b64decode(token)
-    return AESGCM(key).decrypt(blob[:12], blob[12:], aad)
+    return cipher.decrypt(blob[:12], blob[12:], aad)
 
 
 class Vault:
-    """Seals and opens secret values of a stream; caches unwrapped data keys briefly."""
+    """Seals and opens secret values of a stream; caches unwrapped data keys briefly, as
+    ready ciphers (setting up a key costs more than sealing or opening a short value)."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], master_secret: str) -> None:
         self._pool = pool
-        self._master = master_key_from(master_secret)
-        self._keys: dict[str, tuple[float, bytes]] = {}
+        self._master = AESGCM(master_key_from(master_secret))
+        self._keys: dict[str, tuple[float, AESGCM]] = {}
 
     async def seal(self, stream_id: str, plaintext: str) -> Sealed:
         key = await self._data_key(stream_id, create=True)
@@ -115,7 +116,7 @@ class Vault:
             )
             return bool(cur.rowcount > 0)
 
-    async def _data_key(self, stream_id: str, *, create: bool) -> bytes | None:
+    async def _data_key(self, stream_id: str, *, create: bool) -> AESGCM | None:
         cached = self._keys.get(stream_id)
         if cached is not None and time.monotonic() - cached[0] < _KEY_CACHE_SECONDS:
             return cached[1]
@@ -137,10 +138,11 @@ class Vault:
             key = _decrypt(self._master, bytes(row[0]).decode(), b"dek:" + stream_id.encode())
         except InvalidTag:
             raise MasterKeyMismatch() from None
-        self._remember(stream_id, key)
-        return key
+        cipher = AESGCM(key)
+        self._remember(stream_id, cipher)
+        return cipher
 
-    def _remember(self, stream_id: str, key: bytes) -> None:
+    def _remember(self, stream_id: str, key: AESGCM) -> None:
         """Cache `key`; past _KEY_CACHE_SIZE entries the stale ones go, so a process that
         touches many streams keeps only the last few seconds' keys."""
         now = time.monotonic()

@@ -169,7 +169,9 @@ _READ_STREAM_SQL: Final = (
 
 
 _READ_STREAMS_SQL: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY(%b) ORDER BY stream_id, version"
+    f"SELECT {_COLUMNS} FROM unnest(%b::text[], %b::int[]) AS s(id, after)"
+    " JOIN events ON events.stream_id = s.id AND events.version > s.after"
+    " ORDER BY events.stream_id, events.version"
 ).encode()
 
 
@@ -275,12 +277,13 @@ class EventStore:
             )
             return [RecordedEvent(*row) for row in await cur.fetchall()]
 
-    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
-        """Several whole streams in one query (a command that decides over several)."""
-        found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+    async def read_streams(self, after: Mapping[str, int]) -> dict[str, list[RecordedEvent]]:
+        """Several streams in one query, each after the version given for it (0: all of it),
+        for a command that decides over several."""
+        found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in after}
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=tuple_row, binary=True)
-            await cur.execute(_READ_STREAMS_SQL, (list(stream_ids),))
+            await cur.execute(_READ_STREAMS_SQL, (list(after), list(after.values())))
             for row in await cur.fetchall():
                 event = RecordedEvent(*row)
                 found[event.stream_id].append(event)

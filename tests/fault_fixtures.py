@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 import tempfile
 import uuid
 from collections import Counter
@@ -26,13 +25,20 @@ from builders import meta
 from infra import NatsProcess
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pgserver.postgres_server import PostgresServer, get_server
-from saga_fixtures import ORG, STANDIN, Fleet, Instance, kill_hung_standins
+from saga_fixtures import (
+    ORG,
+    STANDIN,
+    Fleet,
+    Instance,
+    free_host_ports,
+    kill_hung_standins,
+)
 from sshd_harness import SSHD, SshdServer
 from waiting import eventually
 
 from commands.change_instance import control_instance
 from commands.create_instance import InstanceDraft, create_instance
-from commands.defaults import HostPorts, settings_for
+from commands.defaults import settings_for
 from events.instance import ControlAction, InstanceCreated, ProvisioningRequested
 from events.migrate import migrate
 from events.publishing import decode_wire
@@ -42,17 +48,6 @@ from odoofleet.settings import Settings
 Running = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # pgserver generates its command functions (pg_ctl, …) at import: mypy cannot see them.
 PG_COMMANDS: Any = pgserver
-PROVISIONING = [
-    "server",
-    "preflight",
-    "layout",
-    "db-up",
-    "db-healthy",
-    "create-db",
-    "app-up",
-    "readiness",
-    "route",
-]
 # The provisioning steps that change the server, each once (counted by `changes`).
 PROVISIONING_CHANGES = {"layout": 1, "db-up": 1, "create-db": 1, "app-up": 1}
 
@@ -141,24 +136,6 @@ async def cleaned_up(fleet: Fleet, background: Background | None = None) -> Asyn
 
 
 # ---- the command layer, as the API drives it --------------------------------------------------
-
-
-def free_host_ports() -> HostPorts:
-    """Two consecutive host ports free on this machine (the HTTP and longpolling ports of one
-    instance): the stand-in serves the app on the first, and other tests run meanwhile."""
-    while True:
-        first = 21000 + secrets.randbelow(8000)
-        if all(_bindable(port) for port in (first, first + 1)):
-            return HostPorts(first, first + 1)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 async def create(fleet: Fleet, server_id: str, slug: str) -> Instance:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
+import socket
 import uuid
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from builders import meta
 from sshd_harness import SshdServer, free_port
 from waiting import eventually
 
+from commands.defaults import HostPorts
 from events.instance import (
     ActionRequested,
     InstanceCreated,
@@ -50,6 +53,18 @@ from workers.sagas.deps import SagaConfig
 from workers.ssh import SshRunner
 
 ORG = "org-a"
+# The steps of a provisioning, in order.
+PROVISIONING = [
+    "server",
+    "preflight",
+    "layout",
+    "db-up",
+    "db-healthy",
+    "create-db",
+    "app-up",
+    "readiness",
+    "route",
+]
 QUICK = SagaConfig(
     readiness=Patience(timeout=3.0, interval=0.05, command_limit=10.0),
     stopping=Patience(timeout=3.0, interval=0.05, command_limit=10.0),
@@ -335,3 +350,21 @@ def kill_hung_standins(sshd: SshdServer) -> None:
             cmdline = (entry / "cmdline").read_bytes()
             if STANDIN in cmdline and marker in (entry / "environ").read_bytes():
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def free_host_ports() -> HostPorts:
+    """Two consecutive host ports free on this machine (the HTTP and longpolling ports of one
+    instance): the stand-in serves the app on the first, and other tests run meanwhile."""
+    while True:
+        first = 21000 + secrets.randbelow(8000)
+        if all(_bindable(port) for port in (first, first + 1)):
+            return HostPorts(first, first + 1)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

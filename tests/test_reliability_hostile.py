@@ -5,9 +5,7 @@ nothing else run. Oversized bodies are 413."""
 from __future__ import annotations
 
 import functools
-import secrets
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,11 +15,10 @@ import httpx
 import msgspec
 import pytest
 from api_fixtures import Caller, client_of, mint, new_instance, new_server, serving
-from saga_fixtures import Fleet, read_text
+from saga_fixtures import Fleet, free_host_ports, read_text
 
 from api.app import create_app
 from api.fields import RESERVED_ENV_VARS
-from commands.defaults import HostPorts
 from events.instance import InstanceProvisioned, ProvisioningFailed, instance_stream
 from events.pool import Pool
 from events.server import ServerValidated, server_stream
@@ -312,24 +309,6 @@ async def test_a_body_over_one_mebibyte_is_413_and_changes_nothing(
 
 
 # ---- end to end: through the sagas to a real sshd ----------------------------------------------
-
-
-def free_host_ports() -> HostPorts:
-    """Two consecutive ports free on this machine: the stand-in serves the instance's HTTP
-    port, and other tests (TEST_HOST_PORTS included) run meanwhile."""
-    while True:
-        first = 30000 + secrets.randbelow(20000)
-        if all(bindable(port) for port in (first, first + 1)):
-            return HostPorts(first, first + 1)
-
-
-def bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def hostile_env(canary: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ import msgspec
 import pytest
 import pytest_asyncio
 from fault_fixtures import (  # noqa: F401
-    PROVISIONING,
     PROVISIONING_CHANGES,
     calls_in_flight,
     changes,
@@ -21,7 +20,7 @@ from fault_fixtures import (  # noqa: F401
     private_nats_fixture,
 )
 from infra import NatsProcess
-from saga_fixtures import Fleet, Instance, steps_of
+from saga_fixtures import PROVISIONING, Fleet, Instance, steps_of
 from sshd_harness import SshdServer
 from waiting import eventually
 

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 import pytest_asyncio
 from fault_fixtures import (  # noqa: F401
-    PROVISIONING,
     PROVISIONING_CHANGES,
     Background,
     PrivatePostgres,
@@ -27,7 +26,7 @@ from fault_fixtures import (  # noqa: F401
     create,
     private_postgres_fixture,
 )
-from saga_fixtures import ACK_WAIT, ORG, QUICK, Fleet, Instance, steps_of
+from saga_fixtures import ACK_WAIT, ORG, PROVISIONING, QUICK, Fleet, Instance, steps_of
 from sshd_harness import SshdServer
 from waiting import eventually
 

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from saga_fixtures import (  # noqa: F401
     ACK_WAIT,
+    PROVISIONING,
     Fleet,
     bare_fleet_fixture,
     kill_hung_standins,
@@ -25,18 +26,6 @@ from events.metadata import EventMetadata
 from events.operation import OperationStarted, OperationStepCompleted, OperationStepStarted
 from events.server import ServerValidated, server_stream
 from odoofleet.settings import Settings
-
-PROVISIONING = [
-    "server",
-    "preflight",
-    "layout",
-    "db-up",
-    "db-healthy",
-    "create-db",
-    "app-up",
-    "readiness",
-    "route",
-]
 
 
 def worker_process(settings: Settings, root: str, name: str, log: Path) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ import msgspec
 import nats
 from saga_fixtures import (  # noqa: F401
     ORG,
+    PROVISIONING,
     Fleet,
     Instance,
     bare_fleet_fixture,
@@ -35,18 +36,6 @@ from odoofleet.settings import Settings
 from workers.layout import InstanceLayout
 from workers.ssh import CommandResult, SshRunner
 
-STEPS = [
-    "server",
-    "preflight",
-    "layout",
-    "db-up",
-    "db-healthy",
-    "create-db",
-    "app-up",
-    "readiness",
-    "route",
-]
-
 
 async def test_a_requested_instance_is_provisioned_and_serves_its_route(fleet: Fleet) -> None:
     server_id = await fleet.register_server()
@@ -62,7 +51,7 @@ async def test_a_requested_instance_is_provisioned_and_serves_its_route(fleet: F
     operation = await fleet.operation(instance.operation_id)
     assert isinstance(operation[0], OperationStarted)
     assert operation[0].type == "provision"
-    assert steps_of(operation, OperationStepCompleted) == STEPS
+    assert steps_of(operation, OperationStepCompleted) == PROVISIONING
     assert isinstance(operation[-1], OperationSucceeded)
     layout = InstanceLayout("acme", fleet.root)
     conf = read_text(layout.odoo_conf)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from builders import ID, NOW, SERVER, create_command
 
 from commands.instance import (
     ControlInstance,
-    CreateInstance,
     DeleteInstance,
     UpdateInstance,
     decide,
@@ -22,7 +20,6 @@ from events.instance import (
     InstanceCreated,
     InstanceProvisioned,
     InstanceRemoved,
-    InstanceSettings,
     InstanceStarted,
     InstanceStopped,
     InstanceUpdated,
@@ -34,49 +31,7 @@ from events.instance import (
 from events.registry import DomainEvent
 from events.secrets import Sealed
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "0b7c4f4e-2f7e-4a35-9d7c-1f4f8f0d9a11"
-SERVER = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"
-SETTINGS = InstanceSettings(
-    workers=1,
-    max_cron_threads=1,
-    limit_memory_hard=2,
-    limit_memory_soft=1,
-    limit_time_cpu=60,
-    limit_time_real=120,
-    log_level="info",
-)
 fold = folder(initial_state(), evolve)
-
-
-def create_command(**changes: object) -> CreateInstance:
-    fields: dict[str, object] = {
-        "instance_id": ID,
-        "operation_id": "op-provision",
-        "name": "Acme",
-        "slug": "acme",
-        "server_id": SERVER,
-        "project_id": None,
-        "template_id": None,
-        "branch": None,
-        "environment_type": "development",
-        "odoo_version": "19.0",
-        "odoo_edition": "community",
-        "addons_path": None,
-        "env_vars": {"A": Sealed("v1:a")},
-        "auto_subdomain": "acme.example.test",
-        "http_port": 8069,
-        "longpolling_port": 8072,
-        "http_port_host": 20000,
-        "longpolling_port_host": 20001,
-        "settings": SETTINGS,
-        "mcp_write_enabled": False,
-        "db_name": "acme",
-        "admin_password": Sealed("v1:admin"),
-        "db_password": Sealed("v1:db"),
-    }
-    fields.update(changes)
-    return CreateInstance(**fields)  # type: ignore[arg-type]
 
 
 def created() -> list[DomainEvent]:

@@ -3,9 +3,8 @@ that starts a colour read the settings before it; given / when / then, no databa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from builders import ID, NOW, create_command
 
 from commands.instance import UpdateInstance, decide
 from commands.instance_state import evolve, initial_state
@@ -14,64 +13,22 @@ from events.instance import (
     ActionFailed,
     ActionRequested,
     ControlAction,
-    InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
-    InstanceSettings,
     InstanceStopped,
     InstanceUpdated,
     ProvisioningFailed,
-    ProvisioningRequested,
     RedeployRequested,
 )
 from events.registry import DomainEvent
 from events.secrets import Sealed
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "0b7c4f4e-2f7e-4a35-9d7c-1f4f8f0d9a11"
 OP = "op-update"
 fold = folder(initial_state(), evolve)
 
 
 def created() -> list[DomainEvent]:
-    settings = InstanceSettings(
-        workers=1,
-        max_cron_threads=1,
-        limit_memory_hard=2,
-        limit_memory_soft=1,
-        limit_time_cpu=60,
-        limit_time_real=120,
-        log_level="info",
-    )
-    instance = InstanceCreated(
-        instance_id=ID,
-        name="Acme",
-        slug="acme",
-        server_id="6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60",
-        project_id=None,
-        template_id=None,
-        branch=None,
-        environment_type="development",
-        odoo_version="19.0",
-        odoo_edition="community",
-        addons_path=None,
-        env_vars={"A": Sealed("v1:a")},
-        auto_subdomain="acme.example.test",
-        http_port=8069,
-        longpolling_port=8072,
-        http_port_host=20000,
-        longpolling_port_host=20001,
-        settings=settings,
-        mcp_write_enabled=False,
-        db_name="acme",
-        admin_password=Sealed("v1:admin"),
-        db_password=Sealed("v1:db"),
-        created_at=NOW,
-    )
-    requested = ProvisioningRequested(
-        instance_id=ID, server_id=instance.server_id, operation_id="p"
-    )
-    return [instance, requested]
+    return decide(create_command(), initial_state(), NOW)
 
 
 def running() -> list[DomainEvent]:

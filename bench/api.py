@@ -446,10 +446,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=4.0, help="per turn (default: 4)")
     parser.add_argument("--quick", action="store_true", help="short turns; leave README be")
     parser.add_argument(
-        "--endpoint", action="append", choices=ENDPOINTS, help="only these (implies --quick)"
+        "--endpoint", action="append", choices=ENDPOINTS, help="only these (README left be)"
     )
     args = parser.parse_args(argv)
-    args.quick = args.quick or args.endpoint is not None
     args.endpoints = args.endpoint or ENDPOINTS
     return args
 
@@ -458,7 +457,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     facts, table = await run(args)
     print(f"\n{facts}\n\n{table}")
-    if not args.quick:
+    if not args.quick and args.endpoint is None:
         write_section("api", "HTTP API", f"{facts}\n\n{table}")
         print(f"\nwritten to {README}")
 

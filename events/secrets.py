@@ -17,6 +17,7 @@ from typing import Any, Final
 import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 MASK: Final = "********"
@@ -75,6 +76,21 @@ def _decrypt(cipher: AESGCM, token: str, aad: bytes) -> bytes:
     return cipher.decrypt(blob[:12], blob[12:], aad)
 
 
+async def _create_or_get_key(
+    conn: AsyncConnection[Any], stream_id: str, wrapped: bytes
+) -> tuple[Any, ...] | None:
+    """Store a new data key, or find the one stored before.
+
+    The commit does not wait for its WAL flush: whatever is sealed with the key is appended
+    afterwards by a commit that does wait, and a WAL flush covers every record before it. So
+    the key is durable whenever something that needs it is; lost in a crash, it was unused.
+    """
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        cur = await conn.execute(_CREATE_OR_GET_KEY, (stream_id, wrapped))
+        return await cur.fetchone()
+
+
 class Vault:
     """Seals and opens secret values of a stream; caches unwrapped data keys briefly, as
     ready ciphers (setting up a key costs more than sealing or opening a short value)."""
@@ -123,8 +139,7 @@ class Vault:
         async with self._pool.connection() as conn:
             row = None
             if create:
-                cur = await conn.execute(_CREATE_OR_GET_KEY, (stream_id, self._wrap(stream_id)))
-                row = await cur.fetchone()
+                row = await _create_or_get_key(conn, stream_id, self._wrap(stream_id))
             if row is None:
                 # Also after a create that lost a race: the winner's key is committed by now,
                 # but was invisible to the statement's snapshot.

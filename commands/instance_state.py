@@ -132,6 +132,9 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
             return Running(facts)
         case InstanceStopped():
             return Stopped(facts)
+        case ActionFailed(action="redeploy"):
+            # The route moves only once the new colour is ready: the old one still serves.
+            return state
         case ProvisioningFailed(message=message) | ActionFailed(message=message):
             return Failed(facts, message)
         case RemovalRequested():

@@ -227,7 +227,12 @@ def stopped(row: InstanceView | None, _: InstanceStopped, env: Envelope) -> Inst
 
 def action_failed(row: InstanceView | None, e: ActionFailed, env: Envelope) -> InstanceView:
     message = f"{e.action} failed at step {e.step}: {e.message}"
-    return _changed(need(row, env), env, status="failed", status_message=message)
+    current = need(row, env)
+    if e.action == "redeploy":
+        # The route moves only once the new colour is ready: the old one still serves.
+        serving = f"{message}; {current.active_color} still serves"
+        return _changed(current, env, status_message=serving)
+    return _changed(current, env, status="failed", status_message=message)
 
 
 def redeploy_requested(

@@ -140,8 +140,8 @@ def test_an_update_that_changes_nothing_asks_for_no_redeploy() -> None:
 
 @pytest.mark.parametrize(
     "history",
-    [stopped(), asked(running(), "stop"), failed_provisioning(), failed_redeploy()],
-    ids=["stopped", "stopping", "failed-provisioning", "failed-redeploy"],
+    [stopped(), asked(running(), "stop"), failed_provisioning()],
+    ids=["stopped", "stopping", "failed-provisioning"],
 )
 def test_an_instance_that_does_not_serve_only_records_the_change(
     history: list[DomainEvent],
@@ -169,6 +169,15 @@ def test_an_operation_on_its_way_to_serving_is_followed_by_a_redeploy(
     events = decide(NEW_ENV, fold(history), NOW)
 
     assert events[1:] == [redeploy_to(target)]
+
+
+def test_a_failed_redeploy_leaves_the_instance_running_and_the_next_change_redeploys() -> None:
+    # The route moves only once the new colour is ready: the old one still serves, and the
+    # next change (a fixed setting, say) tries the idle colour again.
+    state = fold(failed_redeploy())
+
+    assert state.status == "running"
+    assert decide(NEW_ENV, state, NOW)[1:] == [redeploy_to("green")]
 
 
 def test_without_an_operation_id_a_runtime_change_is_only_recorded() -> None:

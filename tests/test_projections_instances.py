@@ -27,6 +27,7 @@ from events.instance import (
     InstanceStopped,
     InstanceUpdated,
     ProvisioningFailed,
+    RedeployRequested,
     RemovalRequested,
     instance_stream,
 )
@@ -172,6 +173,32 @@ async def test_a_failed_action_fails_the_instance_with_its_message(pool: Pool, s
     assert view is not None
     assert view.status == "failed"
     assert view.status_message == "restart failed at step readiness: timeout"
+
+
+async def test_a_failed_redeploy_leaves_the_instance_running_on_its_colour(
+    pool: Pool, store: EventStore
+):
+    instance_id, _ = await create_instance(store)
+    await provision(store, instance_id)
+    op = new_id()
+    requested = RedeployRequested(instance_id=instance_id, operation_id=op, target_color="green")
+    failed = ActionFailed(
+        instance_id=instance_id,
+        operation_id=op,
+        action="redeploy",
+        step="readiness-green",
+        message="timeout",
+    )
+    await append_to_instance(store, instance_id, requested, failed)
+    await catch_up(pool, "instances")
+
+    view = await get_instance(pool, "org-a", instance_id)
+
+    assert view is not None
+    assert (view.status, view.active_color) == ("running", "blue")
+    assert view.status_message == (
+        "redeploy failed at step readiness-green: timeout; blue still serves"
+    )
 
 
 async def test_removal_shows_removing_then_the_instance_is_gone(pool: Pool, store: EventStore):

@@ -179,7 +179,9 @@ async def update(
     if_match: IfMatch = None,
 ) -> Response[Instance]:
     """Change the name, addons path, env vars (the whole set) or MCP write access; honours
-    If-Match. A change to nothing records nothing."""
+    If-Match. A change to nothing records nothing. A new addons path or new env vars reach
+    the server: on an instance that serves (or is being created, started or restarted) by a
+    blue/green redeploy, an operation of type `redeploy`; otherwise when it next starts."""
     principal = request.user
     outcome = await change_instance.update_instance(
         services.store,
@@ -210,7 +212,8 @@ async def remove(
     request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID]
 ) -> Response[Instance]:
     """Remove the instance (status `removing`); while creating, provisioning is cancelled.
-    Repeating it while it is being removed changes nothing."""
+    Repeating it while it is being removed changes nothing. Once it is torn down, its secrets
+    (env var values, passwords) are crypto-shredded; its history stays readable, masked."""
     principal = request.user
     outcome = await change_instance.delete_instance(
         services.store,

@@ -189,8 +189,7 @@ def _ports_since(
         return loaded_from(registry, recorded, fold_ports)
     if not recorded:
         return known
-    events = [registry.decode(e.event_type, e.schema_version, e.data) for e in recorded]
-    return Loaded(fold_ports(events, known.state), recorded[-1].version)
+    return Loaded(fold_ports(registry.decode_all(recorded), known.state), recorded[-1].version)
 
 
 def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.CreateInstance:

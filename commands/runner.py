@@ -83,7 +83,7 @@ def loaded_from(
     """`load` of a stream already read (EventStore.read_streams reads several at once)."""
     if not recorded or (org_id is not None and _owner_of(recorded[0]) != org_id):
         return Loaded(fold(()), 0)
-    events = (registry.decode(e.event_type, e.schema_version, e.data) for e in recorded)
+    events = registry.decode_all(recorded)
     return Loaded(fold(events), recorded[-1].version)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 
@@ -19,6 +19,17 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def event_type(cls) -> str:
         return cls.__name__
+
+
+class Stored(Protocol):
+    """What decoding needs of a stored event (events.store.RecordedEvent has it)."""
+
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def data(self) -> str: ...
 
 
 E = TypeVar("E", bound=type[DomainEvent])
@@ -66,6 +77,10 @@ class EventRegistry:
             return self._types[name]
         except KeyError:
             raise UnknownEventType(name, 0) from None
+
+    def decode_all(self, stored: Iterable[Stored]) -> list[DomainEvent]:
+        """Stored events decoded (and upcast), in their order."""
+        return [self.decode(e.event_type, e.schema_version, e.data) for e in stored]
 
     def decode(self, event_type: str, schema_version: int, data: bytes | str) -> DomainEvent:
         cls = self._types.get(event_type)

@@ -131,10 +131,17 @@ _APPEND_SQL: Final = {
     for shape, rows in _EVENT_ROWS.items()
 }
 
-_COLUMNS: Final = (
-    "position, tx_id::text::bigint, stream_id, version, event_type, schema_version,"
-    " data::text, metadata::text, event_id, recorded_at"
-)
+
+def _columns(data: str = "data::text", metadata: str = "metadata::text") -> str:
+    """The columns of a RecordedEvent, in its order."""
+    return (
+        "position, tx_id::text::bigint, stream_id, version, event_type, schema_version,"
+        f" {data}, {metadata}, event_id, recorded_at"
+    )
+
+
+RECORDED_COLUMNS: Final = _columns()
+"""The columns a RecordedEvent is built from, in its order (for reads beyond this module)."""
 
 # Why the xmin filter: positions come from a sequence and become visible in COMMIT order, not
 # in position order. A reader that checkpointed at position 10 while the transaction holding
@@ -149,27 +156,26 @@ _READ_ALL_TEMPLATE: Final = (
     " AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
     " ORDER BY events.tx_id, events.position LIMIT %(limit)s"
 )
-_READ_ALL_SQL: Final = _READ_ALL_TEMPLATE.format(columns=_COLUMNS).encode()
+_READ_ALL_SQL: Final = _READ_ALL_TEMPLATE.format(columns=RECORDED_COLUMNS).encode()
 # A reader of some stream types (a projection) still walks every event, to move its
 # checkpoint, but PostgreSQL renders the JSON only of the events it will apply: turning jsonb
 # into text is most of a read's cost on the server (bench/README.md, "Projections").
 _OF_TYPES: Final = "split_part(stream_id, '-', 1) = ANY(%(types)s)"
 _READ_ALL_OF_TYPES_SQL: Final = _READ_ALL_TEMPLATE.format(
-    columns=_COLUMNS.replace(
-        "data::text, metadata::text",
-        f"CASE WHEN {_OF_TYPES} THEN data::text ELSE '{{}}' END,"
-        f" CASE WHEN {_OF_TYPES} THEN metadata::text ELSE '{{}}' END",
+    columns=_columns(
+        f"CASE WHEN {_OF_TYPES} THEN data::text ELSE '{{}}' END",
+        f"CASE WHEN {_OF_TYPES} THEN metadata::text ELSE '{{}}' END",
     )
 ).encode()
 
 _READ_STREAM_SQL: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_id = %(sid)s AND version > %(after)s"
+    f"SELECT {RECORDED_COLUMNS} FROM events WHERE stream_id = %(sid)s AND version > %(after)s"
     " ORDER BY version LIMIT %(limit)s"
 ).encode()
 
 
 _READ_STREAMS_SQL: Final = (
-    f"SELECT {_COLUMNS} FROM unnest(%b::text[], %b::int[]) AS s(id, after)"
+    f"SELECT {RECORDED_COLUMNS} FROM unnest(%b::text[], %b::int[]) AS s(id, after)"
     " JOIN events ON events.stream_id = s.id AND events.version > s.after"
     " ORDER BY events.stream_id, events.version"
 ).encode()

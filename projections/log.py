@@ -9,20 +9,15 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
-from events.store import Checkpoint, RecordedEvent
-
-COLUMNS: Final = (
-    "position, tx_id::text::bigint, stream_id, version, event_type, schema_version,"
-    " data::text, metadata::text, event_id, recorded_at"
-)
+from events.store import RECORDED_COLUMNS, Checkpoint, RecordedEvent
 
 _BETWEEN_VERSIONS: Final = (
-    f"SELECT {COLUMNS} FROM events"
+    f"SELECT {RECORDED_COLUMNS} FROM events"
     " WHERE stream_id = %s AND version > %s AND version < %s ORDER BY version"
 ).encode()
 
 _STREAMS_UP_TO: Final = (
-    f"SELECT {COLUMNS} FROM events WHERE stream_id = ANY(%s)"
+    f"SELECT {RECORDED_COLUMNS} FROM events WHERE stream_id = ANY(%s)"
     " AND (tx_id, position) <= (%s::text::xid8, %s) ORDER BY events.tx_id, events.position"
 ).encode()
 

@@ -13,11 +13,10 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from events.publishing import headers_for, payload_for, subject_for
-from events.store import RecordedEvent
-from projections.log import COLUMNS
+from events.store import RECORDED_COLUMNS, RecordedEvent
 
 _PAGE: Final = (
-    f"SELECT {COLUMNS} FROM events WHERE position > %s AND position <= %s"
+    f"SELECT {RECORDED_COLUMNS} FROM events WHERE position > %s AND position <= %s"
     " ORDER BY position LIMIT %s"
 ).encode()
 

@@ -179,10 +179,11 @@ async def test_an_event_applied_again_changes_nothing(pool: Pool, store: EventSt
 
 
 async def _events(conn: AsyncConnection[Any], positions: list[int]) -> list[RecordedEvent]:
-    from projections.log import COLUMNS
+    from events.store import RECORDED_COLUMNS
 
     cur = await conn.execute(
-        f"SELECT {COLUMNS} FROM events WHERE position = ANY(%s) ORDER BY position".encode(),
+        f"SELECT {RECORDED_COLUMNS} FROM events WHERE position = ANY(%s)"
+        " ORDER BY position".encode(),
         (positions,),
     )
     return [RecordedEvent(*row) for row in await cur.fetchall()]

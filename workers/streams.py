@@ -25,7 +25,7 @@ class Stream(msgspec.Struct, frozen=True):
 async def read(store: EventStore, registry: EventRegistry, stream_id: str) -> Stream:
     recorded = await store.read_stream(stream_id)
     return Stream(
-        events=[registry.decode(r.event_type, r.schema_version, r.data) for r in recorded],
+        events=registry.decode_all(recorded),
         version=recorded[-1].version if recorded else 0,
         event_ids=frozenset(r.event_id for r in recorded),
     )

@@ -142,8 +142,9 @@ async def remove(
     """Delete a server that hosts no instance any more (409 while one lives on it)."""
     principal = request.user
     # Count on a read model that has caught up with the whole log, so an instance created
-    # just before (by anyone) is counted.
-    head = await services.store.head()
+    # just before (by anyone) is counted: up to the newest committed event, even one that an
+    # older open transaction still hides from the projections.
+    head = await services.store.head(readable=False)
     if head.position and not await wait_for_position(services.pool, head.position):
         raise Unavailable("the instances read model is behind the log; retry")
     live = await count_live_instances_on_server(services.pool, principal.org_id, str(server_id))

@@ -181,6 +181,17 @@ _READ_STREAMS_SQL: Final = (
 ).encode()
 
 
+_LAST_COMMITTED_SQL: Final = (
+    b"SELECT tx_id::text::bigint, position FROM events"
+    b" ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
+)
+_HEAD_SQL: Final = (
+    b"SELECT tx_id::text::bigint, position FROM events"
+    b" WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    b" ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
+)
+
+
 class _Wakeups:
     """Wakes the log readers that LISTEN (events.wakeup) once appends have committed.
 
@@ -312,14 +323,14 @@ class EventStore:
             row = await cur.fetchone()
             return None if row is None else int(row[0])
 
-    async def head(self) -> Checkpoint:
-        """The checkpoint of the newest event a reader may take now."""
+    async def head(self, *, readable: bool = True) -> Checkpoint:
+        """The checkpoint of the newest event a reader may take now; with `readable=False`,
+        of the newest committed event in log order, which a reader may have to wait for (an
+        older transaction still open hides it): what a read that must reflect every write
+        made before it waits for."""
+        query = _HEAD_SQL if readable else _LAST_COMMITTED_SQL
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT tx_id::text::bigint, position FROM events"
-                " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-                " ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
-            )
+            cur = await conn.execute(query)
             row = await cur.fetchone()
             return START if row is None else Checkpoint(int(row[0]), int(row[1]))
 

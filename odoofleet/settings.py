@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
+from workers.network_policy import parse_networks
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/odoofleet"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class SettingsError(ValueError):
@@ -34,6 +40,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "json"
     log_level: str = "INFO"
     worker_name: str = ""
+    # Comma-separated CIDRs a server's address may (or may not) be in: workers/network_policy.py.
+    server_allowed_networks: str = ""
+    server_denied_networks: str = ""
+    max_servers_per_org: Positive = 100
+    # Requests to validate a server again, per organization and minute (per API process).
+    server_validations_per_minute: Positive = 10
+    # Bytes a server may answer one command with (stdout and stderr each).
+    ssh_output_limit: Positive = 1 << 20
+    # Operations of one kind that one organization may run at once in one worker process.
+    worker_org_concurrency: Positive = 2
 
 
 _ENV_NAMES: dict[str, str] = {
@@ -53,6 +69,12 @@ _ENV_NAMES: dict[str, str] = {
     "log_format": "ODOOFLEET_LOG_FORMAT",
     "log_level": "ODOOFLEET_LOG_LEVEL",
     "worker_name": "ODOOFLEET_WORKER_NAME",
+    "server_allowed_networks": "ODOOFLEET_SERVER_ALLOWED_NETWORKS",
+    "server_denied_networks": "ODOOFLEET_SERVER_DENIED_NETWORKS",
+    "max_servers_per_org": "ODOOFLEET_MAX_SERVERS_PER_ORG",
+    "server_validations_per_minute": "ODOOFLEET_SERVER_VALIDATIONS_PER_MINUTE",
+    "ssh_output_limit": "ODOOFLEET_SSH_OUTPUT_LIMIT",
+    "worker_org_concurrency": "ODOOFLEET_WORKER_ORG_CONCURRENCY",
 }
 
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
@@ -73,4 +95,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(
             f"ODOOFLEET_JWT_ALGORITHM must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}"
         )
+    for field in ("server_allowed_networks", "server_denied_networks"):
+        try:
+            parse_networks(getattr(settings, field))
+        except ValueError as e:
+            raise SettingsError(f"{_ENV_NAMES[field]}: {e}") from e
     return settings

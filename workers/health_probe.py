@@ -18,7 +18,12 @@ INSPECT_FORMAT = (
     '"memoryLimit":{{.HostConfig.Memory}}}'
 )
 _LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"stats":%s,"probe":"%s"}\\n'
-_SIZE = re.compile(r"([0-9.]+)\s*([KMGTP]?i?B)")
+# Each field is judged whole and only when short: a server's answer is the tenant's to write,
+# and a search over 40,000 digits (RELIABILITY.md F-OUTPUT) held the event loop for 39 s.
+MAX_FIELD_CHARS = 64
+_SIZE = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?) ?([kKMGTP]?i?B)")
+_PERCENT = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?%?")
+_PROBE = re.compile(r"([0-9]{3}) ([0-9]{1,20}(?:\.[0-9]{1,20})?)")
 _UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PB": 10**15}
 
@@ -108,27 +113,29 @@ def _sample(line: _Line) -> ContainerSample:
     used, limit = _memory(stats.MemUsage) if stats else (None, None)
     if inspect is not None and inspect.memory_limit > 0:
         limit = inspect.memory_limit
-    code, _, seconds = line.probe.partition(" ")
-    answered = code.isdigit() and code != "000"
+    probe = _PROBE.fullmatch(line.probe[:MAX_FIELD_CHARS])
+    answered = probe is not None and probe.group(1) != "000"
     state = inspect.state if inspect else None
     return ContainerSample(
-        instance_id=line.instance_id,
-        container=line.container,
-        container_state=state.Status if state else "missing",
-        health=state.Health.Status if state and state.Health else None,
+        instance_id=line.instance_id[:MAX_FIELD_CHARS],
+        container=line.container[:MAX_FIELD_CHARS],
+        container_state=state.Status[:MAX_FIELD_CHARS] if state else "missing",
+        health=state.Health.Status[:MAX_FIELD_CHARS] if state and state.Health else None,
         restart_count=inspect.restart_count if inspect else None,
         oom_killed=state.OOMKilled if state else None,
         exit_code=state.ExitCode if state else None,
         memory_bytes=used,
         memory_limit_bytes=limit,
-        cpu_percent=float(stats.CPUPerc.rstrip("%")) if stats and stats.CPUPerc else None,
-        http_status=int(code) if answered else None,
-        response_time_ms=round(float(seconds) * 1000, 1) if answered and seconds else None,
+        cpu_percent=_percent(stats.CPUPerc) if stats else None,
+        http_status=int(probe.group(1)) if probe and answered else None,
+        response_time_ms=round(float(probe.group(2)) * 1000, 1) if probe and answered else None,
     )
 
 
 def _memory(usage: str) -> tuple[int | None, int | None]:
     """`"1.5GiB / 7.7GiB"` (docker stats' MemUsage) as bytes used and limit."""
+    if len(usage) > 2 * MAX_FIELD_CHARS:
+        return None, None
     sizes = [_bytes(part) for part in usage.split("/")]
     if len(sizes) != 2:
         return None, None
@@ -136,7 +143,13 @@ def _memory(usage: str) -> tuple[int | None, int | None]:
 
 
 def _bytes(text: str) -> int | None:
-    match = _SIZE.search(text)
+    match = _SIZE.fullmatch(text.strip()[:MAX_FIELD_CHARS])
     if match is None or match.group(2) not in _UNITS:
         return None
     return round(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _percent(text: str) -> float | None:
+    if not _PERCENT.fullmatch(text[:MAX_FIELD_CHARS]):
+        return None
+    return float(text.rstrip("%"))

@@ -15,6 +15,9 @@ _MEMINFO = (
 _DF = 'NR == 2 {printf "disk_total_bytes=%.0f\\ndisk_free_bytes=%.0f\\n", $2 * 1024, $4 * 1024}'
 
 
+MAX_FACT_CHARS = 200
+
+
 class ServerFacts(msgspec.Struct, frozen=True, kw_only=True):
     os_name: str
     os_version: str
@@ -67,15 +70,18 @@ def server_facts_command(root: str) -> str:
 
 
 def parse_server_facts(output: str) -> ServerFacts:
+    """The facts in `output`; each value cut to MAX_FACT_CHARS, since they end up in events
+    and status messages and the server writes them."""
     facts: dict[str, str] = {}
     for line in output.splitlines():
         key, sep, value = line.partition("=")
-        if sep:
-            facts[key.strip()] = value.strip()
+        if sep and key.strip() in _KEYS:
+            facts[key.strip()] = value.strip()[:MAX_FACT_CHARS]
 
     def number(key: str) -> int:
         value = facts.get(key, "")
-        return int(value) if value.isdigit() else 0
+        # int() of more digits than the interpreter allows raises; no fact is that large.
+        return int(value) if value.isdigit() and len(value) <= 20 else 0
 
     access = facts.get("docker_access") == "yes"
     return ServerFacts(
@@ -94,6 +100,26 @@ def parse_server_facts(output: str) -> ServerFacts:
         groups=tuple(facts.get("groups", "").split()),
         root_writable=facts.get("root_writable") == "yes",
     )
+
+
+_KEYS = frozenset(
+    {
+        "os_name",
+        "os_version",
+        "cpu_cores",
+        "ram_total_bytes",
+        "ram_available_bytes",
+        "disk_total_bytes",
+        "disk_free_bytes",
+        "docker_access",
+        "docker_version",
+        "docker_error",
+        "compose_version",
+        "user",
+        "groups",
+        "root_writable",
+    }
+)
 
 
 def preflight_problems(

@@ -15,12 +15,15 @@ import asyncssh
 import msgspec
 
 from workers.hostkeys import HostKey
+from workers.network_policy import NetworkPolicy
 from workers.shell import cmd
 from workers.ssh_connection import Connection, open_connection
 from workers.ssh_connection import ServerConnectionInfo as ServerConnectionInfo
-from workers.ssh_errors import CommandTimeout, ServerUnreachable, TransferFailed
+from workers.ssh_errors import CommandTimeout, OutputTooLarge, ServerUnreachable, TransferFailed
 
 KILL_GRACE_SECONDS = 5
+READ_CHUNK_BYTES = 64 * 1024
+DEFAULT_OUTPUT_LIMIT = 1 << 20  # settings.ssh_output_limit
 # `timeout` exits 124 after TERM, or 137 (128 + KILL) when the command ignored TERM.
 TIMEOUT_STATUSES = (124, 137)
 _Channel = TypeVar("_Channel")
@@ -45,9 +48,20 @@ class SshRunner:
     Within this process at most `max_ssh_sessions` commands or uploads run at once per server.
     """
 
-    def __init__(self, *, command_timeout: float = 300.0, keepalive_interval: float = 15.0):
+    def __init__(
+        self,
+        *,
+        command_timeout: float = 300.0,
+        keepalive_interval: float = 15.0,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        policy: NetworkPolicy | None = None,
+    ):
+        """`policy` says which addresses may be dialled; None dials any (tools and tests
+        that reach their own sshd). Every worker process passes the settings' policy."""
         self._command_timeout = command_timeout
         self._keepalive_interval = keepalive_interval
+        self._output_limit = output_limit
+        self._policy = policy
         self._connections: dict[str, Connection] = {}
         self._connect_locks: dict[str, asyncio.Lock] = {}
         self._sessions: dict[str, tuple[int, asyncio.Semaphore]] = {}
@@ -60,7 +74,12 @@ class SshRunner:
         return (await self._connection(server)).host_key
 
     async def run(
-        self, server: ServerConnectionInfo, command: str, *, time_limit: float | None = None
+        self,
+        server: ServerConnectionInfo,
+        command: str,
+        *,
+        time_limit: float | None = None,
+        output_limit: int | None = None,
     ) -> CommandResult:
         """Run one command line; a non-zero exit status is returned, not raised.
 
@@ -68,43 +87,52 @@ class SshRunner:
         command's whole process group: sshd does not pass signals from the client to a root
         session, and closing the channel would leave the command running (and holding its
         flock) unobserved.
+
+        At most `output_limit` bytes of stdout, and as many of stderr, are read: a server
+        answering more (a hostile or broken one) gets its channel closed, which ends the
+        command at its next write, and OutputTooLarge is raised.
         """
         limit = self._command_timeout if time_limit is None else time_limit
+        most = self._output_limit if output_limit is None else output_limit
         wrapped = cmd("timeout", "-k", KILL_GRACE_SECONDS, f"{limit:g}", "sh", "-c", command)
         async with self._session_slot(server):
             started = time.monotonic()
             process = await self._open_channel(server, lambda conn: _start(conn, wrapped))
+            output = _Output(most)
             try:
                 # The client-side wait is only a backstop for a server that stopped answering.
-                completed = await process.wait(timeout=limit + 2 * KILL_GRACE_SECONDS)
-            except asyncssh.TimeoutError as e:
+                await asyncio.wait_for(output.collect(process), limit + 2 * KILL_GRACE_SECONDS)
+            except TimeoutError:
                 process.close()
                 raise CommandTimeout(
-                    server.address, command, limit, _text(e.stdout), _text(e.stderr)
+                    server.address, command, limit, output.stdout, output.stderr
                 ) from None
+            except _OverLimit:
+                process.close()
+                raise OutputTooLarge(server.address, command, most) from None
             except asyncssh.DisconnectError as e:
                 raise ServerUnreachable(
                     f"connection to {server.address} was lost while a command ran: {e.reason}"
                 ) from e
         elapsed = time.monotonic() - started
-        if completed.returncode is None:
+        if process.returncode is None:
             raise ServerUnreachable(
                 f"connection to {server.address} was lost while a command ran; "
                 "its outcome is unknown"
             )
-        stdout, stderr = _text(completed.stdout), _text(completed.stderr)
+        stdout, stderr = output.stdout, output.stderr
         # Command lines hold no secrets (those travel in uploaded files), only checked values.
         log.info(
             "ssh %s exit %s in %dms: %s",
             server.address,
-            completed.returncode,
+            process.returncode,
             round(elapsed * 1000),
             command if len(command) <= 160 else command[:159] + "…",
         )
-        if completed.returncode in TIMEOUT_STATUSES and elapsed >= limit:
+        if process.returncode in TIMEOUT_STATUSES and elapsed >= limit:
             raise CommandTimeout(server.address, command, limit, stdout, stderr)
         return CommandResult(
-            exit_status=completed.returncode,
+            exit_status=process.returncode,
             stdout=stdout,
             stderr=stderr,
             duration_ms=round(elapsed * 1000),
@@ -202,21 +230,57 @@ class SshRunner:
                 return held
             if held is not None:
                 await self.close(server.server_id)
-            held = await open_connection(server, self._keepalive_interval)
+            held = await open_connection(server, self._keepalive_interval, self._policy)
             self._connections[server.server_id] = held
             return held
 
 
 async def _start(
     conn: asyncssh.SSHClientConnection, command: str
-) -> asyncssh.SSHClientProcess[str]:
+) -> asyncssh.SSHClientProcess[bytes]:
     # Standard input is empty: a command that reads it gets EOF instead of waiting forever.
-    return await conn.create_process(
-        command, stdin=asyncssh.DEVNULL, encoding="utf-8", errors="replace"
-    )
+    # Bytes, decoded once it ended: a chunk may end inside a UTF-8 character.
+    return await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
 
 
-def _text(output: object) -> str:
-    if output is None:
-        return ""
-    return output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+class _OverLimit(Exception):
+    pass
+
+
+class _Output:
+    """A command's stdout and stderr, read as they come, at most `limit` bytes of each.
+    asyncssh stops the SSH window while we do not read, so the server waits, not our memory."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._out = bytearray()
+        self._err = bytearray()
+
+    @property
+    def stdout(self) -> str:
+        return self._out.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._err.decode("utf-8", "replace")
+
+    async def collect(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        """Both streams to their end, then the channel's close (which brings the status)."""
+        drains = [
+            asyncio.create_task(self._drain(process.stdout, self._out)),
+            asyncio.create_task(self._drain(process.stderr, self._err)),
+        ]
+        try:
+            for drain in asyncio.as_completed(drains):
+                await drain  # the first failure ends both
+        finally:
+            for drain in drains:
+                drain.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
+        await process.wait_closed()
+
+    async def _drain(self, reader: asyncssh.SSHReader[bytes], into: bytearray) -> None:
+        while chunk := await reader.read(READ_CHUNK_BYTES):
+            if len(into) + len(chunk) > self._limit:
+                raise _OverLimit
+            into += chunk

@@ -11,7 +11,9 @@ import asyncssh
 import msgspec
 
 from workers.hostkeys import HostKey, host_key_of, parse_host_key, pinned_known_hosts
+from workers.network_policy import AddressNotAllowed, NetworkPolicy
 from workers.ssh_errors import (
+    AddressRefused,
     AuthenticationFailed,
     HostKeyChanged,
     ServerUnreachable,
@@ -53,9 +55,14 @@ class Connection(msgspec.Struct):
     host_key: HostKey
 
 
-async def open_connection(server: ServerConnectionInfo, keepalive_interval: float) -> Connection:
+async def open_connection(
+    server: ServerConnectionInfo, keepalive_interval: float, policy: NetworkPolicy | None
+) -> Connection:
+    """A connection to the server's address that `policy` permits (any with None): resolved
+    once, checked, and dialled as that IP, so DNS cannot swap it in between (rebinding)."""
+    address = await _address(server, policy)
     options: dict[str, Any] = {
-        "host": server.host,
+        "host": address,
         "port": server.port,
         "username": server.user,
         "known_hosts": (
@@ -76,7 +83,7 @@ async def open_connection(server: ServerConnectionInfo, keepalive_interval: floa
     except asyncssh.HostKeyNotVerifiable as e:
         assert server.pinned_host_key is not None
         expected = host_key_of(parse_host_key(server.pinned_host_key)).fingerprint
-        seen = await _seen_fingerprint(server)
+        seen = await _seen_fingerprint(server, address)
         raise HostKeyChanged(f"{server.host}:{server.port}", expected, seen) from e
     except asyncssh.PermissionDenied as e:
         what = "private key" if server.auth_method == "key" else "password"
@@ -110,11 +117,23 @@ def _credentials(server: ServerConnectionInfo) -> dict[str, Any]:
     }
 
 
-async def _seen_fingerprint(server: ServerConnectionInfo) -> str | None:
+async def _address(server: ServerConnectionInfo, policy: NetworkPolicy | None) -> str:
+    if policy is None:
+        return server.host
+    try:
+        return await policy.resolve(server.host, server.port)
+    except AddressNotAllowed as e:
+        raise AddressRefused(f"cannot connect to {server.host}:{server.port}: {e}") from None
+    except (TimeoutError, OSError) as e:
+        why = _why(e, server)
+        raise ServerUnreachable(f"cannot reach {server.host}:{server.port}: {why}") from e
+
+
+async def _seen_fingerprint(server: ServerConnectionInfo, address: str) -> str | None:
     """The key the server presents now, fetched without authenticating (for the error only)."""
     try:
         key = await asyncio.wait_for(
-            asyncssh.get_server_host_key(server.host, server.port, config=[]),
+            asyncssh.get_server_host_key(address, server.port, config=[]),
             server.connect_timeout,
         )
     except (TimeoutError, OSError, asyncssh.Error):

@@ -11,6 +11,11 @@ class ServerUnreachable(SshError):
     """The server could not be reached: refused, unresolvable, silent, or the connection dropped."""
 
 
+class AddressRefused(SshError):
+    """The server's address is one servers may not have (workers/network_policy.py): nothing
+    was dialled. Not worth a retry: the address stays what it is."""
+
+
 class AuthenticationFailed(SshError):
     """The server refused our credentials, or our private key cannot be read."""
 
@@ -38,6 +43,15 @@ class CommandTimeout(SshError):
         self.stderr = stderr
         shown = command if len(command) <= 120 else command[:117] + "..."
         super().__init__(f"command on {address} did not finish within {timeout:g}s: {shown}")
+
+
+class OutputTooLarge(SshError):
+    """A command wrote more than its output limit; it was stopped, what it wrote dropped."""
+
+    def __init__(self, address: str, command: str, limit: int):
+        self.limit = limit
+        shown = command if len(command) <= 120 else command[:117] + "..."
+        super().__init__(f"command on {address} stopped: output over {limit} bytes: {shown}")
 
 
 class TransferFailed(SshError):

@@ -1,0 +1,1 @@
+"""Odoo stand-in of the real-Docker test tier."""

@@ -1,0 +1,49 @@
+"""Server mode: the HTTP service, the evented service in prefork mode, a clean SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from . import log
+from .options import Options
+from .web import OdooHTTPServer
+
+_logger = log.logger("odoo.service.server")
+
+
+def serve(options: Options) -> int:
+    interface = options.get("http_interface") or "0.0.0.0"
+    servers = [OdooHTTPServer((interface, options.integer("http_port")), options, evented=False)]
+    prefork = options.integer("workers") > 0
+    if prefork:
+        # Real Odoo forks HTTP workers and a gevent process; one process serves both ports here.
+        servers.append(OdooHTTPServer((interface, options.evented_port), options, evented=True))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        _logger.info("Initiating shutdown")
+        _logger.info("Hit CTRL-C again or send a second signal to force the shutdown.")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}) for s in servers
+    ]
+    for thread in threads:
+        thread.start()
+    mode = "prefork" if prefork else "threaded"
+    _logger.info("HTTP service (werkzeug) running on %s:%s", interface, options.get("http_port"))
+    if prefork:
+        log.logger("odoo.service.server").info(
+            "Evented Service (longpolling) running on %s:%s", interface, options.evented_port
+        )
+    _logger.info("Server running in %s mode", mode)
+    stop.wait()
+    for server in servers:
+        server.close_websockets()
+        server.shutdown()
+        server.server_close()
+    _logger.info("Stopping gracefully")
+    return 0

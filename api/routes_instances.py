@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Final
 
 from litestar import Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from api import present
+from api import present, replays
 from api.auth import Principal, needs
 from api.drafts import instance_changes, instance_draft, slugs_for
-from api.idempotency import Reply, fingerprint
+from api.idempotency import Reply, Written, fingerprint
 from api.services import Deps, Services
 from api.web import (
     WRITE_HEADERS,
@@ -41,6 +42,7 @@ from commands import change_instance
 from commands.create_instance import create_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
+from events.instance import instance_stream
 from projections.queries import get_instance, instance_as_of, list_instances
 
 VIEW: Final = needs("view:instances")
@@ -127,7 +129,9 @@ async def create(
     return _sent(
         services,
         principal,
-        await services.idempotency.run(principal.org_id, idempotency_key, key, Instance, act),
+        await services.idempotency.run(
+            principal, idempotency_key, key, act, partial(replays.instance, services, principal)
+        ),
     )
 
 
@@ -265,7 +269,9 @@ async def control(
     return _sent(
         services,
         principal,
-        await services.idempotency.run(principal.org_id, idempotency_key, key, Instance, act),
+        await services.idempotency.run(
+            principal, idempotency_key, key, act, partial(replays.instance, services, principal)
+        ),
     )
 
 
@@ -280,7 +286,8 @@ async def _written(
     if view is None:
         raise InstanceNotFound
     shown = await present.instance(view, principal, services.vault)
-    return Reply(202, shown, write_headers(view.version, outcome.position, **headers))
+    headers = write_headers(view.version, outcome.position, **headers)
+    return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))
 
 
 def _sent(services: Services, principal: Principal, reply: Reply[Instance]) -> Response[Instance]:

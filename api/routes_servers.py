@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 from litestar import Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 
-from api import present
+from api import present, replays
 from api.auth import needs
 from api.drafts import server_draft
 from api.errors import Unavailable
-from api.idempotency import Reply, fingerprint
+from api.idempotency import Reply, Written, fingerprint
 from api.services import Deps, Services
 from api.web import (
     POSITION_HEADER,
@@ -96,10 +97,12 @@ async def register(
         headers = {"Location": f"/api/servers/{draft.server_id}"}
         if outcome.position is not None:
             headers[POSITION_HEADER] = str(outcome.position)
-        return Reply(201, shown, headers)
+        written = Written(server_stream(draft.server_id), outcome.version)
+        return Reply(201, shown, headers, written=written)
 
     key = fingerprint("POST", request.url.path, data)
-    reply = await services.idempotency.run(principal.org_id, idempotency_key, key, Server, act)
+    replay = partial(replays.server, services, principal)
+    reply = await services.idempotency.run(principal, idempotency_key, key, act, replay)
     services.reads.wrote(principal, position_of(reply))
     return respond(reply)
 

@@ -130,6 +130,9 @@ class Vault:
                 "INSERT INTO forgotten_streams (stream_id) VALUES (%s) ON CONFLICT DO NOTHING",
                 (stream_id,),
             )
+            # The API's idempotency keys that replay a write to this stream go with its
+            # secrets: nothing kept for the stream outlives them (api/idempotency.py).
+            await conn.execute("DELETE FROM idempotency_keys WHERE stream_id = %s", (stream_id,))
             return bool(cur.rowcount > 0)
 
     async def _data_key(self, stream_id: str, *, create: bool) -> AESGCM | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
-from api_fixtures import Caller, new_server, running_instance, server_body
+from api_fixtures import Caller, CallerFactory, new_server, running_instance, server_body
 
 from events.instance import instance_stream
+from events.pool import Pool
+from events.secrets import Vault
+from events.server import server_stream
 from events.store import EventStore
 
 
@@ -120,3 +123,73 @@ async def test_an_unusable_key_is_400(alice: Caller) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_another_user_s_replay_of_a_key_is_their_own_new_request(
+    alice: Caller, caller: CallerFactory, store: EventStore
+) -> None:
+    bob = await caller(org="org-a", sub="bob")
+    key = {"Idempotency-Key": "register-web"}
+    mine = await alice.post("/api/servers", json=server_body(), headers=key)
+
+    theirs = await bob.post("/api/servers", json=server_body(), headers=key)
+
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != mine.json()["id"]
+    registered, *_ = await store.read_stream(server_stream(theirs.json()["id"]))
+    assert json.loads(registered.metadata)["actor"]["id"] == "bob"
+
+
+async def test_a_used_and_an_unused_key_answer_another_user_alike(
+    alice: Caller, caller: CallerFactory
+) -> None:
+    """No oracle: another user cannot tell which keys were used (it was 422 against 201)."""
+    bob = await caller(org="org-a", sub="bob")
+    await alice.post("/api/servers", json=server_body(), headers={"Idempotency-Key": "used"})
+
+    used = await bob.post(
+        "/api/servers", json=server_body(name="b-1"), headers={"Idempotency-Key": "used"}
+    )
+    unused = await bob.post(
+        "/api/servers", json=server_body(name="b-1"), headers={"Idempotency-Key": "unused"}
+    )
+
+    assert (used.status_code, unused.status_code) == (201, 201)
+    assert used.headers.keys() - {"x-request-id", "location", "x-position"} == (
+        unused.headers.keys() - {"x-request-id", "location", "x-position"}
+    )
+
+
+async def test_a_replay_shows_the_instance_as_its_write_left_it(alice: Caller) -> None:
+    server_id = await new_server(alice)
+    body = {"name": "Acme", "serverId": server_id, "envVars": {"SMTP_PASSWORD": "first"}}
+    key = {"Idempotency-Key": "create-acme"}
+    first = await alice.post("/api/instances", json=body, headers=key)
+    changed = await alice.patch(
+        f"/api/instances/{first.json()['id']}", json={"envVars": {"SMTP_PASSWORD": "second"}}
+    )
+
+    again = await alice.post("/api/instances", json=body, headers=key)
+
+    assert changed.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+async def test_a_key_of_an_instance_whose_secrets_are_forgotten_is_purged(
+    alice: Caller, vault: Vault, pool: Pool
+) -> None:
+    server_id = await new_server(alice)
+    body = {"name": "Acme", "serverId": server_id, "envVars": {"SMTP_PASSWORD": "s3cr3t-smtp"}}
+    created = await alice.post("/api/instances", json=body, headers={"Idempotency-Key": "c"})
+    stream_id = instance_stream(created.json()["id"])
+
+    await vault.forget(stream_id)
+
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM idempotency_keys WHERE stream_id = %s", (stream_id,)
+        )
+        assert await cur.fetchone() == (0,)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,8 +35,15 @@ SECRETS = [*SERVER_SECRETS, *FIRST_ENV.values(), *SECOND_ENV.values()]
 INSTANCE_ANSWERS = slice(2, 7)
 
 
+def _key(name: str) -> dict[str, str]:
+    return {"Idempotency-Key": f"sweep-{name}"}
+
+
 async def _full_flow(alice: Caller, store: EventStore) -> tuple[str, list[httpx.Response]]:
-    answers = [await alice.post("/api/servers", json=server_body(sshPrivateKey=PRIVATE_KEY))]
+    """Every write with an Idempotency-Key (where the API takes one, the store keeps what
+    replays it): issue 13 found the first reply, envVars opened, kept there in plaintext."""
+    body = server_body(sshPrivateKey=PRIVATE_KEY)
+    answers = [await alice.post("/api/servers", json=body, headers=_key("server-1"))]
     server_id = answers[0].json()["id"]
     answers.append(
         await alice.post(
@@ -41,10 +51,11 @@ async def _full_flow(alice: Caller, store: EventStore) -> tuple[str, list[httpx.
             json=server_body(
                 name="web-2", authMethod="password", sshPrivateKey=None, sshPassword=PASSWORD
             ),
+            headers=_key("server-2"),
         )
     )
     body = {"name": "Shop", "serverId": server_id, "envVars": FIRST_ENV}
-    answers.append(await alice.post("/api/instances", json=body))
+    answers.append(await alice.post("/api/instances", json=body, headers=_key("create")))
     instance_id = answers[-1].json()["id"]
     provisioned = InstanceProvisioned(
         instance_id=instance_id, operation_id="op", active_color="blue"
@@ -52,8 +63,9 @@ async def _full_flow(alice: Caller, store: EventStore) -> tuple[str, list[httpx.
     position = await record(store, instance_stream(instance_id), provisioned)
     path = f"/api/instances/{instance_id}"
     answers.append(await alice.get(path, headers={"X-Min-Position": position}))
-    answers.append(await alice.patch(path, json={"envVars": SECOND_ENV}))
-    answers.append(await alice.post(f"{path}/control", json={"action": "stop"}))
+    answers.append(await alice.patch(path, json={"envVars": SECOND_ENV}, headers=_key("patch")))
+    stop = {"action": "stop"}
+    answers.append(await alice.post(f"{path}/control", json=stop, headers=_key("stop")))
     answers.append(await alice.delete(path))
     answers.append(await alice.get(f"{path}/events"))
     answers.append(await alice.get(f"{path}/operations"))
@@ -63,6 +75,8 @@ async def _full_flow(alice: Caller, store: EventStore) -> tuple[str, list[httpx.
 
 
 async def _every_table_as_text(pool: Pool) -> str:
+    """Every column of every row of every table, as text: bytea decoded (not shown as hex),
+    JSON (jsonb, or JSON kept in text or bytea) walked down to each key and value."""
     async with pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
@@ -70,10 +84,38 @@ async def _every_table_as_text(pool: Pool) -> str:
         tables = [row[0] for row in await cursor.fetchall()]
         texts = []
         for table in tables:
-            query = sql.SQL("SELECT t::text FROM {} AS t").format(sql.Identifier(table))
-            texts += [row[0] for row in await (await conn.execute(query)).fetchall()]
-    assert "events" in tables
+            query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))
+            for row in await (await conn.execute(query)).fetchall():
+                texts += [text for value in row for text in _texts(value)]
+    assert {"events", "idempotency_keys", "instances"} <= set(tables)
     return "\n".join(texts)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, bytes | bytearray | memoryview):
+        yield from _texts(bytes(value).decode("utf-8", "replace"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key)
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, str):
+        yield value
+        yield from _texts(_json_in(value))
+    elif value is not None:
+        yield str(value)
+
+
+def _json_in(text: str) -> Any:
+    """The JSON document `text` holds, if it holds one."""
+    if text[:1] not in ("{", "["):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _hits(haystack: str, secrets: list[str] = SECRETS) -> list[str]:
@@ -132,3 +174,18 @@ async def test_a_forgotten_instance_keeps_its_history_but_its_secrets_are_gone(
     assert len(events.json()["events"]) >= 4
     assert audit.json()["total"] >= 3
     assert _hits(after.text + events.text + audit.text) == []
+
+
+async def test_a_replayed_key_shows_no_secret_once_the_instance_is_forgotten(
+    alice: Caller, store: EventStore, vault: Vault, pool: Pool
+):
+    """Issue 13: after Vault.forget, replaying a key still returned SMTP_PASSWORD in clear."""
+    instance_id, _ = await _full_flow(alice, store)
+    path = f"/api/instances/{instance_id}"
+
+    assert await vault.forget(instance_stream(instance_id)) is True
+    again = await alice.post(f"{path}/control", json={"action": "stop"}, headers=_key("stop"))
+
+    assert again.status_code in (202, 409)
+    assert _hits(_text([again])) == []
+    assert _hits(await _every_table_as_text(pool)) == []

@@ -1,0 +1,36 @@
+"""A replayed write's body: the resource it wrote, folded from its stream up to the version
+the write left it at, and presented as a read presents it (secrets opened or masked for the
+caller, MASK once forgotten). Nothing of the first reply's body was stored (idempotency.py).
+"""
+
+from __future__ import annotations
+
+from api import present
+from api.auth import Principal
+from api.idempotency import Written
+from api.services import Services
+from api.wire_instances import Instance
+from api.wire_servers import Server
+from commands.refusals import InstanceNotFound, ServerNotFound
+from events.store import RecordedEvent
+from projections.fold import fold
+from projections.instances import INSTANCES
+from projections.servers import SERVERS
+
+
+async def instance(services: Services, caller: Principal, written: Written) -> Instance:
+    view = fold(INSTANCES, await _up_to(services, written), services.registry)
+    if view is None or view.org_id != caller.org_id:
+        raise InstanceNotFound
+    return await present.instance(view, caller, services.vault)
+
+
+async def server(services: Services, caller: Principal, written: Written) -> Server:
+    view = fold(SERVERS, await _up_to(services, written), services.registry)
+    if view is None or view.org_id != caller.org_id:
+        raise ServerNotFound
+    return present.server(view)
+
+
+async def _up_to(services: Services, written: Written) -> list[RecordedEvent]:
+    return await services.store.read_stream(written.stream_id, limit=written.version)

@@ -64,6 +64,7 @@ class InstanceDraft(msgspec.Struct, frozen=True, kw_only=True):
     mcp_write_enabled: bool
     admin_password: str
     db_password: str
+    admin_user_password: str
     base_domain: str
 
 
@@ -116,6 +117,7 @@ class _Sealed(msgspec.Struct, frozen=True, kw_only=True):
     env_vars: dict[str, Sealed]
     admin_password: Sealed
     db_password: Sealed
+    admin_user_password: Sealed
 
 
 async def _sealed(vault: Vault, draft: InstanceDraft) -> _Sealed:
@@ -126,6 +128,7 @@ async def _sealed(vault: Vault, draft: InstanceDraft) -> _Sealed:
         env_vars=await vault.seal_all(stream_id, draft.env_vars),
         admin_password=await vault.seal(stream_id, draft.admin_password),
         db_password=await vault.seal(stream_id, draft.db_password),
+        admin_user_password=await vault.seal(stream_id, draft.admin_user_password),
     )
 
 
@@ -199,6 +202,7 @@ def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.Creat
         env_vars=sealed.env_vars,
         admin_password=sealed.admin_password,
         db_password=sealed.db_password,
+        admin_user_password=sealed.admin_user_password,
     )
     return instance.CreateInstance(
         **fields,

@@ -9,7 +9,13 @@ from litestar import Litestar, Request, Router
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
-from api import routes_audit, routes_instance_reads, routes_instances, routes_servers
+from api import (
+    routes_admin_credentials,
+    routes_audit,
+    routes_instance_reads,
+    routes_instances,
+    routes_servers,
+)
 from api.auth import BearerAuthentication, TokenVerifier
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
 from api.metrics_http import HttpMetrics
@@ -50,6 +56,8 @@ def create_app(
             routes_instance_reads.health_score,
             routes_instance_reads.operations,
             routes_instance_reads.events,
+            routes_admin_credentials.reveal,
+            routes_admin_credentials.rotate,
             routes_servers.list_all,
             routes_servers.register,
             routes_servers.get_one,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -14,6 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
+from api.revocations import Revocations
 from odoofleet.settings import Settings
 
 _PERMISSION: Final = "permission"
@@ -43,13 +45,16 @@ class AuthConfigError(ValueError):
 
 class Claims(msgspec.Struct, frozen=True):
     """The claims API.md requires. `permissions` is required too (an empty list is fine): a
-    token without it was not minted for odoofleet."""
+    token without it was not minted for odoofleet. `iat` is required so that a token's
+    lifetime can be bounded; `jti`, when given, is what `odoofleet token revoke` names."""
 
     sub: _Text
     org: _Text
     exp: float
+    iat: float
     permissions: list[str]
     name: _Text | None = None
+    jti: _Text | None = None
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -59,6 +64,7 @@ class Principal(msgspec.Struct, frozen=True):
     user_name: str
     org_id: str
     permissions: frozenset[str]
+    token_id: str | None = None
 
     def may(self, permission: str) -> bool:
         """`manage:<resource>` implies `view:<resource>`."""
@@ -74,7 +80,12 @@ class TokenVerifier:
 
     A verified token is remembered until it expires (checking a signature costs more than
     the rest of a small request); a token is its own cache key, so only the exact bytes that
-    were verified are ever accepted without verifying them again.
+    were verified are ever accepted without verifying them again. Whether it was revoked is
+    asked on every request (`revocations`).
+
+    A token may live at most `jwt_max_lifetime` seconds from its `iat` (which may not lie
+    in the future): a signed `exp` in the year 9999 or at 1e300 made a token that never
+    expires, one that no revocation list could hold for ever (issue 13).
     """
 
     def __init__(self, settings: Settings, capacity: int = 4096) -> None:
@@ -82,8 +93,10 @@ class TokenVerifier:
         self._key = _verification_key(settings)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._max_lifetime = settings.jwt_max_lifetime
         self._capacity = capacity
         self._verified: dict[str, tuple[float, Principal]] = {}
+        self.revocations = Revocations()
 
     def verify(self, token: str) -> Principal:
         known = self._verified.get(token)
@@ -103,18 +116,26 @@ class TokenVerifier:
                 algorithms=[self._algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["exp"], "verify_aud": self._audience is not None},
+                options={"require": ["exp", "iat"], "verify_aud": self._audience is not None},
             )
             claims = msgspec.convert(payload, Claims)
         except jwt.ExpiredSignatureError as e:
             raise Unauthenticated("the token has expired", token_given=True) from e
         except (jwt.InvalidTokenError, msgspec.ValidationError) as e:
             raise Unauthenticated(f"invalid token: {e}", token_given=True) from e
+        lifetime = claims.exp - claims.iat
+        # Written so that NaN fails too.
+        if not (math.isfinite(lifetime) and 0 < lifetime <= self._max_lifetime):
+            raise Unauthenticated(
+                f"invalid token: exp - iat must be at most {self._max_lifetime:g} seconds",
+                token_given=True,
+            )
         principal = Principal(
             user_id=claims.sub,
             user_name=claims.name or claims.sub,
             org_id=claims.org,
             permissions=frozenset(claims.permissions),
+            token_id=claims.jti,
         )
         return principal, float(claims.exp)
 
@@ -153,6 +174,10 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("a bearer token is required", token_given=False)
         principal = self.verifier.verify(token)
+        if principal.token_id is not None:
+            pool = connection.app.state.services.pool
+            if await self.verifier.revocations.is_revoked(principal.token_id, pool):
+                raise Unauthenticated("the token has been revoked", token_given=True)
         # An /api route that forgot to declare its permission is closed to everyone.
         needed = connection.route_handler.opt.get(_PERMISSION, "undeclared")
         if not principal.may(needed):

@@ -10,7 +10,7 @@ import uuid
 import msgspec
 
 from api.errors import FieldError, InvalidRequest
-from api.fields import RESERVED_ENV_VARS
+from api.fields import RESERVED_ENV_PREFIXES, RESERVED_ENV_VARS
 from api.wire_instances import CreateInstanceBody, UpdateInstanceBody
 from api.wire_servers import CreateServerBody
 from commands.change_instance import InstanceChanges
@@ -45,8 +45,14 @@ def instance_draft(body: CreateInstanceBody, settings: Settings) -> InstanceDraf
         mcp_write_enabled=False,
         admin_password=secrets.token_urlsafe(32),
         db_password=secrets.token_urlsafe(32),
+        admin_user_password=admin_user_password(),
         base_domain=settings.base_domain,
     )
+
+
+def admin_user_password() -> str:
+    """A new password for the Odoo admin user: 32 random bytes, URL-safe (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 def slugs_for(body: CreateInstanceBody) -> list[str]:
@@ -66,10 +72,18 @@ def instance_changes(body: UpdateInstanceBody) -> InstanceChanges:
 
 
 def refuse_reserved_env_vars(env_vars: dict[str, str]) -> None:
-    """envVars may not name a variable odoofleet sets itself (api/fields.py explains each)."""
-    reserved = sorted(set(env_vars) & set(RESERVED_ENV_VARS))
+    """envVars may not name a variable odoofleet sets itself, nor one of the families that
+    Odoo and libpq read ahead of odoo.conf (api/fields.py explains each)."""
+    reserved = sorted(
+        name
+        for name in env_vars
+        if name in RESERVED_ENV_VARS or name.startswith(RESERVED_ENV_PREFIXES)
+    )
     if reserved:
-        message = f"set by odoofleet, choose another name: {', '.join(reserved)}"
+        message = (
+            "reserved (odoofleet sets it, or Odoo and libpq read it ahead of odoo.conf),"
+            f" choose another name: {', '.join(reserved)}"
+        )
         raise InvalidRequest(FieldError("envVars", message))
 
 
@@ -95,6 +109,7 @@ def server_draft(body: CreateServerBody) -> ServerDraft:
         ssh_password=body.ssh_password,
         host_key=body.host_key,
         max_ssh_sessions=body.max_ssh_sessions,
+        public_host_ports=body.public_host_ports,
     )
 
 

@@ -20,9 +20,11 @@ from litestar.plugins.problem_details import (
 from api.auth import Forbidden, Unauthenticated
 from commands.refusals import (
     ActionNotAllowed,
+    AdminPasswordUnknown,
     ConcurrentModification,
     InstanceNotFound,
     NoFreePorts,
+    RemovalNotFailed,
     ServerHasInstances,
     ServerNotFound,
     ServerNotUsable,
@@ -169,6 +171,8 @@ PROBLEMS: Final[dict[type[Exception], Callable[[Any], ProblemDetailsException]]]
     InstanceNotFound: lambda e: problem(404, "not-found", str(e)),
     ServerNotFound: lambda e: problem(404, "not-found", str(e)),
     ActionNotAllowed: lambda e: problem(409, "action-not-allowed", str(e)),
+    RemovalNotFailed: lambda e: problem(409, "removal-not-failed", str(e)),
+    AdminPasswordUnknown: lambda e: problem(409, "admin-password-unknown", str(e)),
     SlugTaken: lambda e: problem(
         409, "slug-taken", str(e), errors=[FieldError("slug", "already used")]
     ),

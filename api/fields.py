@@ -53,6 +53,11 @@ EnvKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A
 # away from the odoo.conf odoofleet writes (its limits, dbfilter and admin password). Accepting
 # them would store a value that is silently ignored, or that disables odoofleet's settings.
 RESERVED_ENV_VARS: Final = ("HOST", "PORT", "USER", "PASSWORD", "PASSWORD_FILE", "ODOO_RC")
+# Whole families read ahead of odoo.conf: Odoo 19 takes any option from `ODOO_<OPTION>`
+# (ODOO_LIST_DB=True with ODOO_DBFILTER=.* exposed the database list), and libpq reads `PG*`
+# (the image's entrypoint also skips --db_host when PGHOST is set: PGHOST=nowhere.invalid
+# crash-looped the new colour).
+RESERVED_ENV_PREFIXES: Final = ("ODOO_", "PG")
 # One line each: values are written to an env file, where a newline would start a new entry.
 EnvValue = Annotated[str, msgspec.Meta(max_length=32_768, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
 EnvVars = Annotated[
@@ -61,7 +66,10 @@ EnvVars = Annotated[
         max_length=200,
         description="Up to 200 variables; names match ^[A-Z_][A-Z0-9_]*$, values are one line"
         " of at most 32 KiB. Names odoofleet sets itself are refused: "
-        + ", ".join(RESERVED_ENV_VARS),
+        + ", ".join(RESERVED_ENV_VARS)
+        + "; so are names starting with "
+        + " or ".join(RESERVED_ENV_PREFIXES)
+        + " (Odoo and libpq read those ahead of odoo.conf)",
     ),
 ]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from litestar import Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api import present, replays
@@ -40,10 +41,12 @@ from api.wire_instances import (
 )
 from commands import change_instance
 from commands.create_instance import create_instance
+from commands.force_removal import force_remove_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
 from events.instance import instance_stream
 from projections.queries import get_instance, instance_as_of, list_instances
+from projections.read_instances import with_health
 
 VIEW: Final = needs("view:instances")
 MANAGE: Final = needs("manage:instances")
@@ -55,6 +58,10 @@ AsOf = Annotated[
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 Cursor = Annotated[str | None, QueryParameter(max_length=200, description="From `nextCursor`")]
+Force = Annotated[
+    bool,
+    QueryParameter(description="End a removal whose teardown failed (see docs/instances.md)"),
+]
 
 
 @get(
@@ -208,17 +215,27 @@ async def update(
     summary="Delete an instance",
     status_code=202,
     opt=MANAGE,
-    responses=problems(401, 403, 404, 409, 503),
+    responses={
+        **problems(400, 401, 403, 404, 409, 503),
+        204: ResponseSpec(None, description="With force=true: the instance is removed"),
+    },
     response_headers=WRITE_HEADERS,
     tags=["instances"],
 )
 async def remove(
-    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID]
+    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID], force: Force = False
 ) -> Response[Instance]:
     """Remove the instance (status `removing`); while creating, provisioning is cancelled.
     Repeating it while it is being removed changes nothing. Once it is torn down, its secrets
-    (env var values, passwords) are crypto-shredded; its history stays readable, masked."""
+    (env var values, passwords) are crypto-shredded; its history stays readable, masked.
+
+    `force=true` ends a removal whose teardown failed (status `removing` with a failure in
+    `statusMessage`, or `failed` after the retries): the instance is recorded removed (204),
+    its slug and host ports are freed and its secrets shredded at once, whatever is left on
+    the server. Without a failed removal it is a 409."""
     principal = request.user
+    if force:
+        return await _forced(request, services, str(instance_id))
     outcome = await change_instance.delete_instance(
         services.store,
         services.registry,
@@ -230,6 +247,19 @@ async def remove(
     return _sent(
         services, principal, await _written(services, principal, str(instance_id), outcome)
     )
+
+
+async def _forced(request: AuthRequest, services: Services, instance_id: str) -> Response[Any]:
+    outcome = await force_remove_instance(
+        services.store,
+        services.registry,
+        services.vault,
+        instance_id,
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+    )
+    services.reads.wrote(request.user, outcome.position)
+    return Response(None, status_code=204, headers=write_headers(outcome.version, outcome.position))
 
 
 @post(
@@ -279,12 +309,14 @@ async def _written(
     services: Services, principal: Principal, instance_id: str, outcome: Outcome, **headers: str
 ) -> Reply[Instance]:
     """The instance right after a write, folded from its own stream: exact and not waiting
-    for the read model (reads wait for it instead, see consistency.py)."""
+    for the read model (reads wait for it instead, see consistency.py); its health fields,
+    which no instance event carries, as a read a moment before showed them."""
     view = await instance_as_of(
         services.store, services.registry, principal.org_id, instance_id, _NOW_AND_EVER
     )
     if view is None:
         raise InstanceNotFound
+    view = await with_health(services.pool, view)
     shown = await present.instance(view, principal, services.vault)
     headers = write_headers(view.version, outcome.position, **headers)
     return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -94,8 +94,18 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
     health_score_grade: str | None
     health_score_updated_at: datetime | None
     last_seen_at: datetime | None
-    last_restart_at: datetime | None
-    restart_count: int
+    last_restart_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When the last restart asked for through the API completed"),
+    ]
+    restart_count: Annotated[
+        int,
+        msgspec.Meta(
+            description="Restarts asked for through the API (control `restart`) that completed."
+            " Not the health's containerRestartCount, which counts Docker's restarts of the"
+            " container serving now."
+        ),
+    ]
     enterprise_build_id: str | None
     enterprise_deployed_at: datetime | None
     enterprise_update_available: bool | None
@@ -109,3 +119,10 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
 class InstancePage(msgspec.Struct, rename="camel", kw_only=True):
     instances: list[Instance]
     next_cursor: str | None
+
+
+class AdminCredentials(msgspec.Struct, rename="camel", kw_only=True):
+    """The Odoo admin user's login and current password (manage:instances; audited)."""
+
+    login: str
+    password: str

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from api.fields import Host, HostKey, Name, Password, Port, PrivateKey, SshSessions, SshUser
 from events.server import AuthMethod
+
+PublicHostPorts = Annotated[
+    bool,
+    msgspec.Meta(
+        description="Publish each instance's host ports (httpPortHost, longpollingPortHost) on"
+        " every address of the server. By default (false) they listen on 127.0.0.1 only, so"
+        " instances are reached through the proxy alone."
+    ),
+]
 
 
 class CreateServerBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -23,6 +32,7 @@ class CreateServerBody(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
     ssh_password: Password | None = None
     host_key: HostKey | None = None
     max_ssh_sessions: SshSessions = 4
+    public_host_ports: PublicHostPorts = False
 
 
 class Server(msgspec.Struct, rename="camel", kw_only=True):
@@ -41,6 +51,7 @@ class Server(msgspec.Struct, rename="camel", kw_only=True):
     ram_total_bytes: int | None
     docker_version: str | None
     max_ssh_sessions: int
+    public_host_ports: PublicHostPorts
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -7,7 +7,9 @@ from typing import Final, TypeAlias, assert_never
 
 import msgspec
 
+from commands.admin_password import RevealAdminCredentials, RotateAdminPassword, reveal, rotate
 from commands.instance_state import (
+    Abandoned,
     Absent,
     Creating,
     Failed,
@@ -21,12 +23,17 @@ from commands.instance_state import (
     Stopped,
     Stopping,
 )
-from commands.refusals import ActionNotAllowed, InstanceNotFound
+from commands.refusals import (
+    ActionNotAllowed,
+    InstanceNotFound,
+    RemovalNotFailed,
+)
 from events.instance import (
     ActionRequested,
     ControlAction,
     EnvironmentType,
     InstanceCreated,
+    InstanceRemovalForced,
     InstanceSettings,
     InstanceUpdated,
     OdooEdition,
@@ -71,6 +78,7 @@ class CreateInstance(msgspec.Struct, frozen=True, kw_only=True):
     db_name: str
     admin_password: Sealed
     db_password: Sealed
+    admin_user_password: Sealed
 
 
 class UpdateInstance(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +103,19 @@ class DeleteInstance(msgspec.Struct, frozen=True, kw_only=True):
     operation_id: str
 
 
-InstanceCommand: TypeAlias = CreateInstance | UpdateInstance | ControlInstance | DeleteInstance
+class ForceRemoval(msgspec.Struct, frozen=True, kw_only=True):
+    """End a removal whose teardown failed, without the server's word (DELETE ?force=true)."""
+
+
+InstanceCommand: TypeAlias = (
+    CreateInstance
+    | UpdateInstance
+    | ControlInstance
+    | DeleteInstance
+    | ForceRemoval
+    | RevealAdminCredentials
+    | RotateAdminPassword
+)
 
 
 def decide(command: InstanceCommand, state: InstanceState, now: datetime) -> list[DomainEvent]:
@@ -110,6 +130,12 @@ def decide(command: InstanceCommand, state: InstanceState, now: datetime) -> lis
             return _control(command, state)
         case DeleteInstance(), _:
             return _delete(command, state)
+        case ForceRemoval(), _:
+            return _force(state, now)
+        case RevealAdminCredentials(), _:
+            return reveal(command, state, now)
+        case RotateAdminPassword(), _:
+            return rotate(command, state)
         case _:
             assert_never(command)
 
@@ -137,7 +163,7 @@ def _update(command: UpdateInstance, state: InstanceState, now: datetime) -> lis
     match state:
         case Absent() | Removed():
             raise InstanceNotFound
-        case Removing():
+        case Removing() | Abandoned():
             raise ActionNotAllowed("update", state.status)
         case Creating() | Running() | Starting() | Restarting():
             return _changes(command, state.facts, now, deploy=True)
@@ -198,7 +224,7 @@ def _delete(command: DeleteInstance, state: InstanceState) -> list[DomainEvent]:
             raise InstanceNotFound
         case Removing(failure=None):
             return []
-        case Removing():
+        case Removing() | Abandoned():
             # The last teardown failed: this DELETE tries it again.
             return [_removal(state.facts, command, None)]
         case Creating(provisioning_id=cancels):
@@ -216,3 +242,18 @@ def _removal(facts: InstanceFacts, command: DeleteInstance, cancels: str | None)
         operation_id=command.operation_id,
         cancels_operation_id=cancels,
     )
+
+
+def _force(state: InstanceState, now: datetime) -> list[DomainEvent]:
+    """Only a removal that failed may be forced: while a teardown runs, or before any
+    removal, the server may still hold what only a teardown takes down (docs/instances.md)."""
+    match state:
+        case Absent() | Removed():
+            raise InstanceNotFound
+        case Removing(failure=str(failure)) | Abandoned(failure=failure):
+            facts = state.facts
+            return [
+                InstanceRemovalForced(instance_id=facts.instance_id, failure=failure, forced_at=now)
+            ]
+        case _:
+            raise RemovalNotFailed(state.status)

@@ -9,10 +9,14 @@ import msgspec
 from events.instance import (
     ActionFailed,
     ActionRequested,
+    AdminPasswordRotated,
+    AdminPasswordRotationFailed,
+    AdminPasswordRotationRequested,
     Color,
     InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
+    InstanceRemovalForced,
     InstanceRemoved,
     InstanceRestarted,
     InstanceStarted,
@@ -20,6 +24,7 @@ from events.instance import (
     InstanceUpdated,
     ProvisioningFailed,
     ProvisioningRequested,
+    RemovalAbandoned,
     RemovalFailed,
     RemovalRequested,
 )
@@ -39,6 +44,10 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     mcp_write_enabled: bool
     # The colour serving traffic; None until the first provisioning completes.
     active_color: Color | None = None
+    # The admin user's password now set in Odoo (None: created before odoofleet set one),
+    # and the new ones of rotations not settled yet, by operation.
+    admin_user_password: Sealed | None = None
+    rotations: dict[str, Sealed] = {}
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -85,8 +94,18 @@ class Failed(msgspec.Struct, frozen=True):
 class Removing(msgspec.Struct, frozen=True):
     status: ClassVar[str] = "removing"
     facts: InstanceFacts
-    # Set when the teardown failed: a new DELETE then starts another one.
+    # Set when a teardown attempt failed: the worker retries it, a new DELETE starts another
+    # one, and DELETE ?force=true may end the removal.
     failure: str | None = None
+
+
+class Abandoned(msgspec.Struct, frozen=True):
+    """The teardown's retries are used up (RemovalAbandoned): shown as `failed`, but nothing
+    may start it again; only another removal, normal or forced."""
+
+    status: ClassVar[str] = "failed"
+    facts: InstanceFacts
+    failure: str
 
 
 class Removed(msgspec.Struct, frozen=True):
@@ -95,7 +114,16 @@ class Removed(msgspec.Struct, frozen=True):
 
 
 Existing: TypeAlias = (
-    Creating | Running | Stopped | Starting | Stopping | Restarting | Failed | Removing | Removed
+    Creating
+    | Running
+    | Stopped
+    | Starting
+    | Stopping
+    | Restarting
+    | Failed
+    | Removing
+    | Abandoned
+    | Removed
 )
 InstanceState: TypeAlias = Absent | Existing
 
@@ -115,11 +143,17 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
     """The phase after `event`; events that do not move the phase keep it."""
     if isinstance(state, Absent):
         return _created(event) if isinstance(event, InstanceCreated) else state
-    if isinstance(state, Removing | Removed):
+    if isinstance(state, Removing | Abandoned | Removed):
         # A late result of an operation that the removal overtook must not revive it.
         return _while_removing(state, event)
     facts = state.facts
     match event:
+        case (
+            AdminPasswordRotationRequested()
+            | AdminPasswordRotated()
+            | AdminPasswordRotationFailed()
+        ):
+            return msgspec.structs.replace(state, facts=_rotation(facts, event))
         case ProvisioningRequested(operation_id=operation_id) if isinstance(state, Creating):
             return Creating(facts, operation_id)
         case InstanceUpdated():
@@ -145,16 +179,36 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
             return state
 
 
-def _while_removing(state: Removing | Removed, event: DomainEvent) -> InstanceState:
+def _while_removing(state: Removing | Abandoned | Removed, event: DomainEvent) -> InstanceState:
     match state, event:
-        case _, InstanceRemoved():
+        case _, InstanceRemoved() | InstanceRemovalForced():
             return Removed(state.facts)
         case Removing(), RemovalFailed(step=step, message=message):
             return Removing(state.facts, failure=f"{step}: {message}")
-        case Removing(), RemovalRequested():
+        case Removing(), RemovalAbandoned(step=step, message=message):
+            return Abandoned(state.facts, failure=f"{step}: {message}")
+        case Removing() | Abandoned(), RemovalRequested():
             return Removing(state.facts)
         case _:
             return state
+
+
+def _rotation(
+    facts: InstanceFacts,
+    event: AdminPasswordRotationRequested | AdminPasswordRotated | AdminPasswordRotationFailed,
+) -> InstanceFacts:
+    """A rotation's new password becomes the admin's once the saga has set it in Odoo."""
+    pending = dict(facts.rotations)
+    match event:
+        case AdminPasswordRotationRequested(operation_id=operation_id):
+            pending[operation_id] = event.admin_user_password
+            return msgspec.structs.replace(facts, rotations=pending)
+        case AdminPasswordRotated(operation_id=operation_id) if operation_id in pending:
+            current = pending.pop(operation_id)
+            return msgspec.structs.replace(facts, admin_user_password=current, rotations=pending)
+        case _:
+            pending.pop(event.operation_id, None)
+            return msgspec.structs.replace(facts, rotations=pending)
 
 
 def _created(event: InstanceCreated) -> Creating:
@@ -167,6 +221,7 @@ def _created(event: InstanceCreated) -> Creating:
             addons_path=event.addons_path,
             env_vars=event.env_vars,
             mcp_write_enabled=event.mcp_write_enabled,
+            admin_user_password=event.admin_user_password,
         )
     )
 

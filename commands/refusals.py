@@ -28,6 +28,28 @@ class ActionNotAllowed(Refusal):
         super().__init__(f"cannot {action} an instance that is {status}")
 
 
+class RemovalNotFailed(Refusal):
+    """A forced removal was asked for an instance whose removal has not failed."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        if status == "removing":
+            reason = "a removal is running; force it only once its teardown has failed"
+        else:
+            reason = f"the instance is {status}, not in a failed removal; DELETE it without force"
+        super().__init__(reason)
+
+
+class AdminPasswordUnknown(Refusal):
+    """The instance was created before odoofleet set an admin user password."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "odoofleet never set this instance's admin password (it was created before it did);"
+            " rotate the admin credentials to set one"
+        )
+
+
 class SlugTaken(Refusal):
     def __init__(self, slug: str) -> None:
         self.slug = slug

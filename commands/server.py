@@ -69,6 +69,7 @@ class RegisterServer(msgspec.Struct, frozen=True, kw_only=True):
     ssh_password: Sealed | None
     host_key: str | None
     max_ssh_sessions: int
+    public_host_ports: bool = False
 
 
 class ValidateServer(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,6 +39,8 @@ class ServerDraft(msgspec.Struct, frozen=True, kw_only=True):
     ssh_password: str | None
     host_key: str | None
     max_ssh_sessions: int
+    # Instances' host ports on every address of the server; by default only on 127.0.0.1.
+    public_host_ports: bool = False
 
 
 async def register_server(

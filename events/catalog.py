@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from events.health import HEALTH_EVENTS
-from events.instance import INSTANCE_EVENTS
+from events.instance import INSTANCE_EVENTS, INSTANCE_UPCASTERS
 from events.operation import OPERATION_EVENTS
 from events.registry import EventRegistry
 from events.reservation import RESERVATION_EVENTS
-from events.server import SERVER_EVENTS
+from events.server import SERVER_EVENTS, SERVER_UPCASTERS
 
 
 def build_registry() -> EventRegistry:
-    return EventRegistry(
+    registry = EventRegistry(
         (
             *INSTANCE_EVENTS,
             *SERVER_EVENTS,
@@ -20,6 +20,9 @@ def build_registry() -> EventRegistry:
             *HEALTH_EVENTS,
         )
     )
+    for (event_type, from_version), upcast in {**INSTANCE_UPCASTERS, **SERVER_UPCASTERS}.items():
+        registry.upcaster(event_type, from_version)(upcast)
+    return registry
 
 
 def stream_type(stream_id: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import msgspec
 
-from events.registry import DomainEvent
+from events.registry import DomainEvent, Upcaster
 from events.secrets import Sealed
 
 OdooVersion = Literal["15.0", "16.0", "17.0", "18.0", "19.0"]
@@ -17,6 +17,8 @@ Color = Literal["blue", "green"]
 ControlAction = Literal["start", "stop", "restart"]
 LogLevel = Literal["debug", "info", "warn", "error", "critical"]
 FIRST_COLOR: Final[Color] = "blue"  # the colour a provisioning starts and routes to
+# The login of the user Odoo creates with a new database; odoofleet gives it a password.
+ADMIN_LOGIN: Final = "admin"
 
 
 def idle_color(active: Color | None) -> Color:
@@ -58,9 +60,20 @@ class InstanceCreated(DomainEvent, frozen=True, kw_only=True):
     settings: InstanceSettings
     mcp_write_enabled: bool
     db_name: str
+    # Odoo's master password (`admin_passwd` in odoo.conf), which guards its database manager.
     admin_password: Sealed
     db_password: Sealed
+    # The password of the ADMIN_LOGIN user; None for an instance created before odoofleet set
+    # one (schema version 1).
+    admin_user_password: Sealed | None = None
     created_at: datetime
+
+    schema_version: ClassVar[int] = 2
+
+
+def instance_created_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no admin user password: such an instance kept the one Odoo gave it."""
+    return {**data, "admin_user_password": None}
 
 
 class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
@@ -143,7 +156,18 @@ class InstanceRedeployed(DomainEvent, frozen=True, kw_only=True):
 
 
 class RemovalFailed(DomainEvent, frozen=True, kw_only=True):
-    """A teardown step failed; the instance stays `removing` and DELETE may be sent again."""
+    """A teardown attempt failed at `step`; the instance stays `removing` and the worker tries
+    again (a DELETE also does)."""
+
+    instance_id: str
+    operation_id: str
+    step: str
+    message: str
+
+
+class RemovalAbandoned(DomainEvent, frozen=True, kw_only=True):
+    """The teardown kept failing and its retries are used up: the instance is `failed`. A new
+    DELETE tries again; DELETE ?force=true records it removed without the server's word."""
 
     instance_id: str
     operation_id: str
@@ -154,6 +178,47 @@ class RemovalFailed(DomainEvent, frozen=True, kw_only=True):
 class InstanceRemoved(DomainEvent, frozen=True, kw_only=True):
     instance_id: str
     operation_id: str
+
+
+class InstanceRemovalForced(DomainEvent, frozen=True, kw_only=True):
+    """An operator ended a removal that kept failing: the instance is removed, its slug and
+    host ports are given back and its secrets shredded, whatever is left on the server.
+    `failure` is the last teardown failure it overrode."""
+
+    instance_id: str
+    failure: str
+    forced_at: datetime
+
+
+class AdminCredentialsRevealed(DomainEvent, frozen=True, kw_only=True):
+    """Someone was shown the admin user's credentials (the secret itself is not here)."""
+
+    instance_id: str
+    revealed_by: str
+    revealed_at: datetime
+
+
+class AdminPasswordRotationRequested(DomainEvent, frozen=True, kw_only=True):
+    """A new password for the admin user, generated at the edge; it holds once the rotation
+    saga records AdminPasswordRotated."""
+
+    instance_id: str
+    operation_id: str
+    admin_user_password: Sealed
+
+
+class AdminPasswordRotated(DomainEvent, frozen=True, kw_only=True):
+    instance_id: str
+    operation_id: str
+
+
+class AdminPasswordRotationFailed(DomainEvent, frozen=True, kw_only=True):
+    """The new password was not set: the previous one still holds."""
+
+    instance_id: str
+    operation_id: str
+    step: str
+    message: str
 
 
 INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
@@ -171,8 +236,17 @@ INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
     ActionFailed,
     InstanceRedeployed,
     RemovalFailed,
+    RemovalAbandoned,
     InstanceRemoved,
+    InstanceRemovalForced,
+    AdminCredentialsRevealed,
+    AdminPasswordRotationRequested,
+    AdminPasswordRotated,
+    AdminPasswordRotationFailed,
 )
+INSTANCE_UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
+    ("InstanceCreated", 1): instance_created_v1,
+}
 
 
 def instance_stream(instance_id: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Final, Literal
 
-from events.registry import DomainEvent
+from events.registry import DomainEvent, Upcaster
 from events.secrets import Sealed
 
 AuthMethod = Literal["key", "password"]
@@ -23,7 +23,16 @@ class ServerRegistered(DomainEvent, frozen=True, kw_only=True):
     ssh_password: Sealed | None
     host_key: str | None
     max_ssh_sessions: int
+    # Publish instances' host ports on every address of the server, not only 127.0.0.1.
+    public_host_ports: bool = False
     created_at: datetime
+
+    schema_version: ClassVar[int] = 2
+
+
+def server_registered_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no publicHostPorts; those servers get the safe default."""
+    return {**data, "public_host_ports": False}
 
 
 class ServerValidationRequested(DomainEvent, frozen=True, kw_only=True):
@@ -83,6 +92,9 @@ SERVER_EVENTS: tuple[type[DomainEvent], ...] = (
     ServerReachable,
     ServerDeleted,
 )
+SERVER_UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
+    ("ServerRegistered", 1): server_registered_v1,
+}
 
 
 def server_stream(server_id: str) -> str:

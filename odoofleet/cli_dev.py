@@ -63,7 +63,7 @@ def banner(settings: Settings, options: DevOptions) -> None:
         sub="dev",
         name="Developer",
         permissions=DEV_PERMISSIONS,
-        ttl_seconds=7 * 86400,
+        ttl_seconds=settings.jwt_max_lifetime,
     )
     print(f"odoofleet is running at {url}")
     print(f"  OpenAPI:  {url}/schema")

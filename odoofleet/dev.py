@@ -81,7 +81,10 @@ class DevServices:
             self.nats = EmbeddedNats(data / "nats")
             overrides["nats_url"] = self.nats.start()
         if not self.base.jwt_secret and not self.base.jwt_public_key:
-            overrides["jwt_secret"] = kept_secret(data / "jwt-secret")
+            # A new signing secret at each start, never written down: the token printed by
+            # the last run stops working, and none stays usable from the data directory.
+            (data / "jwt-secret").unlink(missing_ok=True)
+            overrides["jwt_secret"] = secrets.token_urlsafe(48)
         if not self.base.secret_key:
             overrides["secret_key"] = kept_secret(data / "secret-key")
         return _with(self.base, overrides)

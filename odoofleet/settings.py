@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_algorithm: str = "HS256"
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # Longest a token may live, exp - iat, in seconds (api/auth.py); also what mint allows.
+    jwt_max_lifetime: Annotated[float, msgspec.Meta(gt=0)] = 86400.0
     base_domain: str = "odoo.localhost"
     # JetStream stream name and subject prefix; tests give each run its own.
     nats_stream: str = "ODOOFLEET"
@@ -61,6 +63,7 @@ _ENV_NAMES: dict[str, str] = {
     "jwt_algorithm": "ODOOFLEET_JWT_ALGORITHM",
     "jwt_issuer": "ODOOFLEET_JWT_ISSUER",
     "jwt_audience": "ODOOFLEET_JWT_AUDIENCE",
+    "jwt_max_lifetime": "ODOOFLEET_JWT_MAX_LIFETIME",
     "base_domain": "ODOOFLEET_BASE_DOMAIN",
     "nats_stream": "ODOOFLEET_NATS_STREAM",
     "subject_prefix": "ODOOFLEET_SUBJECT_PREFIX",

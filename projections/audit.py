@@ -17,10 +17,14 @@ from psycopg import AsyncConnection
 from events.instance import (
     ActionFailed,
     ActionRequested,
+    AdminCredentialsRevealed,
+    AdminPasswordRotationRequested,
     InstanceCreated,
     InstanceProvisioned,
+    InstanceRemovalForced,
     InstanceUpdated,
     ProvisioningFailed,
+    RemovalAbandoned,
     RemovalRequested,
 )
 from events.registry import DomainEvent, EventRegistry
@@ -52,6 +56,10 @@ ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
     InstanceProvisioned: _fixed("instance.provisioned"),
     ProvisioningFailed: _fixed("instance.failed"),
     ActionFailed: _fixed("instance.failed"),
+    RemovalAbandoned: _fixed("instance.failed"),
+    InstanceRemovalForced: _fixed("instance.force_deleted"),
+    AdminCredentialsRevealed: _fixed("instance.credentials_revealed"),
+    AdminPasswordRotationRequested: _fixed("instance.credentials_rotated"),
     ServerRegistered: _fixed("server.created"),
     ServerValidated: _fixed("server.validated"),
     ServerValidationFailed: _fixed("server.validated"),

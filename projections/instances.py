@@ -18,6 +18,7 @@ from events.instance import (
     InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
+    InstanceRemovalForced,
     InstanceRemoved,
     InstanceRestarted,
     InstanceStarted,
@@ -25,6 +26,8 @@ from events.instance import (
     InstanceUpdated,
     ProvisioningFailed,
     RedeployRequested,
+    RemovalAbandoned,
+    RemovalFailed,
     RemovalRequested,
 )
 from events.secrets import Sealed
@@ -249,7 +252,22 @@ def removal_requested(row: InstanceView | None, _: RemovalRequested, env: Envelo
     return _changed(need(row, env), env, status="removing", status_message=None)
 
 
-def removed(row: InstanceView | None, _: InstanceRemoved, env: Envelope) -> None:
+def removal_failed(row: InstanceView | None, e: RemovalFailed, env: Envelope) -> InstanceView:
+    message = f"removal failed at step {e.step}: {e.message}; it will be retried"
+    return _changed(need(row, env), env, status="removing", status_message=message)
+
+
+def removal_abandoned(row: InstanceView | None, e: RemovalAbandoned, env: Envelope) -> InstanceView:
+    message = (
+        f"removal failed at step {e.step}: {e.message}; retries used up: DELETE tries again,"
+        " DELETE ?force=true records it removed"
+    )
+    return _changed(need(row, env), env, status="failed", status_message=message)
+
+
+def removed(
+    row: InstanceView | None, _: InstanceRemoved | InstanceRemovalForced, env: Envelope
+) -> None:
     need(row, env)
 
 
@@ -269,6 +287,9 @@ INSTANCES: Folder[InstanceView] = Folder(
         RedeployRequested: redeploy_requested,
         InstanceRedeployed: redeployed,
         RemovalRequested: removal_requested,
+        RemovalFailed: removal_failed,
+        RemovalAbandoned: removal_abandoned,
         InstanceRemoved: removed,
+        InstanceRemovalForced: removed,
     },
 )

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 
 from projections.cursor import Position, decode_cursor, encode_cursor
-from projections.instances import InstanceView
+from projections.instances import HEALTH_FIELDS, InstanceView
 from projections.read_health_score import STORED_SCORE_SQL, StoredScore, score_now
 from projections.reader import Reader, fetch_text
 
@@ -116,3 +116,14 @@ async def list_instances(
         return found, None
     last = found[limit - 1]
     return found[:limit], encode_cursor(Position(last.created_at, last.id))
+
+
+async def with_health(
+    conn: Reader, view: InstanceView, *, now: datetime | None = None
+) -> InstanceView:
+    """`view`, folded from its stream, with the health fields a read shows (health score,
+    lastSeenAt): no instance event carries them, they come from the health read model."""
+    stored = await get_instance(conn, view.org_id, view.id, now=now)
+    if stored is None:
+        return view
+    return msgspec.structs.replace(view, **{name: getattr(stored, name) for name in HEALTH_FIELDS})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -39,9 +39,15 @@ class ServerView(Row, frozen=True, kw_only=True):
     ram_total_bytes: int | None
     docker_version: str | None
     max_ssh_sessions: int
+    # Fixed at registration. The servers table has no column for it: reads take it from the
+    # registration event (read_servers.with_registration).
+    public_host_ports: bool = False
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+NOT_STORED: Final = ("public_host_ports",)
 
 
 def _changed(row: ServerView, env: Envelope, **changes: Any) -> ServerView:
@@ -66,6 +72,7 @@ def registered(_: ServerView | None, e: ServerRegistered, env: Envelope) -> Serv
         ram_total_bytes=None,
         docker_version=None,
         max_ssh_sessions=e.max_ssh_sessions,
+        public_host_ports=e.public_host_ports,
         last_seen_at=None,
         created_at=e.created_at,
         updated_at=e.created_at,

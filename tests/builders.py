@@ -68,6 +68,7 @@ def create_command(**changes: object) -> CreateInstance:
         "db_name": "acme",
         "admin_password": Sealed("v1:admin"),
         "db_password": Sealed("v1:db"),
+        "admin_user_password": Sealed("v1:admin-user"),
     }
     fields.update(changes)
     return CreateInstance(**fields)  # type: ignore[arg-type]

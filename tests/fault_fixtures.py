@@ -160,6 +160,7 @@ async def create(fleet: Fleet, server_id: str, slug: str) -> Instance:
         mcp_write_enabled=False,
         admin_password=secrets.token_urlsafe(16),
         db_password=secrets.token_urlsafe(16),
+        admin_user_password=secrets.token_urlsafe(16),
         base_domain="odoo.localhost",
     )
     metadata = meta(ORG)

@@ -55,7 +55,8 @@ READS = [
 
 def claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "alice", "org": "org-a", "permissions": ["view:instances"], "exp": now + 60}
+    base = {"sub": "alice", "org": "org-a", "permissions": ["view:instances"], "iat": now}
+    base["exp"] = now + 60
     return {key: value for key, value in (base | changes).items() if value is not None}
 
 

@@ -20,6 +20,7 @@ from events.instance import (
     ProvisioningFailed,
     instance_stream,
 )
+from events.reservation import slug_stream
 from events.store import EventStore
 
 INSTANCE_FIELDS = {
@@ -99,7 +100,7 @@ async def test_create_records_the_instance_and_requests_provisioning(
         "InstanceCreated",
         "ProvisioningRequested",
     ]
-    assert await stream_types(store, "slug-org-a-acme") == ["SlugReserved"]
+    assert await stream_types(store, slug_stream("org-a", "acme")) == ["SlugReserved"]
     assert await stream_types(store, f"ports-{server_id}") == ["PortsReserved"]
 
 
@@ -113,6 +114,7 @@ async def test_secrets_are_stored_sealed(alice: Caller, store: EventStore) -> No
     assert "s3cret-value" not in created.data
     assert set(data["env_vars"]["API_TOKEN"]) == {"sealed"}
     assert set(data["admin_password"]) == set(data["db_password"]) == {"sealed"}
+    assert set(data["admin_user_password"]) == {"sealed"}
     assert body["envVars"] == {"API_TOKEN": "s3cret-value"}
 
 

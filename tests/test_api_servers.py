@@ -21,7 +21,7 @@ from events.store import EventStore
 SERVER_FIELDS = {
     "id", "name", "host", "port", "sshUser", "authMethod", "status", "statusMessage",
     "hostKeyFingerprint", "osName", "osVersion", "cpuCores", "ramTotalBytes", "dockerVersion",
-    "maxSshSessions", "lastSeenAt", "createdAt", "updatedAt",
+    "maxSshSessions", "publicHostPorts", "lastSeenAt", "createdAt", "updatedAt",
 }  # fmt: skip
 HOST_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx6b0wqdQ1xJ0kq3M8H7YVdV1Tk2cQzZP1YbNnN7oF3 root@web"
@@ -35,6 +35,7 @@ async def test_registering_a_server_answers_201_pending_without_secrets(alice: C
     body = response.json()
     assert set(body) == SERVER_FIELDS
     assert (body["status"], body["port"], body["maxSshSessions"]) == ("pending", 22, 4)
+    assert body["publicHostPorts"] is False
     assert response.headers["location"] == f"/api/servers/{body['id']}"
     assert SSH_KEY not in response.text
     assert "x-position" in response.headers
@@ -173,3 +174,25 @@ async def test_an_instance_cannot_be_placed_on_a_server_in_error_or_deleted(
         response = await alice.post("/api/instances", json={"name": "x", "serverId": server_id})
         assert response.status_code == 400
         assert response.json()["errors"][0]["field"] == "serverId"
+
+
+async def test_public_host_ports_is_stored_at_registration_and_shown(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice, publicHostPorts=True)
+    other_id = await new_server(alice, name="web-2")
+
+    registered = (await store.read_stream(server_stream(server_id)))[0]
+    shown = (await alice.get(f"/api/servers/{server_id}")).json()
+    listed = (await alice.get("/api/servers")).json()["servers"]
+
+    assert json.loads(registered.data)["public_host_ports"] is True
+    assert shown["publicHostPorts"] is True
+    assert {s["id"]: s["publicHostPorts"] for s in listed} == {server_id: True, other_id: False}
+
+
+async def test_public_host_ports_must_be_a_boolean(alice: Caller) -> None:
+    response = await alice.post("/api/servers", json=server_body(publicHostPorts="yes"))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "publicHostPorts"

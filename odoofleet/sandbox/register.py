@@ -17,6 +17,7 @@ from odoofleet.sandbox.server import SandboxServer
 from odoofleet.settings import Settings
 
 SANDBOX_NAME = "sandbox (simulated server, no real Odoo)"
+LOCAL_DOCKER_NAME = "this machine (local Docker)"
 
 
 async def ensure_registered(
@@ -33,7 +34,7 @@ async def ensure_registered(
     draft = ServerDraft(
         server_id=server_id,
         operation_id=str(uuid.uuid4()),
-        name=SANDBOX_NAME,
+        name=LOCAL_DOCKER_NAME if sandbox.local_docker else SANDBOX_NAME,
         host="127.0.0.1",
         port=sandbox.port,
         ssh_user=_user(),

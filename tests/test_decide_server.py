@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from commands.refusals import ServerHasInstances, ServerNotFound, ServerNotUsable
@@ -17,7 +18,8 @@ from commands.server import (
     evolve,
     initial_state,
 )
-from events.registry import DomainEvent
+from events.catalog import build_registry
+from events.registry import DomainEvent, encode_event
 from events.secrets import Sealed
 from events.server import (
     ServerDeleted,
@@ -145,3 +147,26 @@ def test_instances_may_not_be_placed_on_a_server_in_error_deleted_or_unknown(
 ) -> None:
     with pytest.raises(ServerNotUsable):
         ensure_can_host(fold(history()))  # type: ignore[operator]
+
+
+def test_registering_records_whether_host_ports_are_public() -> None:
+    public = msgspec.structs.replace(register(), public_host_ports=True)
+
+    [private_event, _] = registered()
+    [public_event, _] = decide(public, initial_state(), NOW)
+
+    assert isinstance(private_event, ServerRegistered)
+    assert isinstance(public_event, ServerRegistered)
+    assert (private_event.public_host_ports, public_event.public_host_ports) == (False, True)
+
+
+def test_a_server_registered_event_of_version_1_reads_with_private_host_ports() -> None:
+    [event, _] = registered()
+    data = msgspec.json.decode(encode_event(event))
+    del data["public_host_ports"]
+
+    decoded = build_registry().decode("ServerRegistered", 1, msgspec.json.encode(data))
+
+    assert isinstance(decoded, ServerRegistered)
+    assert decoded.public_host_ports is False
+    assert ServerRegistered.schema_version == 2

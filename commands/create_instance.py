@@ -1,26 +1,35 @@
-"""Creating an instance: reserve its slug and host ports and write its first events, all in
-ONE transaction, so two concurrent creates never share a slug or a port."""
+"""Creating an instance: reserve its slug, its host name and its host ports and write its
+first events, all in ONE transaction, so two concurrent creates never share a slug, a host
+name or a port."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import partial
 
 import msgspec
 
 from commands import instance, server
 from commands.defaults import HostPorts, auto_subdomain, db_name_for
 from commands.instance_state import initial_state
+from commands.legacy_reservations import legacy_held_labels
 from commands.locks import StreamLocks
 from commands.refusals import ConcurrentModification, SlugTaken
 from commands.reservation import (
     PortsState,
     ReservePorts,
     ReserveSlug,
+    ReserveSubdomain,
+    SlugState,
     decide_ports,
     decide_slug,
+    decide_subdomain,
     fold_ports,
     fold_slug,
+    fold_subdomain,
+    slug_history,
+    subdomain_labels,
 )
 from commands.runner import Loaded, Outcome, folder, loaded_from
 from commands.snapshots import Snapshots
@@ -33,8 +42,14 @@ from events.instance import (
     instance_stream,
 )
 from events.metadata import EventMetadata
-from events.registry import EventRegistry
-from events.reservation import PortsReserved, ports_stream, slug_stream
+from events.registry import DomainEvent, EventRegistry
+from events.reservation import (
+    PortsReserved,
+    legacy_slug_stream,
+    ports_stream,
+    slug_stream,
+    subdomain_stream,
+)
 from events.secrets import Sealed, Vault
 from events.server import server_stream
 from events.store import NO_STREAM, EventStore, NewEvents, RecordedEvent
@@ -91,6 +106,12 @@ async def create_instance(
     """
     turn = (locks or StreamLocks())(ports_stream(draft.server_id))
     snapshots = ports if ports is not None else Snapshots[PortsState]()
+    labels = {
+        label
+        for slug in slugs
+        for label in subdomain_labels(slug, metadata.org_id, draft.instance_id)
+    }
+    legacy = await legacy_held_labels(store, labels)
     for index, slug in enumerate(slugs):
         try:
             async with turn:
@@ -105,6 +126,7 @@ async def create_instance(
                     metadata,
                     snapshots,
                     attempts,
+                    legacy,
                 )
         except SlugTaken:
             if index == len(slugs) - 1:
@@ -143,25 +165,52 @@ async def _create_with_slug(
     metadata: EventMetadata,
     snapshots: Snapshots[PortsState],
     attempts: int,
+    legacy_labels: set[str],
 ) -> Outcome:
-    """Each round reads the server and both reservations in one query, and seals the secrets
+    """Each round reads the server and every reservation in one query, and seals the secrets
     once the server is known to take the instance (the data key is cached, so a second round
-    seals without a round trip)."""
+    seals without a round trip).
+
+    The slug's legacy stream is read too: reservations made under it still hold, and are
+    released on the new stream (commands.reservation.slug_history)."""
     server_id = server_stream(draft.server_id)
     slug_id = slug_stream(metadata.org_id, slug)
+    legacy_id = legacy_slug_stream(metadata.org_id, slug)
     ports_id = ports_stream(draft.server_id)
+    by_legacy = {
+        auto_subdomain(label, draft.base_domain): label in legacy_labels
+        for label in subdomain_labels(slug, metadata.org_id, draft.instance_id)
+    }
     for _ in range(attempts):
         known = snapshots.get(ports_id)
         found = await store.read_streams(
-            {server_id: 0, slug_id: 0, ports_id: known.version if known is not None else 0}
+            {
+                server_id: 0,
+                slug_id: 0,
+                legacy_id: 0,
+                ports_id: known.version if known is not None else 0,
+                **{subdomain_stream(host): 0 for host in by_legacy},
+            }
         )
         placed = loaded_from(registry, found[server_id], _server_fold, org_id=metadata.org_id)
-        held = loaded_from(registry, found[slug_id], fold_slug)
+        before = registry.decode_all(found[legacy_id])
+        held = loaded_from(registry, found[slug_id], partial(_slug_state, slug, before))
+        hosts = {
+            host: loaded_from(
+                registry, found[subdomain_stream(host)], partial(fold_subdomain, by_legacy=taken)
+            )
+            for host, taken in by_legacy.items()
+        }
         ports = _ports_since(registry, known, found[ports_id])
         snapshots.put(ports_id, ports)
         server.ensure_can_host(placed.state)
         sealed = await _sealed(vault, draft)
         slug_events = decide_slug(ReserveSlug(slug=slug, instance_id=draft.instance_id), held.state)
+        host_events = decide_subdomain(
+            ReserveSubdomain(candidates=list(hosts), instance_id=draft.instance_id),
+            {host: loaded.state for host, loaded in hosts.items()},
+        )
+        host = host_events[0].subdomain
         reservation = ReservePorts(
             server_id=draft.server_id,
             instance_id=draft.instance_id,
@@ -169,19 +218,24 @@ async def _create_with_slug(
             last=host_ports.last,
         )
         port_events = decide_ports(reservation, ports.state)
-        command = _command(sealed, slug, port_events[0])
+        command = _command(sealed, slug, host, port_events[0])
         instance_events = instance.decide(command, initial_state(), now)
         batch = [
             NewEvents(slug_id, held.expected, slug_events, metadata),
+            NewEvents(subdomain_stream(host), hosts[host].expected, host_events, metadata),
             NewEvents(ports_id, ports.expected, port_events, metadata),
             NewEvents(instance_stream(draft.instance_id), NO_STREAM, instance_events, metadata),
         ]
         try:
             results = await store.append_batch(batch)
         except WrongExpectedVersion:
-            continue  # the next round re-reads both reservations: a taken slug is a refusal
+            continue  # the next round re-reads the reservations: a taken slug is a refusal
         return Outcome(results[-1].version, results[-1].position, instance_events)
     raise ConcurrentModification(ports_id)
+
+
+def _slug_state(slug: str, legacy: list[DomainEvent], current: Iterable[DomainEvent]) -> SlugState:
+    return fold_slug(slug_history(slug, legacy, current))
 
 
 def _ports_since(
@@ -195,9 +249,11 @@ def _ports_since(
     return Loaded(fold_ports(registry.decode_all(recorded), known.state), recorded[-1].version)
 
 
-def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.CreateInstance:
+def _command(
+    sealed: _Sealed, slug: str, subdomain: str, ports: PortsReserved
+) -> instance.CreateInstance:
     fields = msgspec.structs.asdict(sealed.draft)
-    base_domain = fields.pop("base_domain")
+    del fields["base_domain"]
     fields.update(
         env_vars=sealed.env_vars,
         admin_password=sealed.admin_password,
@@ -207,7 +263,7 @@ def _command(sealed: _Sealed, slug: str, ports: PortsReserved) -> instance.Creat
     return instance.CreateInstance(
         **fields,
         slug=slug,
-        auto_subdomain=auto_subdomain(slug, base_domain),
+        auto_subdomain=subdomain,
         db_name=db_name_for(slug),
         http_port_host=ports.http_port_host,
         longpolling_port_host=ports.longpolling_port_host,

@@ -1,14 +1,23 @@
-"""Deciders of the reservation streams: a slug per organization, the host ports of a server."""
+"""Deciders of the reservation streams: a slug per organization, a subdomain per
+installation, the host ports of a server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from commands.refusals import NoFreePorts, SlugTaken
+from commands.refusals import ConcurrentModification, NoFreePorts, Refusal, SlugTaken
 from events.registry import DomainEvent
-from events.reservation import PortsReleased, PortsReserved, SlugReleased, SlugReserved
+from events.reservation import (
+    PortsReleased,
+    PortsReserved,
+    SlugReleased,
+    SlugReserved,
+    SubdomainReleased,
+    SubdomainReserved,
+)
 
 
 class SlugState(msgspec.Struct, frozen=True):
@@ -33,10 +42,86 @@ def fold_slug(events: Iterable[DomainEvent]) -> SlugState:
     return state
 
 
+def slug_history(
+    slug: str, legacy: Iterable[DomainEvent], current: Iterable[DomainEvent]
+) -> list[DomainEvent]:
+    """What reserved and released `slug` for its organization: the events of its legacy
+    stream about this slug (that stream may also hold another pair's, see
+    events.reservation.legacy_slug_stream), then those of its own stream, where releases of
+    legacy reservations go too. Nothing is appended to a legacy stream any more, so its
+    events all come first."""
+    about_slug = [
+        event
+        for event in legacy
+        if isinstance(event, SlugReserved | SlugReleased) and event.slug == slug
+    ]
+    return [*about_slug, *current]
+
+
 def decide_slug(command: ReserveSlug, state: SlugState) -> list[DomainEvent]:
     if state.holder is not None:
         raise SlugTaken(command.slug)
     return [SlugReserved(slug=command.slug, instance_id=command.instance_id)]
+
+
+class SubdomainState(msgspec.Struct, frozen=True):
+    """Who holds a host name: an instance that reserved it, or (`by_legacy`) one created
+    before host names were reserved, which holds `<its slug>.<base domain>`."""
+
+    holder: str | None = None
+    by_legacy: bool = False
+
+    @property
+    def free(self) -> bool:
+        return self.holder is None and not self.by_legacy
+
+
+class SubdomainsTaken(ConcurrentModification):
+    """Every host name tried for the instance is held. Only a race can get here (the last
+    candidate comes from the new instance's random id), and a retry draws a new id; the
+    answer names no host name, so it tells nothing of other organizations."""
+
+    def __init__(self) -> None:
+        Refusal.__init__(self, "no free subdomain was left for this instance; retry the request")
+        self.stream_id = "subdomain"
+
+
+class ReserveSubdomain(msgspec.Struct, frozen=True, kw_only=True):
+    candidates: list[str]
+    instance_id: str
+
+
+def subdomain_labels(slug: str, org_id: str, instance_id: str) -> list[str]:
+    """First labels of an instance's host name (`<label>.<base domain>`), in order of
+    preference. Slugs are unique per organization but host names across the installation,
+    so a second organization with the slug gets `<slug>-<8 hex of its id's SHA-256>`; if
+    another organization's slug took that name already, `<slug>-<12 hex of the instance's
+    random id>`, which nobody could know before. A slug has at most 50 characters
+    (commands.defaults.SLUG_MAX), so every label fits DNS's 63."""
+    org_hash = hashlib.sha256(org_id.encode()).hexdigest()[:8]
+    instance_hex = instance_id.replace("-", "")[:12]
+    return [slug, f"{slug}-{org_hash}", f"{slug}-{instance_hex}"]
+
+
+def fold_subdomain(events: Iterable[DomainEvent], *, by_legacy: bool = False) -> SubdomainState:
+    holder: str | None = None
+    for event in events:
+        match event:
+            case SubdomainReserved(instance_id=instance_id):
+                holder = instance_id
+            case SubdomainReleased():
+                holder = None
+    return SubdomainState(holder, by_legacy)
+
+
+def decide_subdomain(
+    command: ReserveSubdomain, states: Mapping[str, SubdomainState]
+) -> list[SubdomainReserved]:
+    """The first candidate nobody holds (`states` by host name; a missing one is free)."""
+    for subdomain in command.candidates:
+        if states.get(subdomain, SubdomainState()).free:
+            return [SubdomainReserved(subdomain=subdomain, instance_id=command.instance_id)]
+    raise SubdomainsTaken()
 
 
 class PortsState(msgspec.Struct, frozen=True):

@@ -107,6 +107,7 @@ async def _release(ctx: InstanceContext) -> str:
         key=ctx.log.operation_id,
         server_id=ctx.server_id,
         slug=ctx.instance.require().slug,
+        subdomain=ctx.instance.require().auto_subdomain,
         instance_id=ctx.instance.instance_id,
     )
 

@@ -7,21 +7,41 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from realdocker_harness import (
     DockerEngine,
     Inventory,
     docker_unavailable_reason,
     running_engine,
 )
+from saga_fixtures import ACK_WAIT, Fleet
 from sshd_harness import SSHD, SshdServer
+
+from events.pool import Pool
+from events.registry import EventRegistry
+from odoofleet.settings import Settings
+from workers.readiness import Patience
+from workers.run import run_workers
+from workers.sagas.deps import SagaConfig
 
 # What Docker calls a container it names itself (`docker run` without --name, a legacy build
 # step): never one of odoofleet's, whose names come from compose projects and slugs.
 GENERATED_NAME = re.compile(r"^[a-z]+_[a-z]+[0-9]*$")
+# The sagas' patience on real Docker: an Odoo colour takes seconds to answer, not milliseconds.
+REAL_DOCKER = SagaConfig(
+    readiness=Patience(timeout=120.0, interval=0.5, command_limit=30.0),
+    stopping=Patience(timeout=90.0, interval=0.5, command_limit=30.0),
+    server_wait=Patience(timeout=120.0, interval=0.2),
+    lock_poll=0.05,
+    connect_timeout=10.0,
+    min_disk_free_bytes=1,
+    removal_retries=(1.0, 5.0),
+)
 SESSION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -123,3 +143,39 @@ def docker_server_fixture(docker_engine: DockerEngine, tmp_path: Path) -> Iterat
     """A DockerSshd of this test's own; leftovers removed after it."""
     with docker_server_on(docker_engine, tmp_path / "docker-sshd") as server:
         yield server
+
+
+class DockerFleet(Fleet):
+    """saga_fixtures' Fleet (relay in this process, requests appended as the API would) whose
+    workers have real Docker's patience, and no health observer: tests drive one."""
+
+    def start_workers(self, **options: Any) -> None:
+        self._background(
+            lambda stop: run_workers(
+                self.settings,
+                self.pool,
+                stop,
+                root=self.root,
+                ack_wait=ACK_WAIT,
+                concurrency=4,
+                retry_delay=0.2,
+                config=REAL_DOCKER,
+                shutdown_grace=0.0,
+                observe_health=False,
+                **options,
+            )
+        )
+
+
+@pytest_asyncio.fixture(name="docker_fleet")
+async def docker_fleet_fixture(
+    settings: Settings, pool: Pool, registry: EventRegistry, docker_server: DockerSshd
+) -> AsyncIterator[DockerFleet]:
+    """The relay and every saga's workers against this test's DockerSshd."""
+    fleet = DockerFleet(settings, pool, registry, docker_server)
+    fleet.start_relay()
+    fleet.start_workers()
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()

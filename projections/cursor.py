@@ -12,7 +12,7 @@ import msgspec
 from projections.errors import InvalidCursor
 
 # A cursor comes back from the client, so it is checked as strictly as any input: an id
-# with a NUL byte reached PostgreSQL and failed there (500, RELIABILITY.md finding F21).
+# with a NUL byte reached PostgreSQL and failed there (a 500, issue 13).
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z-]+$")]
 
 

@@ -290,7 +290,9 @@ def dbfilter_allows(options: Options, db: str, host: str) -> bool:
     """`dbfilter` with Odoo's %h (host) and %d (first label of the host) substitutions."""
     pattern = options.get("dbfilter")
     if not pattern:
-        return True
+        # Without a dbfilter, a db_name list is the list of exposed databases (odoo.http).
+        names = options.db_names()
+        return db in names if names else True
     hostname = host.partition(":")[0]
     domain = hostname.split(".")[0] if "." in hostname else hostname
     if domain == "www" and "." in hostname:

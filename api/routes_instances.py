@@ -231,8 +231,8 @@ async def remove(
 
     `force=true` ends a removal whose teardown failed (status `removing` with a failure in
     `statusMessage`, or `failed` after the retries): the instance is recorded removed (204),
-    its slug and host ports are freed and its secrets shredded at once, whatever is left on
-    the server. Without a failed removal it is a 409."""
+    its slug, host name and host ports are freed and its secrets shredded at once, whatever
+    is left on the server. Without a failed removal it is a 409."""
     principal = request.user
     if force:
         return await _forced(request, services, str(instance_id))

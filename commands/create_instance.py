@@ -59,7 +59,7 @@ _server_fold = folder(server.initial_state(), server.evolve)
 
 class InstanceDraft(msgspec.Struct, frozen=True, kw_only=True):
     """A create request resolved at the edge (ids, defaults, generated passwords), before its
-    secrets are sealed and its slug and host ports reserved."""
+    secrets are sealed and its slug, host name and host ports reserved."""
 
     instance_id: str
     operation_id: str

@@ -1,6 +1,6 @@
 """Forcing the end of a removal that keeps failing (DELETE ?force=true): the instance is
-recorded removed and its slug and host ports are given back in ONE transaction, and its
-secrets are crypto-shredded, as the teardown's last steps would have done."""
+recorded removed and its slug, host name and host ports are given back in ONE transaction,
+and its secrets are crypto-shredded, as the teardown's last steps would have done."""
 
 from __future__ import annotations
 
@@ -9,13 +9,29 @@ from datetime import datetime
 from commands.instance import ForceRemoval, decide
 from commands.instance_state import Absent, InstanceFacts, InstanceState, evolve, initial_state
 from commands.refusals import ConcurrentModification, InstanceNotFound
-from commands.reservation import PortsState, SlugState, fold_ports, fold_slug
+from commands.reservation import (
+    PortsState,
+    SlugState,
+    SubdomainState,
+    fold_ports,
+    fold_slug,
+    fold_subdomain,
+    slug_history,
+)
 from commands.runner import Outcome, folder, loaded_from
 from events.errors import WrongExpectedVersion
 from events.instance import instance_stream
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
-from events.reservation import PortsReleased, SlugReleased, ports_stream, slug_stream
+from events.reservation import (
+    PortsReleased,
+    SlugReleased,
+    SubdomainReleased,
+    legacy_slug_stream,
+    ports_stream,
+    slug_stream,
+    subdomain_stream,
+)
 from events.secrets import Vault
 from events.store import EventStore, NewEvents
 
@@ -59,16 +75,25 @@ async def _releases(
     facts: InstanceFacts,
     metadata: EventMetadata,
 ) -> list[NewEvents]:
-    """The slug and host ports the instance still holds, given back (streams in the order a
-    create locks them: slug, then ports)."""
+    """The slug, host name and host ports the instance still holds, given back (streams in
+    the order a create locks them: slug, host name, ports). A slug reserved under its legacy
+    stream id is released on its new stream, as the teardown does."""
     slug_id = slug_stream(metadata.org_id, facts.slug)
+    legacy_id = legacy_slug_stream(metadata.org_id, facts.slug)
+    host_id = subdomain_stream(facts.auto_subdomain)
     ports_id = ports_stream(facts.server_id)
-    found = await store.read_streams({slug_id: 0, ports_id: 0})
-    slug = loaded_from(registry, found[slug_id], fold_slug)
+    found = await store.read_streams({slug_id: 0, legacy_id: 0, host_id: 0, ports_id: 0})
+    before = registry.decode_all(found[legacy_id])
+    slug = loaded_from(
+        registry, found[slug_id], lambda events: fold_slug(slug_history(facts.slug, before, events))
+    )
+    host = loaded_from(registry, found[host_id], fold_subdomain)
     ports = loaded_from(registry, found[ports_id], fold_ports)
     batch = []
     if events := release_slug(slug.state, facts.slug, facts.instance_id):
         batch.append(NewEvents(slug_id, slug.expected, events, metadata))
+    if events := release_subdomain(host.state, facts.auto_subdomain, facts.instance_id):
+        batch.append(NewEvents(host_id, host.expected, events, metadata))
     if events := release_ports(ports.state, facts.instance_id):
         batch.append(NewEvents(ports_id, ports.expected, events, metadata))
     return batch
@@ -85,6 +110,14 @@ def release_slug(state: SlugState, slug: str, instance_id: str) -> list[DomainEv
     if state.holder != instance_id:
         return []
     return [SlugReleased(slug=slug, instance_id=instance_id)]
+
+
+def release_subdomain(state: SubdomainState, subdomain: str, instance_id: str) -> list[DomainEvent]:
+    """Nothing when the host name is not this instance's (released, or never reserved: an
+    instance created before host names were, whose slug's release frees it)."""
+    if state.holder != instance_id:
+        return []
+    return [SubdomainReleased(subdomain=subdomain, instance_id=instance_id)]
 
 
 def release_ports(state: PortsState, instance_id: str) -> list[DomainEvent]:

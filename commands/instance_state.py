@@ -39,6 +39,7 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     slug: str
     server_id: str
+    auto_subdomain: str
     addons_path: str | None
     env_vars: dict[str, Sealed]
     mcp_write_enabled: bool
@@ -218,6 +219,7 @@ def _created(event: InstanceCreated) -> Creating:
             name=event.name,
             slug=event.slug,
             server_id=event.server_id,
+            auto_subdomain=event.auto_subdomain,
             addons_path=event.addons_path,
             env_vars=event.env_vars,
             mcp_write_enabled=event.mcp_write_enabled,

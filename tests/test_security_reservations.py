@@ -9,9 +9,10 @@ import itertools
 import uuid
 from typing import Any
 
-from api_fixtures import Caller, CallerFactory, new_server
+from api_fixtures import Caller, CallerFactory, new_server, record
 from builders import meta
 
+from events.instance import RemovalFailed, RemovalRequested, instance_stream
 from events.registry import EventRegistry
 from events.reservation import SlugReleased, SlugReserved
 from events.store import ANY, EventStore
@@ -95,6 +96,28 @@ async def test_a_released_host_name_goes_to_the_next_instance_with_the_slug(
 
     assert released == f"released: host ports, slug shop, subdomain shop.{BASE}"
     assert third.json()["autoSubdomain"] == f"shop.{BASE}"
+
+
+async def test_a_forced_removal_gives_the_host_name_back_too(
+    caller: CallerFactory, store: EventStore, registry: EventRegistry
+) -> None:
+    org_a, server_a = await org_with_server(caller, "org-a")
+    org_b, server_b = await org_with_server(caller, "org-b")
+    first = (await create(org_a, server_a, "shop")).json()
+    await org_a.delete(f"/api/instances/{first['id']}")
+    stream_id = instance_stream(first["id"])
+    removal = registry.decode_all(await store.read_stream(stream_id))[-1]
+    assert isinstance(removal, RemovalRequested)
+    failed = RemovalFailed(
+        instance_id=first["id"], operation_id=removal.operation_id, step="db-down", message="no"
+    )
+    await record(store, stream_id, failed)
+
+    forced = await org_a.delete(f"/api/instances/{first['id']}", params={"force": "true"})
+    second = await create(org_b, server_b, "shop")
+
+    assert forced.status_code == 204, forced.text
+    assert second.json()["autoSubdomain"] == f"shop.{BASE}"
 
 
 async def test_a_slug_taken_in_the_organization_is_still_409(caller: CallerFactory) -> None:

@@ -10,8 +10,10 @@ import uuid
 from typing import Any
 
 from api_fixtures import Caller, CallerFactory, new_server, record
-from builders import meta
+from builders import NOW, create_command, meta
 
+from commands.instance import decide
+from commands.instance_state import initial_state
 from events.instance import RemovalFailed, RemovalRequested, instance_stream
 from events.registry import EventRegistry
 from events.reservation import SlugReleased, SlugReserved
@@ -172,6 +174,34 @@ async def test_reservations_written_under_the_old_stream_ids_still_hold_and_rele
     assert again.status_code == 202, again.text
     assert again.json()["autoSubdomain"] == f"shop.{BASE}"
     assert await store.stream_version(shared) == 3  # nothing appended to the old stream
+
+
+async def test_a_forced_removal_releases_a_slug_reserved_under_its_old_stream_id(
+    caller: CallerFactory, store: EventStore
+) -> None:
+    org_a, server_a = await org_with_server(caller, "org-a")
+    old = str(uuid.uuid4())
+    created = create_command(
+        instance_id=old, slug="shop", server_id=server_a, auto_subdomain=f"shop.{BASE}"
+    )
+    removal = [
+        RemovalRequested(instance_id=old, operation_id="op-rm"),
+        RemovalFailed(instance_id=old, operation_id="op-rm", step="db-down", message="no"),
+    ]
+    # An instance of the code before the fix, whose teardown failed.
+    await record(
+        store, old_slug_stream("org-a", "shop"), SlugReserved(slug="shop", instance_id=old)
+    )
+    await record(store, instance_stream(old), *decide(created, initial_state(), NOW), *removal)
+    held = await create(org_a, server_a, "shop")
+
+    forced = await org_a.delete(f"/api/instances/{old}", params={"force": "true"})
+    again = await create(org_a, server_a, "shop")
+
+    assert held.status_code == 409
+    assert forced.status_code == 204, forced.text
+    assert again.status_code == 202, again.text
+    assert again.json()["autoSubdomain"] == f"shop.{BASE}"
 
 
 async def test_many_organizations_and_hyphenated_slugs_created_at_once_are_all_independent(

@@ -38,7 +38,7 @@ async def reveal(
     the audit trail as `instance.credentials_revealed`. 409 while the instance is being
     removed, once its secrets are erased, or for an instance created before odoofleet set
     this password (rotate to set one)."""
-    revealed = await reveal_admin_credentials(
+    revealed, outcome = await reveal_admin_credentials(
         services.store,
         services.registry,
         services.vault,
@@ -47,6 +47,8 @@ async def reveal(
         now=datetime.now(UTC),
         metadata=metadata_for(request),
     )
+    # The caller's next read (of the audit trail, say) waits for the reveal to be projected.
+    services.reads.wrote(request.user, outcome.position)
     shown = AdminCredentials(login=revealed.login, password=revealed.password)
     return Response(shown, headers=_NO_STORE)
 

@@ -18,7 +18,11 @@ from projections.queries import AuditFilter, query_audit
 
 Action = Annotated[
     str | None,
-    QueryParameter(pattern=r"^[a-z]+\.[a-z]+$", max_length=64, description="e.g. instance.created"),
+    QueryParameter(
+        pattern=r"^[a-z]+\.[a-z_]+$",
+        max_length=64,
+        description="e.g. instance.created, instance.credentials_revealed",
+    ),
 ]
 Identifier = Annotated[str | None, QueryParameter(max_length=200)]
 Moment = Annotated[datetime | None, QueryParameter(description="RFC 3339, inclusive")]

@@ -39,10 +39,10 @@ async def reveal_admin_credentials(
     revealed_by: str,
     now: datetime,
     metadata: EventMetadata,
-) -> AdminCredentials:
-    """The admin user's current credentials, once the reveal is recorded (audited). A
-    password that can no longer be opened (its key was shredded) is refused before anything
-    is recorded."""
+) -> tuple[AdminCredentials, Outcome]:
+    """The admin user's current credentials, once the reveal is recorded (audited), and what
+    recording it did. A password that can no longer be opened (its key was shredded) is
+    refused before anything is recorded."""
     stream_id = instance_stream(instance_id)
     opened: list[str] = []
 
@@ -54,10 +54,12 @@ async def reveal_admin_credentials(
         opened.append(password)
         return events
 
-    await execute(store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True)
+    outcome = await execute(
+        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
+    )
     # After a lost race the decision ran again: the last password is the one of the state
     # whose reveal was recorded.
-    return AdminCredentials(login=ADMIN_LOGIN, password=opened[-1])
+    return AdminCredentials(login=ADMIN_LOGIN, password=opened[-1]), outcome
 
 
 async def rotate_admin_password(

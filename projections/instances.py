@@ -15,6 +15,9 @@ import msgspec
 from events.instance import (
     ActionFailed,
     ActionRequested,
+    AdminCredentialsRevealed,
+    AdminPasswordRotationFailed,
+    AdminPasswordRotationRequested,
     InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
@@ -271,6 +274,21 @@ def removed(
     need(row, env)
 
 
+def unchanged(row: InstanceView | None, _: object, env: Envelope) -> InstanceView:
+    """An event that changes nothing shown, listed so the audit trail sees it (fold.py)."""
+    return need(row, env)
+
+
+def rotation_failed(
+    row: InstanceView | None, e: AdminPasswordRotationFailed, env: Envelope
+) -> InstanceView:
+    message = (
+        f"admin password rotation failed at step {e.step}: {e.message};"
+        " the previous password still holds"
+    )
+    return _changed(need(row, env), env, status_message=message)
+
+
 INSTANCES: Folder[InstanceView] = Folder(
     "instance",
     InstanceView,
@@ -291,5 +309,8 @@ INSTANCES: Folder[InstanceView] = Folder(
         RemovalAbandoned: removal_abandoned,
         InstanceRemoved: removed,
         InstanceRemovalForced: removed,
+        AdminCredentialsRevealed: unchanged,
+        AdminPasswordRotationRequested: unchanged,
+        AdminPasswordRotationFailed: rotation_failed,
     },
 )

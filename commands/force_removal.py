@@ -52,7 +52,7 @@ async def force_remove_instance(
     the decider has allowed it and before the removal is recorded, as the teardown does (its
     forget-secrets step comes before InstanceRemoved): a crash in between leaves an instance
     whose removal can be forced again, never a removed one with readable secrets. A lost race
-    on any of the three streams is decided again on fresh state."""
+    on any of the streams it appends to is decided again on fresh state."""
     stream_id = instance_stream(instance_id)
     for _ in range(attempts):
         found = await store.read_streams({stream_id: 0})

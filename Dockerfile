@@ -1,19 +1,25 @@
 # One small image for every odoofleet process: serve, relay, project, work, migrate.
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY events events
-COPY commands commands
-COPY projections projections
-COPY api api
-COPY workers workers
-COPY odoofleet odoofleet
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+#   BASE_IMAGE  the Python 3.11 image to build on (default: the official slim one).
+#   WHEELHOUSE  a directory of the build context holding every wheel the install needs, for
+#               builds that cannot reach a package index: on a machine that can,
+#               `pip wheel -w wheelhouse . 'setuptools>=68' wheel`, then
+#               `docker build --build-arg WHEELHOUSE=wheelhouse .`. Empty: from the index.
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE} AS build
+ARG WHEELHOUSE=
+WORKDIR /src
+COPY . .
+RUN if [ -n "$WHEELHOUSE" ]; then \
+      pip wheel --no-cache-dir --no-index --find-links "$WHEELHOUSE" --wheel-dir /wheels . ; \
+    else \
+      pip wheel --no-cache-dir --wheel-dir /wheels . ; \
+    fi
+
+FROM ${BASE_IMAGE}
 RUN useradd --system --create-home --uid 10001 odoofleet
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
 USER odoofleet
 WORKDIR /home/odoofleet
 ENV ODOOFLEET_LOG_FORMAT=json PYTHONUNBUFFERED=1

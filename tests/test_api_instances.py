@@ -15,6 +15,7 @@ from api_fixtures import (
     stream_types,
 )
 
+from events.health import HealthObserved, HealthWindow, health_stream
 from events.instance import (
     InstanceStopped,
     ProvisioningFailed,
@@ -388,3 +389,83 @@ async def test_a_bad_as_of_is_400(alice: Caller) -> None:
     response = await alice.get(f"/api/instances/{created['id']}", params={"asOf": "yesterday"})
 
     assert response.status_code == 400
+
+
+def _observed(instance_id: str, server_id: str, at: datetime) -> HealthObserved:
+    return HealthObserved(
+        instance_id=instance_id,
+        server_id=server_id,
+        status="healthy",
+        container_state="running",
+        http_status=200,
+        response_time_ms=15.0,
+        restart_count=3,
+        oom_killed=False,
+        memory_bytes=700 * 2**20,
+        memory_limit_bytes=1000 * 2**20,
+        cpu_percent=2.0,
+        message="ok",
+        observed_at=at,
+        window=HealthWindow(
+            started_at=at - timedelta(minutes=5),
+            probes=100,
+            failures=0,
+            latency_p50_ms=12.0,
+            latency_p95_ms=20.0,
+            latency_max_ms=30.0,
+            restarts=0,
+            oom_kills=0,
+            peak_memory_bytes=700 * 2**20,
+        ),
+    )
+
+
+HEALTH_SHOWN = ("healthScore", "healthScoreGrade", "healthScoreUpdatedAt", "lastSeenAt")
+
+
+async def test_a_patch_answers_with_the_health_fields_a_get_showed(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    instance = await running_instance(alice, store, server_id)
+    position = await record(
+        store,
+        health_stream(instance["id"]),
+        _observed(instance["id"], server_id, datetime.now(UTC)),
+    )
+    await alice.get(
+        f"/api/instances/{instance['id']}/health-score", headers={"X-Min-Position": position}
+    )
+    before = (await alice.get(f"/api/instances/{instance['id']}")).json()
+
+    patched = await alice.patch(f"/api/instances/{instance['id']}", json={"name": "Renamed"})
+
+    assert before["healthScore"] is not None
+    assert before["lastSeenAt"] is not None
+    assert {name: patched.json()[name] for name in HEALTH_SHOWN} == {
+        name: before[name] for name in HEALTH_SHOWN
+    }
+
+
+async def test_the_instance_and_its_health_name_their_restart_counts_apart(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    instance = await running_instance(alice, store, server_id)
+    position = await record(
+        store,
+        health_stream(instance["id"]),
+        _observed(instance["id"], server_id, datetime.now(UTC)),
+    )
+
+    health = (
+        await alice.get(
+            f"/api/instances/{instance['id']}/health", headers={"X-Min-Position": position}
+        )
+    ).json()
+    shown = (await alice.get(f"/api/instances/{instance['id']}")).json()
+
+    # Docker restarted the container 3 times; nobody asked for a restart through the API.
+    assert health["containerRestartCount"] == 3
+    assert "restartCount" not in health
+    assert shown["restartCount"] == 0

@@ -135,3 +135,27 @@ async def test_a_generated_slug_that_is_taken_gets_a_suffix(alice: Caller, serve
     assert first["slug"] == "acme-shop"
     assert second["slug"].startswith("acme-shop-")
     assert short["slug"].startswith("a-")
+
+
+@pytest.mark.parametrize(
+    "name", ["ODOO_LIST_DB", "ODOO_DBFILTER", "ODOO_RC", "PGHOST", "PGPASSWORD", "PGSSLMODE"]
+)
+async def test_env_vars_odoo_or_libpq_read_ahead_of_odoo_conf_are_refused(
+    alice: Caller, server_id: str, name: str
+) -> None:
+    created = await new_instance(alice, server_id)
+    env = {"SMTP_HOST": "mail", name: "x"}
+
+    refused_create = await alice.post(
+        "/api/instances", json={"name": "Acme", "serverId": server_id, "envVars": env}
+    )
+    refused_update = await alice.patch(f"/api/instances/{created['id']}", json={"envVars": env})
+    kept = await alice.get(f"/api/instances/{created['id']}")
+
+    for response in (refused_create, refused_update):
+        assert response.status_code == 400, response.text
+        (error,) = response.json()["errors"]
+        assert error["field"] == "envVars"
+        assert name in error["message"]
+        assert "SMTP_HOST" not in error["message"]
+    assert kept.json()["envVars"] == {}

@@ -237,7 +237,8 @@ async def test_a_hostile_value_in_a_server_is_refused_naming_its_field_or_stored
 
 # ---- envVars names odoofleet sets itself (issue #4) ------------------------------------------
 
-LOOK_ALIKES: Final = ("HOSTNAME", "PORTAL", "USERNAME", "PASSWORD2", "ODOO_RC_EXTRA", "DB_HOST")
+# ODOO_* and PG* are refused as families (Odoo and libpq read them ahead of odoo.conf).
+LOOK_ALIKES: Final = ("HOSTNAME", "PORTAL", "USERNAME", "PASSWORD2", "MY_ODOO_RC", "DB_HOST", "XPG")
 
 
 @pytest.mark.parametrize("name", RESERVED_ENV_VARS)

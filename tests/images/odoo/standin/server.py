@@ -49,8 +49,10 @@ def serve(options: Options) -> int:
     _logger.info("Server running in %s mode", mode)
     stop.wait()
     for server in servers:
-        server.close_websockets()
         server.shutdown()
+        server.close_websockets()
+    for server in servers:
+        server.drain(timeout=10)
         server.server_close()
     _logger.info("Stopping gracefully")
     return 0

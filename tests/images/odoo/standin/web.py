@@ -35,11 +35,30 @@ class OdooHTTPServer(ThreadingHTTPServer):
         self.websocket_allowed = evented or options.integer("workers") == 0
         self.websockets: set[websocket.Connection] = set()
         self.websockets_lock = threading.Lock()
+        self.stopping = False
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def close_websockets(self) -> None:
         with self.websockets_lock:
             for connection in list(self.websockets):
                 connection.close_going_away()
+
+    def request_started(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def drain(self, timeout: float) -> None:
+        """A graceful stop answers the requests it has started (a blue/green switch loses none);
+        idle keep-alive connections are not waited for."""
+        self.stopping = True
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -59,6 +78,31 @@ class RequestHandler(BaseHTTPRequestHandler):
         )
 
     # --- plumbing -----------------------------------------------------------------------
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:
+            self.server.request_started()
+            self._counted = True
+        return parsed
+
+    def handle_one_request(self) -> None:
+        self._counted = False
+        try:
+            super().handle_one_request()
+        finally:
+            self._uncount()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.server.request_finished()
+
+    def end_headers(self) -> None:
+        if self.server.stopping:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        super().end_headers()
+
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
@@ -261,6 +305,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Sec-WebSocket-Accept", websocket.accept_key(headers["sec-websocket-key"]))
         self.end_headers()
         self.wfile.flush()
+        # An open websocket is no request in flight: a stop closes it instead of waiting.
+        self._uncount()
         connection = websocket.Connection(self.rfile, self.wfile)  # type: ignore[arg-type]
         with self.server.websockets_lock:
             self.server.websockets.add(connection)

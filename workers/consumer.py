@@ -21,6 +21,11 @@ Handler = Callable[[WireEvent], Awaitable[None]]
 ExhaustedHandler = Callable[[WireEvent, BaseException], Awaitable[None]]
 
 
+class Deferred(Exception):
+    """Not now: the message comes back after the retry delay, counted as no failure (e.g. its
+    organization already has its share of this process's work)."""
+
+
 class ConsumerSpec:
     """One durable consumer: a subject filter and what to do with each message."""
 
@@ -46,6 +51,8 @@ class ConsumerSpec:
         # Failures that say nothing about the work (our own database unavailable): retried
         # until they pass, never recorded as the operation's failure.
         self.transient = transient
+        # Deliveries this process deferred, by stream sequence: not attempts of the work.
+        self.deferrals: dict[int, int] = {}
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -101,8 +108,13 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
         await spec.handle(event)
     except asyncio.CancelledError:
         raise
+    except Deferred:
+        sequence = msg.metadata.sequence.stream
+        spec.deferrals[sequence] = spec.deferrals.get(sequence, 0) + 1
+        await msg.nak(delay=spec.retry_delay)
+        return
     except Exception as e:
-        delivered = msg.metadata.num_delivered
+        delivered = msg.metadata.num_delivered - spec.deferrals.get(msg.metadata.sequence.stream, 0)
         if delivered >= spec.max_deliver and not isinstance(e, spec.transient):
             log.exception(
                 "consumer %s: %s failed %d times; recording the failure",
@@ -117,6 +129,7 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
                 log.exception("consumer %s: could not record the failure", spec.durable)
                 await msg.nak(delay=spec.retry_delay)
                 return
+            spec.deferrals.pop(msg.metadata.sequence.stream, None)
             await msg.ack()
         else:
             log.warning(
@@ -128,6 +141,7 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+    spec.deferrals.pop(msg.metadata.sequence.stream, None)
     await msg.ack()
 
 

@@ -26,7 +26,7 @@ from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.logs import log_context
 from odoofleet.settings import Settings
-from workers.consumer import ConsumerSpec, consume
+from workers.consumer import ConsumerSpec, Deferred, consume
 from workers.health_observer import HealthObserver, ObserverConfig
 from workers.sagas import control, provisioning, redeploy, teardown, validation
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
@@ -85,7 +85,7 @@ async def run_workers(
     are abandoned mid-step: their messages come back to another worker, which resumes them.
     """
     name = worker_name(settings)
-    runner = runner or SshRunner()
+    runner = runner or SshRunner(output_limit=settings.ssh_output_limit)
     registry = registry or build_registry()
     deps = SagaDeps(
         store=EventStore(pool),
@@ -101,8 +101,9 @@ async def run_workers(
         js = nc.jetstream()
         await _ensure_stream(js, settings, stop)
         busy = _Busy()
+        shares = _OrgShares(settings.worker_org_concurrency)
         specs = [
-            _consumer(deps, settings, saga, busy, ack_wait, max_deliver, retry_delay)
+            _consumer(deps, settings, saga, busy, shares, ack_wait, max_deliver, retry_delay)
             for saga in SAGAS
             if sagas is None or saga.trigger in sagas
         ]
@@ -154,6 +155,30 @@ class _Busy:
             self.count -= 1
 
 
+class _OrgShares:
+    """How many operations of each kind every organization runs in this process. One that
+    has its share (`per_org`) gets its next message deferred, so the others' messages are
+    fetched meanwhile: 24 hanging servers of one tenant no longer hold every fetch loop
+    (RELIABILITY.md F-FAIR)."""
+
+    def __init__(self, per_org: int) -> None:
+        self._per_org = per_org
+        self._running: dict[tuple[str, str], int] = {}
+
+    @contextlib.contextmanager
+    def share(self, kind: str, org_id: str) -> Iterator[None]:
+        key = (kind, org_id)
+        if self._running.get(key, 0) >= self._per_org:
+            raise Deferred(f"organization {org_id} runs {self._per_org} {kind} operations here")
+        self._running[key] = self._running.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
+
+
 def _observer(deps: SagaDeps, pool: Pool, settings: Settings) -> HealthObserver:
     config = ObserverConfig(
         interval=settings.health_interval,
@@ -174,13 +199,20 @@ def _consumer(
     settings: Settings,
     saga: Saga,
     busy: _Busy,
+    shares: _OrgShares,
     ack_wait: float,
     max_deliver: int,
     retry_delay: float,
 ) -> ConsumerSpec:
     async def handle(wire: WireEvent) -> None:
         trigger = decode_trigger(deps, wire)
-        with busy.handling(), log_context(**trigger_ids(trigger)):
+        # Both validation triggers share one kind: the saga's module.
+        kind = saga.handle.__module__.rsplit(".", 1)[-1]
+        with (
+            shares.share(kind, trigger.origin.org_id),
+            busy.handling(),
+            log_context(**trigger_ids(trigger)),
+        ):
             await saga.handle(deps, trigger)
 
     async def exhausted(wire: WireEvent, error: BaseException) -> None:

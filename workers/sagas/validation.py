@@ -47,6 +47,9 @@ from workers.ssh_errors import ServerUnreachable
 from workers.streams import append_once, read
 
 _OPERATION_IDS: Final = uuid.UUID("9c4e2a71-5d3b-4f86-a0c9-7e1b2d3c4f5a")
+# A server that never answered us yet gets this long to: a listener that never speaks SSH
+# would otherwise hold an operation for the whole connect timeout (RELIABILITY.md F-FAIR).
+FIRST_CONTACT_TIMEOUT: Final = 5.0
 
 
 class _Validation:
@@ -71,8 +74,11 @@ class _Validation:
         return self.server
 
     def remote(self) -> Remote:
+        timeout = self.deps.config.connect_timeout
+        if self.server.pinned is None:
+            timeout = min(timeout, FIRST_CONTACT_TIMEOUT)
         try:
-            info = connection_info(self.server, self.secrets, self.deps.config.connect_timeout)
+            info = connection_info(self.server, self.secrets, timeout)
         except ValueError as e:
             raise StepError(str(e)) from e
         return Remote(

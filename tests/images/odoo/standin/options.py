@@ -116,6 +116,7 @@ _CLI_ALIASES = {
     "--db-filter": "dbfilter",
     "--load": "server_wide_modules",
     "--smtp": "smtp_server",
+    "--dev": "dev_mode",
     "--xmlrpc-port": "http_port",
     "--xmlrpc-interface": "http_interface",
 }
@@ -129,6 +130,7 @@ _CLI_FLAGS = {
     "--syslog": ("syslog", "True"),
     "--x-sendfile": ("x_sendfile", "True"),
     "--test-enable": ("test_enable", "True"),
+    "--unaccent": ("unaccent", "True"),
     "-s": ("save", "True"),
     "--save": ("save", "True"),
 }
@@ -226,6 +228,13 @@ def read_conf(path: str) -> dict[str, str]:
     return dict(parser.items("options"))
 
 
+def _deprecation(alias: str, key: str) -> str:
+    return (
+        f"The {alias.replace('_', '-')} is a deprecated alias to the "
+        f"{key.replace('_', '-')} option, please use the latter."
+    )
+
+
 def _check_conf_keys(
     version: str, path: str, conf: dict[str, str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -235,10 +244,7 @@ def _check_conf_keys(
     warnings: list[str] = []
     for key, value in conf.items():
         if key in aliases:
-            warnings.append(
-                f"The {key.replace('_', '-')} is a deprecated alias to the "
-                f"{aliases[key].replace('_', '-')} option, please use the latter."
-            )
+            warnings.append(_deprecation(key, aliases[key]))
             accepted[aliases[key]] = value
         elif key in OUTDATED:
             accepted[OUTDATED[key]] = value
@@ -257,7 +263,7 @@ def _from_environment(version: str, environ: Mapping[str, str]) -> dict[str, str
     if version != "19.0":
         return {}
     values: dict[str, str] = {}
-    for key in KNOWN_KEYS[version]:
+    for key in KNOWN_KEYS[version] - set(PG_ENV.values()):
         name = f"ODOO_{key.upper()}"
         if name in environ:
             values[key] = environ[name]
@@ -275,6 +281,7 @@ def load(version: str, argv: list[str], environ: Mapping[str, str]) -> Options:
     aliases = DEPRECATED_ALIASES.get(version, {})
     for alias, key in aliases.items():
         if alias in cli:
+            warnings.append(_deprecation(alias, key))
             cli[key] = cli.pop(alias)
     values = {**from_file, **_from_environment(version, environ), **cli}
     return Options(

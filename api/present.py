@@ -18,10 +18,14 @@ from projections.queries import AuditEntry, HealthView, InstanceView, OperationV
 _json: Final = msgspec.json.Decoder(dict[str, Any])
 
 
-async def instance(view: InstanceView, principal: Principal, vault: Vault) -> Instance:
-    """envVars values are opened for callers who may manage instances and masked for
-    view-only callers (API.md, "Instance object")."""
-    if principal.may("manage:instances"):
+async def instance(
+    view: InstanceView, principal: Principal, vault: Vault, *, reveal: bool = False
+) -> Instance:
+    """envVars values are masked for every caller, unless a caller who may manage instances
+    asked for them (`reveal`, recorded by the route: API.md, second wave). Answers that
+    carried them by default (create, get, list, PATCH, control, idempotent replays) spread
+    the values to logs, proxies and caches of anyone holding a manage token."""
+    if reveal and principal.may("manage:instances"):
         env_vars = await vault.open_all(instance_stream(view.id), view.env_vars)
     else:
         env_vars = dict.fromkeys(view.env_vars, MASK)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from litestar import Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api import present, replays
-from api.auth import Principal, needs
+from api.auth import Forbidden, Principal, needs
 from api.drafts import instance_changes, instance_draft, slugs_for
 from api.idempotency import Reply, Written, fingerprint
 from api.services import Deps, Services
@@ -57,6 +57,13 @@ AsOf = Annotated[
     QueryParameter(name="asOf", description="RFC 3339 time: the instance as it was then"),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
+Reveal = Annotated[
+    Literal["envVars"] | None,
+    QueryParameter(
+        description="`envVars`: show their values (needs manage:instances; recorded in the"
+        " audit trail as `instance.secrets_revealed`). Without it they are masked."
+    ),
+]
 Cursor = Annotated[str | None, QueryParameter(max_length=200, description="From `nextCursor`")]
 Force = Annotated[
     bool,
@@ -157,9 +164,13 @@ async def get_one(
     instance_id: FromPath[uuid.UUID],
     as_of: AsOf = None,
     min_position: MinPosition = None,
+    reveal: Reveal = None,
 ) -> Response[Instance]:
-    """One instance; `ETag` is its stream version. `asOf` shows it as it was then."""
+    """One instance; `ETag` is its stream version. `asOf` shows it as it was then.
+    envVars values are masked unless `reveal=envVars`."""
     principal = request.user
+    if reveal is not None:
+        await _record_reveal(request, services, str(instance_id))
     if as_of is not None:
         view = await instance_as_of(
             services.store, services.registry, principal.org_id, str(instance_id), _utc(as_of)
@@ -169,8 +180,29 @@ async def get_one(
         view = await get_instance(services.pool, principal.org_id, str(instance_id))
     if view is None:
         raise InstanceNotFound
-    shown = await present.instance(view, principal, services.vault)
-    return Response(shown, headers={"ETag": etag(view.version)})
+    shown = await present.instance(view, principal, services.vault, reveal=reveal is not None)
+    headers = {"ETag": etag(view.version)}
+    if reveal is not None:
+        # Secret values must not linger in a shared or browser cache (RFC 9111 §5.2.2.5).
+        headers["Cache-Control"] = "no-store"
+    return Response(shown, headers=headers)
+
+
+async def _record_reveal(request: AuthRequest, services: Services, instance_id: str) -> None:
+    """Only a manage caller is shown envVars values, and only once that is recorded; the
+    caller's read then waits for the record to be projected (read-your-writes)."""
+    principal = request.user
+    if not principal.may("manage:instances"):
+        raise Forbidden("manage:instances")
+    outcome = await change_instance.record_env_vars_revealed(
+        services.store,
+        services.registry,
+        instance_id,
+        revealed_by=principal.user_id,
+        now=datetime.now(UTC),
+        metadata=metadata_for(request),
+    )
+    services.reads.wrote(principal, outcome.position)
 
 
 @patch(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import msgspec
 
+from commands.env_vars_reveal import RevealEnvVars
 from commands.instance import (
     ControlInstance,
     DeleteInstance,
@@ -114,6 +115,20 @@ async def delete_instance(
     metadata: EventMetadata,
 ) -> Outcome:
     command = DeleteInstance(operation_id=operation_id)
+    return await _run(store, registry, instance_id, command, now, metadata)
+
+
+async def record_env_vars_revealed(
+    store: EventStore,
+    registry: EventRegistry,
+    instance_id: str,
+    *,
+    revealed_by: str,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    """Record that `revealed_by` is being shown the envVars values (before showing them)."""
+    command = RevealEnvVars(revealed_by=revealed_by)
     return await _run(store, registry, instance_id, command, now, metadata)
 
 

@@ -8,6 +8,7 @@ from typing import Final, TypeAlias, assert_never
 import msgspec
 
 from commands.admin_password import RevealAdminCredentials, RotateAdminPassword, reveal, rotate
+from commands.env_vars_reveal import RevealEnvVars, reveal_env_vars
 from commands.instance_state import (
     Abandoned,
     Absent,
@@ -115,6 +116,7 @@ InstanceCommand: TypeAlias = (
     | ForceRemoval
     | RevealAdminCredentials
     | RotateAdminPassword
+    | RevealEnvVars
 )
 
 
@@ -136,6 +138,8 @@ def decide(command: InstanceCommand, state: InstanceState, now: datetime) -> lis
             return reveal(command, state, now)
         case RotateAdminPassword(), _:
             return rotate(command, state)
+        case RevealEnvVars(), _:
+            return reveal_env_vars(command, state, now)
         case _:
             assert_never(command)
 

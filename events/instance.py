@@ -198,6 +198,16 @@ class AdminCredentialsRevealed(DomainEvent, frozen=True, kw_only=True):
     revealed_at: datetime
 
 
+class EnvVarsRevealed(DomainEvent, frozen=True, kw_only=True):
+    """Someone was shown the envVars values (`GET /api/instances/{id}?reveal=envVars`): the
+    names of the variables shown are here, their values are not."""
+
+    instance_id: str
+    names: list[str]
+    revealed_by: str
+    revealed_at: datetime
+
+
 class AdminPasswordRotationRequested(DomainEvent, frozen=True, kw_only=True):
     """A new password for the admin user, generated at the edge; it holds once the rotation
     saga records AdminPasswordRotated."""
@@ -243,6 +253,7 @@ INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
     AdminPasswordRotationRequested,
     AdminPasswordRotated,
     AdminPasswordRotationFailed,
+    EnvVarsRevealed,
 )
 INSTANCE_UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("InstanceCreated", 1): instance_created_v1,

@@ -151,7 +151,8 @@ async def test_env_var_values_are_masked_for_view_only_callers(
 
     assert shown.json()["envVars"] == {"SECRET": "********"}
     assert listed.json()["instances"][0]["envVars"] == {"SECRET": "********"}
-    assert (await alice.get(f"/api/instances/{created['id']}")).json()["envVars"] == {"SECRET": "v"}
+    revealed = await alice.get(f"/api/instances/{created['id']}", params={"reveal": "envVars"})
+    assert revealed.json()["envVars"] == {"SECRET": "v"}
 
 
 def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:

@@ -38,8 +38,9 @@ IdempotencyKey = Annotated[
         name="Idempotency-Key",
         required=False,
         max_length=255,
-        description="The same key and body within 24 h returns the first response and"
-        " changes nothing; the same key with another body is refused with 422.",
+        description="Per caller (organization and user): the same key and body within 24 h"
+        " returns the first response (re-read, secrets masked) and changes nothing; the same"
+        " key with another body is refused with 422. Another user's key is a new request.",
     ),
 ]
 IfMatch = Annotated[

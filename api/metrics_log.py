@@ -8,18 +8,9 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 
 from api.metrics_http import escape
+from events.log_reads import last_position, reader_lags
+from projections.rebuild import is_build_checkpoint
 
-_EVENTS: Final = "SELECT coalesce(max(position), 0) FROM events"
-
-# Lag of each reader (relay, projections): events after its checkpoint, and the age of the
-# oldest of them.
-_LAG: Final = (
-    "SELECT c.name, count(e.position),"
-    " coalesce(extract(epoch FROM now() - min(e.recorded_at)), 0)"
-    " FROM checkpoints c LEFT JOIN events e ON (e.tx_id, e.position) > (c.tx_id, c.position)"
-    " WHERE c.name NOT LIKE '%%:build%%'"
-    " GROUP BY c.name ORDER BY c.name"
-)
 _OPERATIONS: Final = "SELECT type, status, count(*) FROM operations GROUP BY 1, 2 ORDER BY 1, 2"
 # Saga steps of the last hour: each is one or a few SSH commands.
 _STEPS: Final = (
@@ -37,10 +28,15 @@ _OLDEST_TX: Final = (
 
 async def log_metrics(conn: AsyncConnection[Any]) -> list[str]:
     lines: list[str] = []
-    (events,) = await (await conn.execute(_EVENTS)).fetchone() or (0,)
+    events = await last_position(conn)
     lines += _metric("odoofleet_events_appended_total", "counter", "Events in the log.")
     lines.append(f"odoofleet_events_appended_total {events}")
-    lag = await (await conn.execute(_LAG)).fetchall()
+    # Lag of each reader (relay, projections); a rebuild's checkpoint is no reader's.
+    lag = [
+        (r.reader, r.lag.events, r.lag.seconds)
+        for r in await reader_lags(conn)
+        if not is_build_checkpoint(r.reader)
+    ]
     lines += _metric("odoofleet_reader_lag_events", "gauge", "Events not yet taken by a reader.")
     lines += [f'odoofleet_reader_lag_events{{reader="{escape(n)}"}} {c}' for n, c, _ in lag]
     lines += _metric(

@@ -13,7 +13,6 @@ import msgspec
 from commands import instance, server
 from commands.defaults import HostPorts, auto_subdomain, db_name_for
 from commands.instance_state import initial_state
-from commands.legacy_reservations import legacy_held_labels
 from commands.locks import StreamLocks
 from commands.refusals import ConcurrentModification, SlugTaken
 from commands.reservation import (
@@ -41,6 +40,7 @@ from events.instance import (
     OdooVersion,
     instance_stream,
 )
+from events.legacy_reservations import legacy_held_labels
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
 from events.reservation import (

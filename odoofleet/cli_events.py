@@ -8,11 +8,12 @@ from typing import Any
 
 import msgspec
 
+from events.log_reads import newest
 from events.migrate import migrate
 from events.pool import open_pool
 from events.relay import Relay, RelayConfig
 from events.secrets import mask_sealed
-from events.store import START, Checkpoint, EventStore, RecordedEvent
+from events.store import Checkpoint, EventStore, RecordedEvent
 from events.wakeup import LogWakeup
 from odoofleet.cli_projections import register_events_actions
 from odoofleet.runtime import run_until_signalled
@@ -98,26 +99,11 @@ def run_tail(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _print_last(store: EventStore, count: int) -> Checkpoint:
     """Print the newest `count` events and return the checkpoint to follow from."""
-    head = await store.head()
     async with store.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT tx_id::text::bigint, position FROM events"
-            " WHERE (tx_id, position) <= (%s::text::xid8, %s)"
-            " ORDER BY events.tx_id DESC, events.position DESC OFFSET %s LIMIT 1",
-            (str(head.tx_id), head.position, max(count, 0)),
-        )
-        row = await cur.fetchone()
-    checkpoint = START if row is None else Checkpoint(int(row[0]), int(row[1]))
-    while checkpoint < head:
-        batch = await store.read_all(checkpoint, limit=1000)
-        if not batch:
-            break
-        for event in batch:
-            if event.checkpoint > head:
-                return checkpoint
-            print(format_event(event))
-            checkpoint = event.checkpoint
-    return checkpoint
+        last = await newest(conn, count)
+    for event in last:
+        print(format_event(event))
+    return last[-1].checkpoint if last else await store.head()
 
 
 def run_show(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from events.catalog import build_registry
 from events.jetstream import connect_nats, ensure_stream
+from events.log_reads import count_range
 from events.pool import open_pool
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings
@@ -194,13 +195,9 @@ def run_republish(settings: Settings, args: argparse.Namespace) -> int:
             js = nc.jetstream()
             await ensure_stream(js, settings.nats_stream, settings.subject_prefix)
             async with pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM events WHERE position BETWEEN %s AND %s",
-                    (args.start, args.end if args.end is not None else 2**63 - 1),
-                )
-                row = await cur.fetchone()
+                total = await count_range(conn, args.start, args.end)
             with _progress() as bar:
-                task = bar.add_task("republish", unit="events", total=row[0] if row else None)
+                task = bar.add_task("republish", unit="events", total=total)
                 return await republish(
                     pool,
                     js,

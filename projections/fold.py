@@ -18,11 +18,11 @@ import msgspec
 from psycopg import AsyncConnection
 
 from events.catalog import stream_type
+from events.log_reads import stream_between
 from events.registry import DomainEvent, EventRegistry
 from events.store import RecordedEvent
 from projections.envelope import Envelope
 from projections.errors import CannotApply
-from projections.log import events_between
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,7 +138,7 @@ async def fold_batch(
 async def _missing(
     conn: AsyncConnection[Any], recorded: RecordedEvent, known: int
 ) -> list[RecordedEvent]:
-    found = await events_between(conn, recorded.stream_id, known, recorded.version)
+    found = await stream_between(conn, recorded.stream_id, known, recorded.version)
     if [e.version for e in found] != list(range(known + 1, recorded.version)):
         raise CannotApply(
             f"{recorded.stream_id}: versions {known + 1}..{recorded.version - 1} are missing"

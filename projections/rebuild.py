@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.checkpoints import load_checkpoint, save_checkpoint
 from events.leader import lock_key
+from events.log_reads import count_range
 from projections.clone import clone_tables, make_logged, quoted
 from projections.projection import Projection
 from projections.projector import CheckpointMoved, Projector, lock_checkpoint
@@ -55,6 +56,10 @@ def build_schema(name: str) -> str:
 
 def build_checkpoint(name: str) -> str:
     return f"{name}:rebuild"
+
+
+def is_build_checkpoint(checkpoint: str) -> bool:
+    return checkpoint.endswith(":rebuild")
 
 
 async def rebuild(
@@ -94,10 +99,10 @@ async def _rebuild(
     report: Callable[[Progress], None],
 ) -> None:
     name = projection.name
-    cur = await conn.execute("SELECT current_schema(), (SELECT count(*) FROM events)")
+    cur = await conn.execute("SELECT current_schema()")
     row = await cur.fetchone()
     assert row is not None
-    live, total = str(row[0]), int(row[1])
+    live, total = str(row[0]), await count_range(conn)
     await _clean_up(conn, name)
     async with conn.transaction():
         await conn.execute(f"CREATE SCHEMA {await quoted(conn, build_schema(name))}".encode())

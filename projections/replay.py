@@ -10,18 +10,13 @@ checkpoint row lock it takes for each chunk of streams.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from projections.log import streams_up_to
+from events.log_reads import streams_in_range, streams_up_to
 from projections.projection import Projection
 from projections.projector import lock_checkpoint
-
-_STREAMS: Final = (
-    b"SELECT DISTINCT stream_id FROM events WHERE position BETWEEN %s AND %s"
-    b" AND split_part(stream_id, '-', 1) = ANY(%s)"
-)
 
 
 async def replay(
@@ -35,10 +30,8 @@ async def replay(
 ) -> int:
     """Replay positions `start`..`end` (inclusive; `end` None means the newest); returns how
     many events were applied again. `on_progress(streams done, streams in all)`."""
-    last = end if end is not None else 2**63 - 1
     async with pool.connection() as conn:
-        cur = await conn.execute(_STREAMS, (start, last, list(projection.stream_types)))
-        streams = sorted(row[0] for row in await cur.fetchall())
+        streams = await streams_in_range(conn, start, end, projection.stream_types)
         applied = 0
         for first in range(0, len(streams), streams_per_transaction):
             chunk = streams[first : first + streams_per_transaction]

@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 import msgspec
 from psycopg import AsyncConnection
 
+from events.log_reads import lag_after
 from events.store import Checkpoint
 from projections.presence import advisory_ids, leader_lock_name, runner_lock_name
 
@@ -20,10 +21,6 @@ _HOLDERS: Final = (
     b" WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     b" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     b" AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid"
-)
-_LAG: Final = (
-    b"SELECT count(*), extract(epoch FROM now() - min(recorded_at)) FROM events"
-    b" WHERE (tx_id, position) > (%s::text::xid8, %s)"
 )
 _CHECKPOINT: Final = (
     b"SELECT tx_id::text::bigint, position, updated_at FROM checkpoints WHERE name = %s"
@@ -57,8 +54,7 @@ async def report(conn: AsyncConnection[Any], name: str) -> ProjectionReport:
     row = await cur.fetchone()
     checkpoint = Checkpoint(int(row[0]), int(row[1])) if row else Checkpoint()
     checkpoint_at = row[2] if row else None
-    cur = await conn.execute(_LAG, (str(checkpoint.tx_id), checkpoint.position))
-    lag = await cur.fetchone()
+    lag = await lag_after(conn, checkpoint)
     cur = await conn.execute(_STATUS, (name,))
     status = await cur.fetchone()
     leaders = await _holders(conn, leader_lock_name(name))
@@ -75,8 +71,8 @@ async def report(conn: AsyncConnection[Any], name: str) -> ProjectionReport:
         state=state,
         checkpoint=checkpoint,
         checkpoint_at=checkpoint_at,
-        lag_events=int(lag[0]) if lag else 0,
-        lag_seconds=float(lag[1]) if lag and lag[1] is not None else 0.0,
+        lag_events=lag.events,
+        lag_seconds=lag.seconds,
         leader=leaders[0] if leaders else None,
         standbys=max(runners - len(leaders), 0),
         last_error=status[1] if status else None,

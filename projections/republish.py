@@ -6,19 +6,14 @@ count of those is returned so the operator can tell."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from nats.js import JetStreamContext
-from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from events.log_reads import read_range
 from events.publishing import headers_for, payload_for, subject_for
-from events.store import RECORDED_COLUMNS, RecordedEvent
-
-_PAGE: Final = (
-    f"SELECT {RECORDED_COLUMNS} FROM events WHERE position > %s AND position <= %s"
-    " ORDER BY position LIMIT %s"
-).encode()
+from events.store import RecordedEvent
 
 
 async def republish(
@@ -34,13 +29,10 @@ async def republish(
 ) -> tuple[int, int]:
     """Publish the events at positions `start`..`end` (inclusive) in position order, each
     acknowledged before the next; returns (published, dropped by JetStream as duplicates)."""
-    last = end if end is not None else 2**63 - 1
     after, published, duplicates = start - 1, 0, 0
     while True:
         async with pool.connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(_PAGE, (after, last, page_size))
-            page = [RecordedEvent(*row) for row in await cur.fetchall()]
+            page = await read_range(conn, after, end, page_size)
         if not page:
             return published, duplicates
         for event in page:

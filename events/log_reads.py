@@ -1,0 +1,182 @@
+"""Reads of the ordered log beyond the store's own (`read_all_on`, `read_stream`): ranges of
+positions, streams up to a checkpoint, readers' lag, and whether readers have reached an event.
+
+Each takes a connection the caller holds, so a projector reads inside the transaction that
+writes its rows and checkpoint. With events/store.py, the only SQL over the `events` table
+(tests/test_log_ownership.py): the xmin / (tx_id, position) rule lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
+
+from events.store import RECORDED_COLUMNS, Checkpoint, RecordedEvent
+
+_LAST_POSITION: Final = b"SELECT coalesce(max(position), 0) FROM events"
+
+_COUNT_RANGE: Final = b"SELECT count(*) FROM events WHERE position BETWEEN %s AND %s"
+
+# Position order, without the xmin rule: an operator's range is taken as it stands now, not
+# followed, so an event committing later below `until` is simply not in it.
+_RANGE: Final = (
+    f"SELECT {RECORDED_COLUMNS} FROM events WHERE position > %s AND position <= %s"
+    " ORDER BY position LIMIT %s"
+).encode()
+
+_STREAMS_IN_RANGE: Final = (
+    b"SELECT DISTINCT stream_id FROM events WHERE position BETWEEN %s AND %s"
+    b" AND split_part(stream_id, '-', 1) = ANY(%s)"
+)
+
+_STREAM_BETWEEN: Final = (
+    f"SELECT {RECORDED_COLUMNS} FROM events"
+    " WHERE stream_id = %s AND version > %s AND version < %s ORDER BY version"
+).encode()
+
+_STREAMS_UP_TO: Final = (
+    f"SELECT {RECORDED_COLUMNS} FROM events WHERE stream_id = ANY(%s)"
+    " AND (tx_id, position) <= (%s::text::xid8, %s) ORDER BY events.tx_id, events.position"
+).encode()
+
+# The newest events a reader may take now (store.py, the xmin rule), newest first.
+_NEWEST: Final = (
+    f"SELECT {RECORDED_COLUMNS} FROM events"
+    " WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    " ORDER BY events.tx_id DESC, events.position DESC LIMIT %s"
+).encode()
+
+# Lag counts every committed event past the checkpoint, those the xmin rule still hides too:
+# they are what the reader has yet to take.
+_LAG_AFTER: Final = (
+    b"SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0) FROM events"
+    b" WHERE (tx_id, position) > (%s::text::xid8, %s)"
+)
+_READER_LAGS: Final = (
+    b"SELECT c.name, count(e.position),"
+    b" coalesce(extract(epoch FROM now() - min(e.recorded_at)), 0)"
+    b" FROM checkpoints c LEFT JOIN events e ON (e.tx_id, e.position) > (c.tx_id, c.position)"
+    b" GROUP BY c.name ORDER BY c.name"
+)
+
+# How many of the named readers reflect everything up to the event at %(position)s: their
+# checkpoint is at or past the event's place in the log ((tx_id, position) is the order readers
+# take events in), or no event of a stream type they read lies between the two (a projection
+# saves its checkpoint past other streams' events only every so often).
+_REACHED: Final = (
+    b"SELECT count(*) FROM events e, checkpoints c,"
+    b" unnest(%(names)s::text[], %(kinds)s::text[]) AS w(name, kinds)"
+    b" WHERE e.position = %(position)s AND c.name = w.name"
+    b" AND ((c.tx_id, c.position) >= (e.tx_id, e.position) OR NOT EXISTS ("
+    b"  SELECT 1 FROM events x WHERE x.tx_id BETWEEN c.tx_id AND e.tx_id"
+    b"  AND (x.tx_id, x.position) > (c.tx_id, c.position)"
+    b"  AND (x.tx_id, x.position) <= (e.tx_id, e.position)"
+    b"  AND split_part(x.stream_id, '-', 1) = ANY(string_to_array(w.kinds, ','))))"
+)
+
+_NO_END: Final = 2**63 - 1
+
+
+class Lag(msgspec.Struct, frozen=True):
+    """What a reader has yet to take: how many events, and the age of the oldest (seconds)."""
+
+    events: int = 0
+    seconds: float = 0.0
+
+
+class ReaderLag(msgspec.Struct, frozen=True):
+    reader: str
+    lag: Lag
+
+
+async def last_position(conn: AsyncConnection[Any]) -> int:
+    """The highest position handed out to a committed event (0: an empty log)."""
+    cur = await conn.execute(_LAST_POSITION)
+    row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def count_range(conn: AsyncConnection[Any], first: int = 1, last: int | None = None) -> int:
+    """How many events sit at positions `first`..`last` (inclusive; None: the newest)."""
+    cur = await conn.execute(_COUNT_RANGE, (first, _NO_END if last is None else last))
+    row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def read_range(
+    conn: AsyncConnection[Any], after: int, until: int | None, limit: int
+) -> list[RecordedEvent]:
+    """The next `limit` events at positions after `after` up to `until` (inclusive; None: the
+    newest), in position order."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_RANGE, (after, _NO_END if until is None else until, limit))
+    return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+
+async def streams_in_range(
+    conn: AsyncConnection[Any], first: int, last: int | None, of_types: Collection[str]
+) -> list[str]:
+    """The ids, sorted, of the streams of `of_types` with an event at positions
+    `first`..`last` (inclusive; None: the newest)."""
+    params = (first, _NO_END if last is None else last, list(of_types))
+    cur = await conn.execute(_STREAMS_IN_RANGE, params)
+    return sorted(str(row[0]) for row in await cur.fetchall())
+
+
+async def stream_between(
+    conn: AsyncConnection[Any], stream_id: str, after_version: int, before_version: int
+) -> list[RecordedEvent]:
+    """The events of one stream strictly between two versions, in version order."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_STREAM_BETWEEN, (stream_id, after_version, before_version))
+    return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+
+async def streams_up_to(
+    conn: AsyncConnection[Any], stream_ids: Collection[str], upto: Checkpoint
+) -> list[RecordedEvent]:
+    """Every event of `stream_ids` at or before `upto`, in log order: what a reader whose
+    checkpoint is `upto` has taken of them."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_STREAMS_UP_TO, (list(stream_ids), str(upto.tx_id), upto.position))
+    return [RecordedEvent(*row) for row in await cur.fetchall()]
+
+
+async def newest(conn: AsyncConnection[Any], count: int) -> list[RecordedEvent]:
+    """The newest `count` events a reader may take now, in log order; a reader that goes on
+    from the last of them (`read_all_on`) misses none."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_NEWEST, (max(count, 0),))
+    return [RecordedEvent(*row) for row in reversed(await cur.fetchall())]
+
+
+async def lag_after(conn: AsyncConnection[Any], checkpoint: Checkpoint) -> Lag:
+    cur = await conn.execute(_LAG_AFTER, (str(checkpoint.tx_id), checkpoint.position))
+    row = await cur.fetchone()
+    return Lag() if row is None else Lag(int(row[0]), float(row[1]))
+
+
+async def reader_lags(conn: AsyncConnection[Any]) -> list[ReaderLag]:
+    """The lag of every named checkpoint (relay, projections, rebuilds under way), by name."""
+    cur = await conn.execute(_READER_LAGS)
+    return [ReaderLag(str(n), Lag(int(c), float(s))) for n, c, s in await cur.fetchall()]
+
+
+async def readers_reached(
+    conn: AsyncConnection[Any], position: int, readers: Mapping[str, Collection[str]]
+) -> bool:
+    """Whether every reader in `readers` (checkpoint name → the stream types it reads)
+    reflects the log up to the event at `position`: took it and all before it, or has yet to
+    take no event of its stream types up to there. False if no event is at `position`."""
+    params = {
+        "position": position,
+        "names": list(readers),
+        "kinds": [",".join(kinds) for kinds in readers.values()],
+    }
+    cur = await conn.execute(_REACHED, params)
+    row = await cur.fetchone()
+    return row is not None and row[0] == len(readers)

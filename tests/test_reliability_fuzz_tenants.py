@@ -61,6 +61,7 @@ WRITE_OPERATIONS: Final = {
     "PATCH /api/instances/{instance_id}",
     "DELETE /api/instances/{instance_id}",
     "POST /api/instances/{instance_id}/control",
+    "POST /api/instances/{instance_id}/admin-credentials/rotate",
     "POST /api/servers",
     "DELETE /api/servers/{server_id}",
     "POST /api/servers/{server_id}/validate",

@@ -1,11 +1,17 @@
 """A real OpenSSH server on 127.0.0.1 for tests, whose sessions find the stand-in `docker`
-first in PATH. Fixtures: `sshd` (a running SshdServer) and `ssh_runner` (an SshRunner)."""
+first in PATH. Fixtures: `sshd` (a running SshdServer) and `ssh_runner` (an SshRunner).
+
+Where /usr/sbin/sshd is not installed (or ODOOFLEET_TEST_SSHD=inprocess asks for it) the
+server is asyncssh's instead (tests/sshd_inprocess.py), with the same interface; under CI a
+missing sshd is an error, never a fallback."""
 
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,6 +30,21 @@ from odoofleet.sandbox.server import STANDIN_DIR, compose_binary, stop_standin_s
 from workers.ssh import ServerConnectionInfo, SshRunner
 
 SSHD = "/usr/sbin/sshd"
+INPROCESS_SERVER = Path(__file__).with_name("sshd_inprocess.py")
+DROPPED = "Dropped connections"
+
+
+def use_inprocess_sshd() -> bool:
+    """OpenSSH where it is installed, asyncssh's server where it is not or where
+    ODOOFLEET_TEST_SSHD=inprocess asks for it (ODOOFLEET_TEST_SSHD=openssh: never)."""
+    wanted = os.environ.get("ODOOFLEET_TEST_SSHD", "")
+    if wanted in ("inprocess", "openssh"):
+        return wanted == "inprocess"
+    if Path(SSHD).exists():
+        return False
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"{SSHD} is missing: CI runs the tests against OpenSSH")
+    return True
 
 
 def free_port() -> int:
@@ -53,8 +74,11 @@ class SshdServer:
     """An sshd of this test's own: host key, client key, config, stand-in state and a base
     directory that plays /srv/odoofleet."""
 
-    def __init__(self, base: Path, *, password_auth: bool = False) -> None:
+    def __init__(
+        self, base: Path, *, password_auth: bool = False, inprocess: bool | None = None
+    ) -> None:
         self.base = base
+        self.inprocess = use_inprocess_sshd() if inprocess is None else inprocess
         self.port = free_port()
         self.password_auth = password_auth
         self.state_dir = base / "standin-state"
@@ -95,12 +119,17 @@ class SshdServer:
         key_file.write_bytes(self.host_key.export_private_key("openssh"))
         key_file.chmod(0o600)
         config = self.base / "sshd_config"
-        config.write_text(self._config(key_file))
-        # sshd refuses to start without its privilege-separation directory.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        if self.inprocess:
+            config.write_text(self._inprocess_config(key_file))
+            argv = [sys.executable, str(INPROCESS_SERVER), str(config)]
+        else:
+            config.write_text(self._config(key_file))
+            # sshd refuses to start without its privilege-separation directory.
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+            argv = [SSHD, "-D", "-e", "-f", str(config)]
         log = (self.base / "sshd.log").open("ab")
         self._process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)],
+            argv,
             stdout=log,
             stderr=log,
             start_new_session=True,  # its own process group: stop() ends every session with it
@@ -138,6 +167,9 @@ class SshdServer:
         a child of the listener in a session of its own, so stopping the listener's process
         group does not reach it."""
         if self._process is None:
+            return
+        if self.inprocess:
+            self._drop_inprocess_connections()
             return
         for pid in _children(self._process.pid):
             with contextlib.suppress(ProcessLookupError):
@@ -181,6 +213,32 @@ class SshdServer:
     def container(self, name: str) -> dict[str, Any] | None:
         path = self.state_dir / "containers" / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    def _drop_inprocess_connections(self) -> None:
+        assert self._process is not None
+        dropped = self.log().count(DROPPED)
+        os.kill(self._process.pid, signal.SIGUSR1)
+        wait_until(lambda: self.log().count(DROPPED) > dropped, message="connections dropped")
+
+    def _inprocess_config(self, key_file: Path) -> str:
+        """The asyncssh server's settings, its sessions' environment taken from the SetEnv
+        line of `_config` (which a subclass may change)."""
+        set_env = next(
+            line for line in self._config(key_file).splitlines() if line.startswith("SetEnv ")
+        )
+        user = getpass.getuser()
+        env = {"HOME": os.environ.get("HOME", "/root"), "USER": user, "LOGNAME": user}
+        env.update(item.split("=", 1) for item in shlex.split(set_env)[1:])
+        return json.dumps(
+            {
+                "port": self.port,
+                "host_key": str(key_file),
+                "authorized_keys": str(self.base / "authorized_keys"),
+                "password_auth": self.password_auth,
+                "log": str(self.base / "sshd.log"),
+                "env": env,
+            }
+        )
 
     def _config(self, key_file: Path) -> str:
         # The stand-in first, then this interpreter (for its `#!/usr/bin/env python3`), then

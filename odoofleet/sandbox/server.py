@@ -4,7 +4,6 @@ local filesystem under the sandbox root."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import os
@@ -17,6 +16,7 @@ import asyncssh
 
 from commands.defaults import HostPorts
 from odoofleet.sandbox.ports import PortBlock, claim_block
+from odoofleet.sandbox.session import run_session
 
 STANDIN_DIR = Path(__file__).parent / "bin"
 
@@ -133,21 +133,7 @@ class SandboxServer:
         }
 
     async def _run(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        command = process.command or "true"
-        shell = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._environment(),
-            start_new_session=True,
-        )
-        out, err = await shell.communicate()
-        process.stdout.write(out)
-        process.stderr.write(err)
-        process.exit(shell.returncode or 0)
+        await run_session(process, self._environment())
 
 
 def _load_or_create_key(path: Path) -> asyncssh.SSHKey:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import secrets
 import socket
 import struct
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,6 +178,20 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
         return error.code, error.read()
     except OSError:
         return 0, b""
+
+
+def login_form(port: int, db: str, login: str, password: str) -> tuple[int, str, str]:
+    """POST /web/login like a browser's form (no redirect followed): status, Location, body."""
+    body = urllib.parse.urlencode({"db": db, "login": login, "password": password})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "POST", "/web/login", body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        response = conn.getresponse()
+        return response.status, response.getheader("Location") or "", response.read().decode()
+    finally:
+        conn.close()
 
 
 def json_rpc(port: int, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -356,6 +372,10 @@ def test_shell_script_sets_the_admin_password(lab: OdooLab, volume: str) -> None
     refused = json_rpc(port, "/web/session/authenticate",
                        {"db": "acme_shell", "login": "admin", "password": "admin"})  # fmt: skip
     assert refused["error"]["data"]["name"] == "odoo.exceptions.AccessDenied"
+    assert login_form(port, "acme_shell", "admin", new)[:2] == (303, "/web")
+    status, _, page = login_form(port, "acme_shell", "admin", "admin")
+    assert status == 200
+    assert "Wrong login/password" in page
 
 
 def test_a_shell_script_without_commit_changes_nothing(lab: OdooLab, volume: str) -> None:

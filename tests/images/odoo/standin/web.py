@@ -172,6 +172,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         routes = {
             "/jsonrpc": self._jsonrpc,
             "/web/session/authenticate": self._authenticate,
+            "/web/login": self._login_form,
             "/web/database/list": self._database_list,
             "/longpolling/poll": self._longpolling,
         }
@@ -225,28 +226,61 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         self._json(200, {"status": "pass"}, headers)
 
-    def _login(self, query: dict[str, str]) -> None:
-        dispatcher = self.server.dispatcher
-        allowed = dispatcher.allowed_databases(self._host())
-        requested = query.get("db", "").strip()
-        db = requested if requested in allowed else (allowed[0] if len(allowed) == 1 else None)
-        if db is None:
-            self._redirect("/web/database/selector")
-            return
+    def _login_database(self, requested: str) -> str | None:
+        """Odoo's ensure_db: the requested database if dbfilter lets it through, else the only
+        one there is."""
+        allowed = self.server.dispatcher.allowed_databases(self._host())
+        if requested.strip() in allowed:
+            return requested.strip()
+        return allowed[0] if len(allowed) == 1 else None
+
+    def _login_page(self, db: str, error: str = "") -> None:
         with environment(self.server.options, db, 1) as env:
             env["res.users"].search_count([])
-        token = secrets.token_hex(20)
+        alert = f'<p class="alert alert-danger">{html.escape(error)}</p>' if error else ""
         page = (
             "<!DOCTYPE html><html><head><title>Odoo</title></head><body>"
             '<form class="oe_login_form" role="form" method="post" action="/web/login">'
-            f'<input type="hidden" name="csrf_token" value="{token}"/>'
+            f'<input type="hidden" name="csrf_token" value="{secrets.token_hex(20)}"/>'
             f'<input type="hidden" name="db" value="{html.escape(db)}"/>'
             '<input type="text" name="login" id="login"/>'
             '<input type="password" name="password" id="password"/>'
-            '<button type="submit">Log in</button></form></body></html>'
+            f'{alert}<button type="submit">Log in</button></form></body></html>'
         )
+        cookie = f"session_id={secrets.token_urlsafe(30)}; HttpOnly; Path=/"
+        self._html(200, page, {"Set-Cookie": cookie})
+
+    def _login(self, query: dict[str, str]) -> None:
+        db = self._login_database(query.get("db", ""))
+        if db is None:
+            self._redirect("/web/database/selector")
+            return
+        self._login_page(db)
+
+    def _login_form(self) -> None:
+        """The login form's POST: a session cookie and a redirect to the web client, or the
+        page again with Odoo's "Wrong login/password"."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(min(length, MAX_BODY)).decode(errors="replace")
+        form = {key: values[-1] for key, values in parse_qs(raw).items()}
+        db = self._login_database(form.get("db", ""))
+        if db is None:
+            self._redirect("/web/database/selector")
+            return
+        credentials = {
+            "db": db,
+            "login": form.get("login", ""),
+            "password": form.get("password", ""),
+        }
+        try:
+            _info, session_id = self.server.dispatcher.authenticate(credentials, self._host())
+        except OdooError:
+            self._login_page(db, "Wrong login/password")
+            return
+        target = "/odoo" if self.server.options.major >= 18 else "/web"
+        cookie = f"session_id={session_id}; HttpOnly; Path=/"
         self._html(
-            200, page, {"Set-Cookie": f"session_id={secrets.token_urlsafe(30)}; HttpOnly; Path=/"}
+            303, f'<a href="{target}">{target}</a>', {"Location": target, "Set-Cookie": cookie}
         )
 
     def _database_manager(self) -> None:

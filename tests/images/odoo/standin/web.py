@@ -129,6 +129,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         )
 
     def _host(self) -> str:
+        """The host dbfilter's %h/%d see: X-Forwarded-Host behind a proxy with proxy_mode."""
+        forwarded = self.headers.get("X-Forwarded-Host", "")
+        if forwarded and self.server.options.flag("proxy_mode"):
+            return forwarded.split(",")[0].strip()
         return self.headers.get("Host", "")
 
     def _read_json(self) -> dict[str, Any] | None:

@@ -141,7 +141,7 @@ def _columns(data: str = "data::text", metadata: str = "metadata::text") -> str:
 
 
 RECORDED_COLUMNS: Final = _columns()
-"""The columns a RecordedEvent is built from, in its order (for reads beyond this module)."""
+"""The columns a RecordedEvent is built from, in its order (events.log_reads reads them too)."""
 
 # Why the xmin filter: positions come from a sequence and become visible in COMMIT order, not
 # in position order. A reader that checkpointed at position 10 while the transaction holding

@@ -1,4 +1,4 @@
-"""The operator CLI: projections status|rebuild, events replay|republish, audit."""
+"""The operator CLI: projections status|rebuild, events replay|republish|tail, audit."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import nats
 import pytest
 from builders import meta
 from projection_fixtures import catch_up, create_instance, register_server
+from waiting import eventually
 
 from events.pool import Pool
-from events.store import EventStore
-from odoofleet import cli_audit, cli_projections
+from events.store import Checkpoint, EventStore
+from odoofleet import cli_audit, cli_events, cli_projections
 from odoofleet.settings import Settings
 from projections.queries import get_instance
 
@@ -122,3 +123,26 @@ async def test_republish_sends_a_range_of_the_log_to_jetstream_again(
     finally:
         await nc.close()
     assert info.state.messages == 2
+
+
+async def test_tail_prints_the_newest_events_and_follows_from_the_last(
+    store: EventStore, capsys: pytest.CaptureFixture[str]
+):
+    for name in ("box-1", "box-2", "box-3"):
+        await register_server(store, name=name)
+    head = await store.head(readable=False)
+    await eventually(lambda: _readable(store, head))
+
+    following = await cli_events._print_last(store, 2)
+
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2
+    assert '"name":"box-2"' in printed[0]
+    assert '"name":"box-3"' in printed[1]
+    assert following == head
+    assert await cli_events._print_last(store, 0) == head
+    assert capsys.readouterr().out == ""
+
+
+async def _readable(store: EventStore, head: Checkpoint) -> bool:
+    return await store.head() == head

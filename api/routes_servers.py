@@ -16,6 +16,7 @@ from api.auth import needs
 from api.drafts import server_draft
 from api.errors import Unavailable
 from api.idempotency import Reply, Written, fingerprint
+from api.server_quota import refuse_over_quota
 from api.services import Deps, Services
 from api.web import (
     POSITION_HEADER,
@@ -71,7 +72,7 @@ async def list_all(
     summary="Register a server",
     status_code=201,
     opt=MANAGE,
-    responses=problems(400, 401, 403, 413, 422, 503),
+    responses=problems(400, 401, 403, 409, 413, 422, 503),
     response_headers=[*_POSITION, ResponseHeader(name="Location", documentation_only=True)],
     tags=["servers"],
 )
@@ -82,11 +83,18 @@ async def register(
     idempotency_key: IdempotencyKey = None,
 ) -> Response[Server]:
     """Register a server (status `pending`); a validation saga connects to it. Its private
-    key or password is sealed and never returned."""
+    key or password is sealed and never returned. Its host may not be, or resolve to, a
+    loopback, link-local, cloud-metadata or control-plane address (400 naming `host`), and
+    an organization has at most ODOOFLEET_MAX_SERVERS_PER_ORG servers (409)."""
     principal = request.user
 
     async def act() -> Reply[Server]:
         draft = server_draft(data)
+        # Counted on the read model, caught up with this caller's own registrations.
+        await services.reads.before_read(principal, None, ("servers",))
+        await refuse_over_quota(
+            services.pool, principal.org_id, services.settings.max_servers_per_org
+        )
         outcome = await server_commands.register_server(
             services.store,
             services.registry,
@@ -171,14 +179,16 @@ async def remove(
     summary="Validate a server again",
     status_code=202,
     opt=MANAGE,
-    responses=problems(401, 403, 404, 503),
+    responses=problems(401, 403, 404, 429, 503),
     response_headers=_POSITION,
     tags=["servers"],
 )
 async def validate(
     request: AuthRequest, services: Deps, server_id: FromPath[uuid.UUID]
 ) -> Response[None]:
-    """Run the validation again (connect, pin or check the host key, check Docker)."""
+    """Run the validation again (connect, pin or check the host key, check Docker); at most
+    ODOOFLEET_SERVER_VALIDATIONS_PER_MINUTE per organization (429 with Retry-After)."""
+    services.validations.take(request.user.org_id, "server validations")
     outcome = await server_commands.validate_server(
         services.store,
         services.registry,

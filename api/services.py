@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ReadYourWrites
 from api.idempotency import Idempotency
+from api.rate_limit import RateLimit
 from commands.defaults import HostPorts
 from commands.locks import StreamLocks
 from commands.reservation import PortsState
@@ -24,6 +25,8 @@ from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.settings import Settings
+from workers.control_plane_addresses import server_network_policy
+from workers.network_policy import NetworkPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,8 @@ class Services:
     host_ports: HostPorts
     locks: StreamLocks
     ports: Snapshots[PortsState]
+    server_addresses: NetworkPolicy
+    validations: RateLimit
 
 
 def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:
@@ -52,6 +57,8 @@ def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Ser
         host_ports=host_ports,
         locks=StreamLocks(),
         ports=Snapshots(),
+        server_addresses=server_network_policy(settings),
+        validations=RateLimit(settings.server_validations_per_minute),
     )
 
 

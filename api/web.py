@@ -132,5 +132,6 @@ _DESCRIPTIONS: Final = {
     412: "If-Match names another version",
     413: "Body larger than 1 MiB",
     422: "Idempotency-Key reused with a different request",
+    429: "Too many requests of this kind for the organization; retry after Retry-After seconds",
     503: "A dependency is down; retry",
 }

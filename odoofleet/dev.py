@@ -24,6 +24,7 @@ from odoofleet.sandbox.register import ensure_registered
 from odoofleet.sandbox.server import SandboxServer
 from odoofleet.settings import Settings
 from projections.run import run_projections
+from workers.network_policy import LOOPBACK_NETWORKS
 from workers.run import run_workers
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,9 @@ class DevServices:
             overrides["jwt_secret"] = secrets.token_urlsafe(48)
         if not self.base.secret_key:
             overrides["secret_key"] = kept_secret(data / "secret-key")
+        if "ODOOFLEET_SERVER_ALLOWED_NETWORKS" not in self.env_has:
+            # The sandbox server listens on 127.0.0.1; servers of a laptop's own are there too.
+            overrides["server_allowed_networks"] = LOOPBACK_NETWORKS
         return _with(self.base, overrides)
 
     def stop(self) -> None:

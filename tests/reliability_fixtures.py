@@ -25,6 +25,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ODOOFLEET_JWT_SECRET": settings.jwt_secret,
         "ODOOFLEET_NATS_STREAM": settings.nats_stream,
         "ODOOFLEET_SUBJECT_PREFIX": settings.subject_prefix,
+        "ODOOFLEET_SERVER_ALLOWED_NETWORKS": settings.server_allowed_networks,
         "ODOOFLEET_LOG_FORMAT": "text",
         "ODOOFLEET_LOG_LEVEL": "WARNING",
     }

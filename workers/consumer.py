@@ -18,6 +18,7 @@ from events.publishing import WireEvent, decode_wire
 log = logging.getLogger(__name__)
 
 Handler = Callable[[WireEvent], Awaitable[None]]
+MAX_DEFER_SECONDS = 30.0
 ExhaustedHandler = Callable[[WireEvent, BaseException], Awaitable[None]]
 
 
@@ -110,8 +111,11 @@ async def _deliver(spec: ConsumerSpec, msg: Msg) -> None:
         raise
     except Deferred:
         sequence = msg.metadata.sequence.stream
-        spec.deferrals[sequence] = spec.deferrals.get(sequence, 0) + 1
-        await msg.nak(delay=spec.retry_delay)
+        deferred = spec.deferrals[sequence] = spec.deferrals.get(sequence, 0) + 1
+        # Longer each time: JetStream hands out messages due again before new ones, so
+        # deferred messages that came back at once would be all the loops ever fetch.
+        delay = min(spec.retry_delay * 2 ** (deferred - 1), MAX_DEFER_SECONDS)
+        await msg.nak(delay=delay)
         return
     except Exception as e:
         delivered = msg.metadata.num_delivered - spec.deferrals.get(msg.metadata.sequence.stream, 0)

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
 from . import log, passwords
@@ -88,11 +89,15 @@ def create_empty(options: Options, db: str) -> None:
             if cr.fetchone():
                 raise DatabaseExists(db)
             template = options.get("db_template") or "template0"
-            cr.execute(
-                sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE {}").format(
-                    sql.Identifier(db), sql.Identifier(template)
+            try:
+                cr.execute(
+                    sql.SQL("CREATE DATABASE {} ENCODING 'unicode' TEMPLATE {}").format(
+                        sql.Identifier(db), sql.Identifier(template)
+                    )
                 )
-            )
+            except psycopg2.errors.DuplicateDatabase as exc:
+                # Another container (the other colour) created it in the meantime.
+                raise DatabaseExists(db) from exc
     finally:
         conn.close()
     _logger.info("Create database `%s`.", db, extra=log.db_extra(db))
@@ -169,6 +174,10 @@ def initialize(options: Options, db: str) -> None:
     conn = connect(options, db)
     try:
         with conn, conn.cursor() as cr:
+            # Two containers starting on a new database at once: one installs, one waits.
+            cr.execute("SELECT pg_advisory_xact_lock(8069)")
+            if is_initialized(conn):
+                return
             cr.execute(_SCHEMA)
             partner = "INSERT INTO res_partner (name, is_company, email) VALUES (%s, %s, %s)"
             _insert_record(

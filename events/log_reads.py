@@ -19,7 +19,9 @@ from events.store import RECORDED_COLUMNS, Checkpoint, RecordedEvent
 
 _LAST_POSITION: Final = b"SELECT coalesce(max(position), 0) FROM events"
 
-_COUNT_RANGE: Final = b"SELECT count(*) FROM events WHERE position BETWEEN %s AND %s"
+_COUNT: Final = b"SELECT count(*) FROM events"
+# A bound on position costs a third more than none over the whole log (a rebuild's total).
+_COUNT_RANGE: Final = _COUNT + b" WHERE position BETWEEN %s AND %s"
 
 # Position order, without the xmin rule: an operator's range is taken as it stands now, not
 # followed, so an event committing later below `until` is simply not in it.
@@ -100,7 +102,13 @@ async def last_position(conn: AsyncConnection[Any]) -> int:
     return 0 if row is None else int(row[0])
 
 
-async def count_range(conn: AsyncConnection[Any], first: int = 1, last: int | None = None) -> int:
+async def count_all(conn: AsyncConnection[Any]) -> int:
+    cur = await conn.execute(_COUNT)
+    row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def count_range(conn: AsyncConnection[Any], first: int, last: int | None) -> int:
     """How many events sit at positions `first`..`last` (inclusive; None: the newest)."""
     cur = await conn.execute(_COUNT_RANGE, (first, _NO_END if last is None else last))
     row = await cur.fetchone()

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.checkpoints import load_checkpoint, save_checkpoint
 from events.leader import lock_key
-from events.log_reads import count_range
+from events.log_reads import count_all
 from projections.clone import clone_tables, make_logged, quoted
 from projections.projection import Projection
 from projections.projector import CheckpointMoved, Projector, lock_checkpoint
@@ -102,7 +102,7 @@ async def _rebuild(
     cur = await conn.execute("SELECT current_schema()")
     row = await cur.fetchone()
     assert row is not None
-    live, total = str(row[0]), await count_range(conn)
+    live, total = str(row[0]), await count_all(conn)
     await _clean_up(conn, name)
     async with conn.transaction():
         await conn.execute(f"CREATE SCHEMA {await quoted(conn, build_schema(name))}".encode())

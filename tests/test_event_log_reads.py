@@ -8,6 +8,7 @@ from waiting import eventually
 
 from events.checkpoints import load_checkpoint, save_checkpoint
 from events.log_reads import (
+    count_all,
     count_range,
     lag_after,
     last_position,
@@ -46,7 +47,8 @@ async def test_a_range_of_positions_reads_counts_and_names_its_streams(
         assert [e.position for e in await read_range(conn, p[0], p[2], 10)] == p[1:3]
         assert [e.position for e in await read_range(conn, 0, None, 2)] == p[:2]
         assert await count_range(conn, p[1], p[2]) == 2
-        assert await count_range(conn) == 4
+        assert await count_all(conn) == 4
+        assert await count_range(conn, p[2], None) == 2
         assert await last_position(conn) == p[3]
         found = await streams_in_range(conn, p[0], None, ("operation", "health"))
         assert found == ["health-d", "operation-a", "operation-c"]

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import uuid
+from typing import Any, cast
 
+import msgspec
 from api_fixtures import Caller, new_instance, new_server, record, running_instance, stream_types
 from waiting import eventually
 
 from events.instance import (
     AdminPasswordRotated,
     AdminPasswordRotationFailed,
+    InstanceCreated,
+    InstanceProvisioned,
     instance_stream,
 )
+from events.registry import DomainEvent
 from events.secrets import Sealed, Vault
 from events.store import EventStore
 
@@ -177,3 +182,46 @@ async def test_an_instance_that_is_not_running_cannot_rotate(alice: Caller) -> N
 
     assert response.status_code == 409
     assert "creating" in response.json()["detail"]
+
+
+def _version_1(event_type: type[DomainEvent], *dropped: str) -> type[DomainEvent]:
+    """`event_type` as schema version 1 wrote it: the same name, without `dropped` fields."""
+    kept = [
+        (f.name, f.type) if f.required else (f.name, f.type, f.default)
+        for f in msgspec.structs.fields(event_type)
+        if f.name not in dropped
+    ]
+    old = msgspec.defstruct(
+        event_type.__name__, kept, bases=(DomainEvent,), frozen=True, kw_only=True
+    )
+    return cast(type[DomainEvent], old)
+
+
+async def test_an_instance_created_before_admin_passwords_reads_and_can_rotate(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    template = (
+        await store.read_stream(instance_stream((await new_instance(alice, server_id))["id"]))
+    )[0]
+    fields = json.loads(template.data)
+    instance_id = str(uuid.uuid4())
+    fields |= {"instance_id": instance_id, "slug": "legacy", "auto_subdomain": "legacy.example"}
+    del fields["admin_user_password"]
+    old = msgspec.convert(fields, _version_1(InstanceCreated, "admin_user_password"))
+    assert old.schema_version == 1
+    position = await record(
+        store,
+        instance_stream(instance_id),
+        old,
+        InstanceProvisioned(instance_id=instance_id, operation_id="op", active_color="blue"),
+    )
+
+    read = await alice.get(f"/api/instances/{instance_id}", headers={"X-Min-Position": position})
+    revealed = await alice.get(f"/api/instances/{instance_id}/admin-credentials")
+    rotated = await alice.post(f"/api/instances/{instance_id}/admin-credentials/rotate")
+
+    assert read.json()["status"] == "running"
+    assert revealed.status_code == 409
+    assert revealed.json()["type"].endswith("admin-password-unknown")
+    assert rotated.status_code == 202

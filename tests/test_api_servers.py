@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 
+import msgspec
 import psycopg
 from api_fixtures import (
     SSH_KEY,
@@ -14,8 +16,10 @@ from api_fixtures import (
     server_body,
     stream_types,
 )
+from waiting import eventually
 
-from events.server import ServerDeleted, ServerValidationFailed, server_stream
+from events.registry import DomainEvent
+from events.server import ServerDeleted, ServerRegistered, ServerValidationFailed, server_stream
 from events.store import EventStore
 
 SERVER_FIELDS = {
@@ -196,3 +200,34 @@ async def test_public_host_ports_must_be_a_boolean(alice: Caller) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "publicHostPorts"
+
+
+async def test_a_server_registered_before_public_host_ports_reads_as_private(
+    alice: Caller, store: EventStore
+) -> None:
+    template = json.loads((await store.read_stream(server_stream(await new_server(alice))))[0].data)
+    server_id = str(uuid.uuid4())
+    del template["public_host_ports"]
+    old_type = msgspec.defstruct(
+        "ServerRegistered",
+        [
+            (f.name, f.type) if f.required else (f.name, f.type, f.default)
+            for f in msgspec.structs.fields(ServerRegistered)
+            if f.name != "public_host_ports"
+        ],
+        bases=(DomainEvent,),
+        frozen=True,
+        kw_only=True,
+    )
+    old = msgspec.convert(template | {"server_id": server_id}, old_type)
+    assert old.schema_version == 1  # type: ignore[attr-defined]
+    await record(store, server_stream(server_id), old)  # type: ignore[arg-type]
+
+    async def shown() -> bool:
+        return (await alice.get(f"/api/servers/{server_id}")).status_code == 200
+
+    await eventually(shown, message="the old server is projected")
+    body = (await alice.get(f"/api/servers/{server_id}")).json()
+
+    assert body["publicHostPorts"] is False
+    assert (await store.read_stream(server_stream(server_id)))[0].schema_version == 1

@@ -431,6 +431,21 @@ def test_health_partners_and_attachments_over_json_rpc(lab: OdooLab, volume: str
     assert lab.docker("exec", container, "cat", path).stdout == "invoice body"
 
 
+def test_two_colours_share_the_database_and_the_filestore(lab: OdooLab, volume: str) -> None:
+    lab.init_database("17.0", "acme_colours", volume)
+    conf = lab.conf("colours", conf_text(db_name="acme_colours", workers=2, gevent_port=8072))
+    env = {"PASSWORD_FILE": SECRET_TARGET}
+    blue = lab.serving(lab.start("blue", "17.0", conf=conf, env=env, volume=volume))
+    green = lab.serving(lab.start("green", "17.0", conf=conf, env=env, volume=volume))
+    content = base64.b64encode(b"shared").decode()
+    args = ["acme_colours", 2, "admin", "ir.attachment"]
+    created = call(
+        blue, "object", "execute_kw", *args, "create", [{"name": "s.txt", "datas": content}]
+    )
+    [read] = call(green, "object", "execute_kw", *args, "read", [[created]], {"fields": ["datas"]})
+    assert read["datas"] == content
+
+
 def test_health_passes_while_the_database_does_not_answer(lab: OdooLab) -> None:
     env = {"PGHOST": "nowhere.invalid", "PGUSER": "odoo"}
     container = lab.start("nodb", "17.0", "/usr/bin/odoo", env=env)
@@ -498,6 +513,15 @@ def test_websocket_on_the_evented_port_of_the_version(lab: OdooLab, version: str
         assert receive_frame(conn) == (0xA, b"beat")
     # Prefork mode: the HTTP port has no gevent socket to upgrade (KeyError: 'socket').
     assert http_get(lab.port(container, 8069), "/websocket")[0] == 500
+
+
+def test_odoo_15_long_polls_instead_of_websockets(lab: OdooLab) -> None:
+    conf = lab.conf("ws15", conf_text(workers=2, longpolling_port=8072))
+    container = lab.start("ws15", "15.0", "/usr/bin/odoo", conf=conf,
+                          env={"PGHOST": "db", "PGUSER": "odoo"})  # fmt: skip
+    evented = lab.serving(container, 8072)
+    assert http_get(evented, "/websocket")[0] == 404
+    assert json_rpc(evented, "/longpolling/poll", {"channels": [], "last": 0})["result"] == []
 
 
 @pytest.mark.parametrize(

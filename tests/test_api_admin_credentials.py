@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any, cast
 
 import msgspec
+import pytest
 from api_fixtures import Caller, new_instance, new_server, record, running_instance, stream_types
+from psycopg import sql
 from waiting import eventually
 
 from events.instance import (
@@ -17,6 +20,7 @@ from events.instance import (
     InstanceProvisioned,
     instance_stream,
 )
+from events.pool import Pool
 from events.registry import DomainEvent
 from events.secrets import Sealed, Vault
 from events.store import EventStore
@@ -225,3 +229,44 @@ async def test_an_instance_created_before_admin_passwords_reads_and_can_rotate(
     assert revealed.status_code == 409
     assert revealed.json()["type"].endswith("admin-password-unknown")
     assert rotated.status_code == 202
+
+
+async def _every_value(pool: Pool) -> str:
+    """Every column of every row of every table as text (bytea decoded, JSON as text)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        texts = []
+        for (table,) in await cursor.fetchall():
+            query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))
+            for row in await (await conn.execute(query)).fetchall():
+                texts += [
+                    bytes(value).decode("utf-8", "replace")
+                    if isinstance(value, bytes | memoryview)
+                    else str(value)
+                    for value in row
+                ]
+    return "\n".join(texts)
+
+
+async def test_no_admin_password_is_stored_or_logged_in_plaintext(
+    alice: Caller, store: EventStore, pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    instance = await running_instance(alice, store, await new_server(alice))
+    first = (await alice.get(credentials(instance))).json()["password"]
+    operation = (await alice.post(f"{credentials(instance)}/rotate")).json()
+    position = await record(
+        store,
+        instance_stream(instance["id"]),
+        AdminPasswordRotated(instance_id=instance["id"], operation_id=operation["id"]),
+    )
+    second = (await alice.get(credentials(instance))).json()["password"]
+    await alice.get("/api/audit-logs", headers={"X-Min-Position": position})
+
+    stored = await _every_value(pool)
+
+    assert first != second
+    assert first not in stored
+    assert second not in stored
+    assert first not in caplog.text
+    assert second not in caplog.text

@@ -46,9 +46,9 @@ def create_app(
     api = Router(
         path="/api",
         route_handlers=[
-            routes_instances.list_all,
+            routes_instance_reads.list_all,
             routes_instances.create,
-            routes_instances.get_one,
+            routes_instance_reads.get_one,
             routes_instances.update,
             routes_instances.remove,
             routes_instances.control,

@@ -1,19 +1,19 @@
-"""Instance endpoints: list, create, get (with time travel), update, delete, control."""
+"""Instance writes: create, update, delete (also forced), control."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
-from litestar import Response, delete, get, patch, post
+from litestar import Response, delete, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import present, replays
-from api.auth import Forbidden, Principal, needs
+from api.auth import Principal, needs
 from api.drafts import instance_changes, instance_draft, slugs_for
 from api.idempotency import Reply, Written, fingerprint
 from api.services import Deps, Services
@@ -22,8 +22,6 @@ from api.web import (
     AuthRequest,
     IdempotencyKey,
     IfMatch,
-    MinPosition,
-    etag,
     expected_version,
     metadata_for,
     position_of,
@@ -35,8 +33,6 @@ from api.wire_instances import (
     ControlBody,
     CreateInstanceBody,
     Instance,
-    InstancePage,
-    InstanceStatus,
     UpdateInstanceBody,
 )
 from commands import change_instance
@@ -45,62 +41,17 @@ from commands.force_removal import force_remove_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
 from events.instance import instance_stream
-from projections.queries import get_instance, instance_as_of, list_instances
+from projections.queries import instance_as_of
 from projections.read_instances import with_health
 
 VIEW: Final = needs("view:instances")
 MANAGE: Final = needs("manage:instances")
 _NOW_AND_EVER: Final = datetime.max.replace(tzinfo=UTC)
 
-AsOf = Annotated[
-    datetime | None,
-    QueryParameter(name="asOf", description="RFC 3339 time: the instance as it was then"),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
-Reveal = Annotated[
-    Literal["envVars"] | None,
-    QueryParameter(
-        description="`envVars`: show their values (needs manage:instances; recorded in the"
-        " audit trail as `instance.secrets_revealed`). Without it they are masked."
-    ),
-]
-Cursor = Annotated[str | None, QueryParameter(max_length=200, description="From `nextCursor`")]
 Force = Annotated[
     bool,
     QueryParameter(description="End a removal whose teardown failed (see docs/instances.md)"),
 ]
-
-
-@get(
-    "/instances",
-    operation_id="listInstances",
-    summary="List instances",
-    opt=VIEW,
-    responses=problems(400, 401, 403, 503),
-    tags=["instances"],
-)
-async def list_all(
-    request: AuthRequest,
-    services: Deps,
-    server_id: FromQuery[uuid.UUID | None] = None,
-    status: FromQuery[InstanceStatus | None] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    min_position: MinPosition = None,
-) -> InstancePage:
-    """The organization's instances, newest first, a page at a time."""
-    principal = request.user
-    await services.reads.before_read(principal, min_position, ("instances",))
-    views, next_cursor = await list_instances(
-        services.pool,
-        principal.org_id,
-        server_id=None if server_id is None else str(server_id),
-        status=status,
-        limit=limit,
-        cursor=cursor,
-    )
-    shown = [await present.instance(view, principal, services.vault) for view in views]
-    return InstancePage(instances=shown, next_cursor=next_cursor)
 
 
 @post(
@@ -147,62 +98,6 @@ async def create(
             principal, idempotency_key, key, act, partial(replays.instance, services, principal)
         ),
     )
-
-
-@get(
-    "/instances/{instance_id:uuid}",
-    operation_id="getInstance",
-    summary="Get an instance",
-    opt=VIEW,
-    responses=problems(400, 401, 403, 404, 503),
-    response_headers=[ResponseHeader(name="ETag", documentation_only=True)],
-    tags=["instances"],
-)
-async def get_one(
-    request: AuthRequest,
-    services: Deps,
-    instance_id: FromPath[uuid.UUID],
-    as_of: AsOf = None,
-    min_position: MinPosition = None,
-    reveal: Reveal = None,
-) -> Response[Instance]:
-    """One instance; `ETag` is its stream version. `asOf` shows it as it was then.
-    envVars values are masked unless `reveal=envVars`."""
-    principal = request.user
-    if reveal is not None:
-        await _record_reveal(request, services, str(instance_id))
-    if as_of is not None:
-        view = await instance_as_of(
-            services.store, services.registry, principal.org_id, str(instance_id), _utc(as_of)
-        )
-    else:
-        await services.reads.before_read(principal, min_position, ("instances",))
-        view = await get_instance(services.pool, principal.org_id, str(instance_id))
-    if view is None:
-        raise InstanceNotFound
-    shown = await present.instance(view, principal, services.vault, reveal=reveal is not None)
-    headers = {"ETag": etag(view.version)}
-    if reveal is not None:
-        # Secret values must not linger in a shared or browser cache (RFC 9111 §5.2.2.5).
-        headers["Cache-Control"] = "no-store"
-    return Response(shown, headers=headers)
-
-
-async def _record_reveal(request: AuthRequest, services: Services, instance_id: str) -> None:
-    """Only a manage caller is shown envVars values, and only once that is recorded; the
-    caller's read then waits for the record to be projected (read-your-writes)."""
-    principal = request.user
-    if not principal.may("manage:instances"):
-        raise Forbidden("manage:instances")
-    outcome = await change_instance.record_env_vars_revealed(
-        services.store,
-        services.registry,
-        instance_id,
-        revealed_by=principal.user_id,
-        now=datetime.now(UTC),
-        metadata=metadata_for(request),
-    )
-    services.reads.wrote(principal, outcome.position)
 
 
 @patch(
@@ -357,8 +252,3 @@ async def _written(
 def _sent(services: Services, principal: Principal, reply: Reply[Instance]) -> Response[Instance]:
     services.reads.wrote(principal, position_of(reply))
     return respond(reply)
-
-
-def _utc(moment: datetime) -> datetime:
-    """A time without an offset is taken as UTC (RFC 3339 requires one; be lenient)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -88,7 +88,10 @@ async def create(
             ports=services.ports,
         )
         location = f"/api/instances/{draft.instance_id}"
-        return await _written(services, principal, draft.instance_id, outcome, Location=location)
+        # Nothing has observed an instance that did not exist a moment ago.
+        return await _written(
+            services, principal, draft.instance_id, outcome, observed=False, Location=location
+        )
 
     key = fingerprint("POST", request.url.path, data)
     return _sent(
@@ -233,17 +236,25 @@ async def control(
 
 
 async def _written(
-    services: Services, principal: Principal, instance_id: str, outcome: Outcome, **headers: str
+    services: Services,
+    principal: Principal,
+    instance_id: str,
+    outcome: Outcome,
+    *,
+    observed: bool = True,
+    **headers: str,
 ) -> Reply[Instance]:
     """The instance right after a write, folded from its own stream: exact and not waiting
-    for the read model (reads wait for it instead, see consistency.py); its health fields,
-    which no instance event carries, as a read a moment before showed them."""
+    for the read model (reads wait for it instead, see consistency.py); if it may have been
+    `observed`, its health fields, which no instance event carries, as a read a moment
+    before showed them."""
     view = await instance_as_of(
         services.store, services.registry, principal.org_id, instance_id, _NOW_AND_EVER
     )
     if view is None:
         raise InstanceNotFound
-    view = await with_health(services.pool, view)
+    if observed:
+        view = await with_health(services.pool, view)
     shown = await present.instance(view, principal, services.vault)
     headers = write_headers(view.version, outcome.position, **headers)
     return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))

@@ -5,17 +5,19 @@ against it, and whose test's leftovers on the engine are removed afterwards)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 from realdocker_harness import (
     DockerEngine,
-    Inventory,
+    cache_dir,
     docker_unavailable_reason,
     running_engine,
 )
@@ -25,13 +27,11 @@ from sshd_harness import SSHD, SshdServer
 from events.pool import Pool
 from events.registry import EventRegistry
 from odoofleet.settings import Settings
+from workers.network_policy import LOOPBACK_NETWORKS
 from workers.readiness import Patience
 from workers.run import run_workers
 from workers.sagas.deps import SagaConfig
 
-# What Docker calls a container it names itself (`docker run` without --name, a legacy build
-# step): never one of odoofleet's, whose names come from compose projects and slugs.
-GENERATED_NAME = re.compile(r"^[a-z]+_[a-z]+[0-9]*$")
 # The sagas' patience on real Docker: an Odoo colour takes seconds to answer, not milliseconds.
 REAL_DOCKER = SagaConfig(
     readiness=Patience(timeout=120.0, interval=0.5, command_limit=30.0),
@@ -81,7 +81,12 @@ class DockerSshd(SshdServer):
 def docker_server_on(engine: DockerEngine, base: Path) -> Iterator[DockerSshd]:
     """A DockerSshd holding the engine; what was created on the engine meanwhile is removed
     at the end, found by listing everything (not by label)."""
+    waiting = time.monotonic()
     with engine.exclusive():
+        # Other sessions' tests on this engine (other checkouts, other helpers) go first.
+        engine.timings["waiting for the engine"] = (
+            engine.timings.get("waiting for the engine", 0.0) + time.monotonic() - waiting
+        )
         before = engine.inventory()
         server = DockerSshd(base, engine)
         server.start()
@@ -89,14 +94,7 @@ def docker_server_on(engine: DockerEngine, base: Path) -> Iterator[DockerSshd]:
             yield server
         finally:
             server.stop()
-            leftovers = engine.inventory() - before
-            engine.remove(
-                Inventory(
-                    frozenset(n for n in leftovers.containers if not GENERATED_NAME.match(n)),
-                    leftovers.volumes,
-                    leftovers.networks,
-                )
-            )
+            engine.remove((engine.inventory() - before).without_generated())
 
 
 class _SessionEngine:
@@ -122,7 +120,10 @@ class _SessionEngine:
 
     def release(self) -> None:
         self.users -= 1
-        if self.users == 0:
+        if self.users == 0 and self.engine is not None:
+            # Where the tier's time went (images cold or warm, waits), for the next reader.
+            timings = {name: round(seconds, 2) for name, seconds in self.engine.timings.items()}
+            (cache_dir() / "last-session-timings.json").write_text(json.dumps(timings, indent=1))
             self.engine = None
             self._stack.close()
 
@@ -171,8 +172,10 @@ class DockerFleet(Fleet):
 async def docker_fleet_fixture(
     settings: Settings, pool: Pool, registry: EventRegistry, docker_server: DockerSshd
 ) -> AsyncIterator[DockerFleet]:
-    """The relay and every saga's workers against this test's DockerSshd."""
-    fleet = DockerFleet(settings, pool, registry, docker_server)
+    """The relay and every saga's workers against this test's DockerSshd, which listens on
+    loopback: an address the workers refuse unless the settings allow it."""
+    loopback = msgspec.structs.replace(settings, server_allowed_networks=LOOPBACK_NETWORKS)
+    fleet = DockerFleet(loopback, pool, registry, docker_server)
     fleet.start_relay()
     fleet.start_workers()
     try:

@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ BASE_IMAGE = "local/debian:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DIGEST_LABEL = "odoofleet.test-image-digest"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
+GENERATED_NAME = re.compile(r"^[a-z]+_[a-z]+[0-9]*$")
 ODOO_VERSIONS = ("15.0", "16.0", "17.0", "18.0", "19.0")
 
 
@@ -118,8 +120,19 @@ class Inventory:
             self.networks - other.networks,
         )
 
+    @classmethod
+    def empty(cls) -> Inventory:
+        return cls(frozenset(), frozenset(), frozenset())
+
     def __bool__(self) -> bool:
         return bool(self.containers or self.volumes or self.networks)
+
+    def without_generated(self) -> Inventory:
+        """Without containers Docker named itself (`docker run` without --name, a legacy build
+        step): another process's, never one of odoofleet's, whose names come from compose
+        projects and slugs."""
+        kept = frozenset(n for n in self.containers if not GENERATED_NAME.match(n))
+        return Inventory(kept, self.volumes, self.networks)
 
     def matching(self, word: str) -> Inventory:
         """The resources whose name contains `word` (an instance's slug)."""

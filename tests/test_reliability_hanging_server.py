@@ -32,6 +32,7 @@ from events.pool import Pool
 from events.registry import EventRegistry
 from events.server import ServerValidated, server_stream
 from odoofleet.settings import Settings
+from workers.network_policy import LOOPBACK_NETWORKS
 from workers.run import run_workers
 from workers.ssh import KILL_GRACE_SECONDS
 
@@ -59,7 +60,9 @@ async def world_fixture(
 ) -> AsyncIterator[HangWorld]:
     """The relay, and one worker process's sagas with one operation of a kind at a time: if
     a hang wedged it, nothing after would run."""
-    named = msgspec.structs.replace(settings, worker_name=WORKER)
+    named = msgspec.structs.replace(
+        settings, worker_name=WORKER, server_allowed_networks=LOOPBACK_NETWORKS
+    )
     fleet = Fleet(named, pool, registry, sshd)
     config = msgspec.structs.replace(
         QUICK, compose_limit=COMPOSE_LIMIT, connect_timeout=CONNECT_TIMEOUT

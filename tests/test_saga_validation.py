@@ -3,6 +3,7 @@ the server's facts recorded, the proxy running; a changed host key refuses every
 
 from __future__ import annotations
 
+from loopback_fixtures import loopback_settings_fixture  # noqa: F401
 from saga_fixtures import Fleet, bare_fleet_fixture, fleet_fixture, steps_of  # noqa: F401
 from sshd_harness import free_port
 from waiting import eventually

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from api_fixtures import client_of, serving
 from health_fixtures import HealthWorld
+from loopback_fixtures import loopback_settings_fixture  # noqa: F401
 from sshd_harness import SshdServer
 
 from api.app import create_app

@@ -19,7 +19,7 @@ INSPECT_FORMAT = (
 )
 _LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"stats":%s,"probe":"%s"}\\n'
 # Each field is judged whole and only when short: a server's answer is the tenant's to write,
-# and a search over 40,000 digits (RELIABILITY.md F-OUTPUT) held the event loop for 39 s.
+# and a search over 40,000 digits (issue 13) held the event loop for 39 s.
 MAX_FIELD_CHARS = 64
 _SIZE = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?) ?([kKMGTP]?i?B)")
 _PERCENT = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?%?")

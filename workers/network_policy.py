@@ -1,5 +1,5 @@
 """Which addresses a server may have, so that servers are no proxy into the control plane's
-network (SSRF, RELIABILITY.md F-SSRF): never loopback, link-local, cloud metadata or the
+network (SSRF, issue 13): never loopback, link-local, cloud metadata or the
 control plane's own addresses unless the operator allows them; private ranges are allowed
 (people host Odoo in their own LAN or VPC) unless the operator denies them.
 

@@ -159,7 +159,7 @@ class _OrgShares:
     """How many operations of each kind every organization runs in this process. One that
     has its share (`per_org`) gets its next message deferred, so the others' messages are
     fetched meanwhile: 24 hanging servers of one tenant no longer hold every fetch loop
-    (RELIABILITY.md F-FAIR)."""
+    (issue 13)."""
 
     def __init__(self, per_org: int) -> None:
         self._per_org = per_org

@@ -48,7 +48,7 @@ from workers.streams import append_once, read
 
 _OPERATION_IDS: Final = uuid.UUID("9c4e2a71-5d3b-4f86-a0c9-7e1b2d3c4f5a")
 # A server that never answered us yet gets this long to: a listener that never speaks SSH
-# would otherwise hold an operation for the whole connect timeout (RELIABILITY.md F-FAIR).
+# would otherwise hold an operation for the whole connect timeout (issue 13).
 FIRST_CONTACT_TIMEOUT: Final = 5.0
 
 

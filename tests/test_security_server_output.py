@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from api_fixtures import client_of, serving
 from health_fixtures import HealthWorld
@@ -22,6 +23,8 @@ from events.pool import Pool
 from odoofleet.sandbox.server import STANDIN_DIR
 from odoofleet.settings import Settings
 from workers.health_observer import CycleReport
+from workers.health_probe import parse_health_output
+from workers.server_facts import MAX_FACT_CHARS, parse_server_facts
 from workers.ssh import DEFAULT_OUTPUT_LIMIT
 
 pytestmark = pytest.mark.heavy
@@ -174,3 +177,26 @@ async def test_a_300_mb_inspect_fails_the_cycle_with_flat_memory_and_a_quick_hea
     print("MESSAGE", observed.message[:300], growth, watch.slowest)
     assert observed.status == "unknown"
     assert f"output over {DEFAULT_OUTPUT_LIMIT} bytes" in observed.message
+
+
+def test_hostile_health_fields_are_dropped_in_linear_time() -> None:
+    line = {
+        "instanceId": "5f0c6a52-2b0e-4a8c-9d7e-0d6f2b9a1c3e",
+        "container": "acme-blue-odoo-1",
+        "inspect": None,
+        "stats": {"CPUPerc": "9" * 40000 + "%", "MemUsage": "1" * 40000 + " / " + "2" * 40000},
+        "probe": "2" * 40000 + " " + "1" * 40000,
+    }
+    started = time.thread_time()
+    [sample] = parse_health_output(msgspec.json.encode(line).decode())
+    assert time.thread_time() - started < 0.05
+    assert (sample.cpu_percent, sample.memory_bytes, sample.memory_limit_bytes) == (None,) * 3
+    assert (sample.http_status, sample.response_time_ms) == (None, None)
+
+
+def test_server_facts_keep_known_keys_cut_to_their_limit() -> None:
+    output = "os_name=" + "x" * 100000 + "\ncpu_cores=" + "9" * 5000 + "\n"
+    output += "".join(f"junk{n}=1\n" for n in range(10000))
+    facts = parse_server_facts(output)
+    assert facts.os_name == "x" * MAX_FACT_CHARS
+    assert facts.cpu_cores == 0

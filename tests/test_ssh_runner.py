@@ -26,6 +26,7 @@ from workers.ssh_errors import (
     AuthenticationFailed,
     CommandTimeout,
     HostKeyChanged,
+    OutputTooLarge,
     ServerUnreachable,
 )
 
@@ -247,3 +248,33 @@ def test_connection_info_never_shows_its_credentials(sshd: SshdServer) -> None:
 
     assert info.private_key is not None
     assert info.private_key.splitlines()[1] not in repr(info)
+
+
+async def test_output_over_the_limit_stops_the_command_and_raises(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    runner = SshRunner(command_timeout=60.0, output_limit=64 * 1024)
+    info = sshd.connection_info()
+    marker = tmp_path / "still-writing"
+    writer = f"touch {marker}; head -c 50000000 /dev/zero; rm {marker}"
+    try:
+        for command in [writer, f"({writer}) >&2"]:
+            started = time.monotonic()
+            with pytest.raises(OutputTooLarge, match="output over 65536 bytes"):
+                await runner.run(info, command)
+            assert time.monotonic() - started < 10
+        # Nothing of it is kept, and the connection serves the next command.
+        result = await runner.run(info, "head -c 65536 /dev/zero | tr '\\0' x")
+    finally:
+        await runner.close()
+    assert (result.exit_status, len(result.stdout)) == (0, 65536)
+    await eventually(lambda: not processes_with(str(marker)), message="the writers ended")
+
+
+async def test_output_of_a_command_is_decoded_whole_across_chunks(
+    sshd: SshdServer, ssh_runner: SshRunner
+) -> None:
+    # 105,000 three-byte characters: reads of 64 KiB end inside characters.
+    loop = "i=0; while [ $i -lt 7000 ]; do printf '€€€€€€€€€€€€€€€'; i=$((i+1)); done"
+    result = await ssh_runner.run(sshd.connection_info(), loop)
+    assert result.stdout == "€" * 105000

@@ -430,10 +430,13 @@ def ensure_contract_image(engine: DockerEngine, tag: str, image: ContractImage) 
     """Reuse the tagged image when its digest label matches, else load the cached tarball of
     that digest, else build it and cache it."""
     key = image_key(engine, image)
-    if engine.image_label(tag, DIGEST_LABEL) == key:
-        return
     safe = tag.replace(":", "_").replace("/", "_")
     tarball = cache_dir() / "images" / f"{safe}--{key}.tar.gz"
+    if engine.image_label(tag, DIGEST_LABEL) == key:
+        # Built by another session on this daemon: cache it too, for a fresh daemon.
+        if not tarball.is_file():
+            _save(engine, tag, tarball)
+        return
     if tarball.is_file():
         engine.docker("load", "-q", "-i", str(tarball), timeout=600)
         if engine.image_label(tag, DIGEST_LABEL) == key:

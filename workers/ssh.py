@@ -110,9 +110,10 @@ class SshRunner:
             except _OverLimit:
                 process.close()
                 raise OutputTooLarge(server.address, command, most) from None
-            except asyncssh.DisconnectError as e:
+            except (asyncssh.DisconnectError, OSError) as e:
+                reason = e.reason if isinstance(e, asyncssh.DisconnectError) else str(e)
                 raise ServerUnreachable(
-                    f"connection to {server.address} was lost while a command ran: {e.reason}"
+                    f"connection to {server.address} was lost while a command ran: {reason}"
                 ) from e
         elapsed = time.monotonic() - started
         if process.returncode is None:

@@ -6,7 +6,16 @@ from typing import Literal
 
 from events.registry import DomainEvent
 
-OperationType = Literal["provision", "start", "stop", "restart", "teardown", "redeploy", "validate"]
+OperationType = Literal[
+    "provision",
+    "start",
+    "stop",
+    "restart",
+    "teardown",
+    "redeploy",
+    "validate",
+    "rotate-admin-password",
+]
 
 
 class OperationStarted(DomainEvent, frozen=True, kw_only=True):

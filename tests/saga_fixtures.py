@@ -26,6 +26,7 @@ from events.instance import (
     ActionRequested,
     InstanceCreated,
     InstanceSettings,
+    OdooVersion,
     ProvisioningRequested,
     RedeployRequested,
     RemovalRequested,
@@ -61,6 +62,7 @@ PROVISIONING = [
     "db-up",
     "db-healthy",
     "create-db",
+    "admin-password",
     "app-up",
     "readiness",
     "route",
@@ -72,6 +74,7 @@ QUICK = SagaConfig(
     lock_poll=0.02,
     connect_timeout=5.0,
     min_disk_free_bytes=1,
+    removal_retries=(0.05,),
 )
 ACK_WAIT = 2.0
 ENDS = (OperationSucceeded, OperationFailed, OperationCancelled)
@@ -93,6 +96,7 @@ class Instance(msgspec.Struct, frozen=True):
     server_id: str
     http_port_host: int
     metadata: EventMetadata
+    admin_user_password: str = ""
 
     @property
     def stream(self) -> str:
@@ -125,7 +129,11 @@ class Fleet:
         )
 
     def start_workers(
-        self, *, sagas: Collection[str] | None = None, runner: SshRunner | None = None
+        self,
+        *,
+        sagas: Collection[str] | None = None,
+        runner: SshRunner | None = None,
+        config: SagaConfig = QUICK,
     ) -> None:
         self._background(
             lambda stop: run_workers(
@@ -136,7 +144,7 @@ class Fleet:
                 ack_wait=ACK_WAIT,
                 concurrency=2,
                 retry_delay=0.2,
-                config=QUICK,
+                config=config,
                 sagas=sagas,
                 runner=runner,
                 shutdown_grace=0.0,
@@ -191,10 +199,12 @@ class Fleet:
         env_vars: dict[str, str] | None = None,
         addons_path: str | None = None,
         branch: str | None = None,
+        odoo_version: OdooVersion = "17.0",
     ) -> Instance:
         instance_id, operation_id, metadata = _new_id(), _new_id(), meta(ORG)
         stream = instance_stream(instance_id)
         http, longpolling = free_port(), free_port()
+        admin_user_password = f"user-{uuid.uuid4().hex}"
         created = InstanceCreated(
             instance_id=instance_id,
             name=f"Instance {slug}",
@@ -204,7 +214,7 @@ class Fleet:
             template_id=None,
             branch=branch,
             environment_type="development",
-            odoo_version="17.0",
+            odoo_version=odoo_version,
             odoo_edition="community",
             addons_path=addons_path,
             env_vars=await self.vault.seal_all(stream, env_vars or {}),
@@ -218,6 +228,7 @@ class Fleet:
             db_name=slug.replace("-", "_"),
             admin_password=await self.vault.seal(stream, f"admin-{uuid.uuid4().hex}"),
             db_password=await self.vault.seal(stream, f"pg-{uuid.uuid4().hex}"),
+            admin_user_password=await self.vault.seal(stream, admin_user_password),
             created_at=datetime.now(UTC),
         )
         requested = ProvisioningRequested(
@@ -238,7 +249,9 @@ class Fleet:
                 NewEvents(stream, NO_STREAM, [created, requested], metadata),
             ]
         )
-        return Instance(instance_id, operation_id, slug, server_id, http, metadata)
+        return Instance(
+            instance_id, operation_id, slug, server_id, http, metadata, admin_user_password
+        )
 
     async def request(self, instance: Instance, kind: type[DomainEvent], **fields: Any) -> str:
         """Append a `kind` request for a new operation; returns the operation's id."""

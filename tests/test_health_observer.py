@@ -12,6 +12,9 @@ from saga_fixtures import bare_fleet_fixture  # noqa: F401
 from events.server import ServerReachable, ServerUnreachable, server_stream
 from projections.health_score import WEIGHTS
 from projections.queries import HealthScoreView
+from workers.layout import InstanceLayout
+from workers.server_commands import app_up_command, stop_command
+from workers.shell import script
 
 
 def _factors(score: HealthScoreView) -> dict[str, float | None]:
@@ -152,3 +155,24 @@ async def test_a_stopped_instance_is_unknown_and_keeps_its_score(
     assert [e.status for e in events] == ["healthy", "unknown", "unknown"]  # change, heartbeat
     assert all(e.window.probes == 0 for e in events[1:])
     assert (score.score, score.grade) == (running.score, running.grade) == (100, "A")
+
+
+async def test_the_colour_running_at_probe_time_is_observed_during_a_switch(
+    health_world: HealthWorld,
+) -> None:
+    """A redeploy stops the old colour before InstanceRedeployed is recorded (and projected):
+    the read model still names blue while green serves. The observer takes the colour that
+    runs, so it records no false "unhealthy: … exited" (which cost a real instance its grade)."""
+    await health_world.cycle()
+    fleet = health_world.fleet
+    layout = InstanceLayout(health_world.instance.slug, fleet.root)
+    switch = script(app_up_command(layout, "green"), stop_command(layout, "blue"))
+    switched = await health_world.runner.run(fleet.sshd.connection_info(), switch)
+    assert switched.ok, switched.stderr
+    assert fleet.sshd.container(health_world.app_container)["State"]["Status"] == "exited"
+
+    await health_world.cycle(after=300.0)  # a heartbeat is due: the cycle records
+
+    observed = (await health_world.observations())[-1]
+    assert (observed.status, observed.container_state) == ("healthy", "running")
+    assert all(o.status == "healthy" for o in await health_world.observations())

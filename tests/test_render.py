@@ -14,8 +14,15 @@ import pytest
 from sshd_harness import compose_binary
 
 from workers.layout import InstanceLayout
-from workers.render import instance_files, render_odoo_conf
-from workers.render_proxy import render_proxy_compose, render_proxy_conf, render_route
+from workers.render import ODOO_LAUNCHER, instance_files, render_odoo_conf
+from workers.render_proxy import (
+    render_ports_compose,
+    render_ports_conf,
+    render_proxy_compose,
+    render_proxy_conf,
+    render_route,
+)
+from workers.server_commands import admin_password_script, create_database_command
 from workers.spec import InstanceSpec
 from workers.yaml_out import Yaml, dump
 
@@ -126,13 +133,54 @@ def test_the_app_compose_file_passes_compose_for_each_colour(tmp_path: Path, col
     assert odoo["labels"]["odoofleet.instance"] == INSTANCE_ID
     assert odoo["labels"]["odoofleet.http-port-host"] == "18069"
     assert odoo["labels"]["odoofleet.longpolling-port-host"] == "18072"
-    assert odoo["environment"]["HOST"] == "db"
-    assert odoo["environment"]["PASSWORD_FILE"] == "/run/secrets/pg_password"
-    assert "ports" not in odoo  # the proxy owns the host ports
+    assert odoo["environment"]["ODOO_RC"] == "/etc/odoo/odoo.conf"
+    assert "ports" not in odoo  # the instance's forwarder publishes the host ports
     odoo_conf = next(v for v in odoo["volumes"] if v["target"] == "/etc/odoo/odoo.conf")
     assert odoo_conf["read_only"] is True
     assert odoo_conf["source"] == layout.odoo_conf
     assert set(odoo["networks"]) == {"backend", "edge"}
+
+
+def test_every_volume_the_odoo_image_declares_is_a_named_volume_of_the_instance(
+    tmp_path: Path,
+) -> None:
+    """`VOLUME /var/lib/odoo` and `VOLUME /mnt/extra-addons` of the official image: one left
+    unmounted is an anonymous volume per container, which no teardown can name."""
+    layout = write_instance(tmp_path, spec())
+
+    config = app_config(layout, "blue")
+
+    mounts = {v["target"]: v for v in config["services"]["odoo"]["volumes"]}
+    for target, volume in (
+        ("/var/lib/odoo", "acme_filestore"),
+        ("/mnt/extra-addons", "acme_extra_addons"),
+    ):
+        assert mounts[target]["type"] == "volume"
+        assert config["volumes"][mounts[target]["source"]] == {
+            "name": volume,
+            "external": True,
+        }
+
+
+def test_odoo_gets_its_database_password_from_the_environment_never_an_argument(
+    tmp_path: Path,
+) -> None:
+    """The image's entrypoint execs a command that is not `odoo` as it is (no --db_password
+    appended); the launcher reads the secret into PGPASSWORD of Odoo's own process."""
+    layout = write_instance(tmp_path, spec())
+
+    odoo = app_config(layout, "blue")["services"]["odoo"]
+
+    assert odoo["command"] == ["/bin/sh", "-c", ODOO_LAUNCHER.replace("$", "$$"), "odoo"]
+    assert 'PGPASSWORD="$(cat /run/secrets/pg_password)"' in ODOO_LAUNCHER
+    assert ODOO_LAUNCHER.endswith('exec odoo "$@"')
+    options = read_conf(render_odoo_conf(spec()))
+    assert (options["db_host"], options["db_port"], options["db_user"]) == ("db", "5432", "odoo")
+    assert "db_password" not in options
+    created = create_database_command(layout, "acme", "18.0")
+    assert "pg-$ecret" not in created
+    assert "export PGPASSWORD && exec odoo" in created
+    assert " odoo -d acme -i base --stop-after-init" in created
 
 
 def test_hostile_env_var_values_reach_the_container_literally(tmp_path: Path) -> None:
@@ -145,12 +193,12 @@ def test_hostile_env_var_values_reach_the_container_literally(tmp_path: Path) ->
         assert literal(environment[name]) == value, name
 
 
-def test_env_vars_cannot_override_the_database_connection(tmp_path: Path) -> None:
-    layout = write_instance(tmp_path, spec(env_vars={"HOST": "evil", "PASSWORD_FILE": "/x"}))
+def test_env_vars_cannot_point_odoo_at_another_configuration(tmp_path: Path) -> None:
+    layout = write_instance(tmp_path, spec(env_vars={"ODOO_RC": "/tmp/evil.conf", "HOST": "x"}))
 
     environment = app_config(layout, "blue")["services"]["odoo"]["environment"]
 
-    assert (environment["HOST"], environment["PASSWORD_FILE"]) == ("db", "/run/secrets/pg_password")
+    assert environment["ODOO_RC"] == "/etc/odoo/odoo.conf"
 
 
 @pytest.mark.parametrize(
@@ -228,8 +276,39 @@ def test_odoo_conf_pins_the_database_and_hides_the_manager() -> None:
     assert options["max_cron_threads"] == "1"
     assert options["limit_memory_hard"] == "2684354560"
     assert options["addons_path"] == "/mnt/extra-addons"
-    assert "db_host" not in options
     assert "db_password" not in options
+
+
+@pytest.mark.parametrize("version", ["15.0", "16.0", "17.0", "18.0", "19.0"])
+def test_odoo_conf_listens_on_every_interface_of_the_container(version: str) -> None:
+    """Odoo 19 warns that http_interface defaults to 127.0.0.1 from 20.0 on: written out,
+    the proxy keeps reaching it."""
+    assert read_conf(render_odoo_conf(spec(odoo_version=version)))["http_interface"] == "0.0.0.0"
+
+
+def test_the_admin_password_script_is_python_that_keeps_any_password_literal() -> None:
+    hostile = "x'); import os; os.system('id') #\\ \"\n"
+
+    script = admin_password_script(hostile).decode()
+
+    assert script == (
+        f"env.ref('base.user_admin').write({{'password': {hostile!r}}})\nenv.cr.commit()\n"
+    )
+    calls: list[object] = []
+
+    class Record:
+        def write(self, values: object) -> None:
+            calls.append(values)
+
+    class Env:
+        cr = type("Cr", (), {"commit": lambda self: calls.append("commit")})()
+
+        def ref(self, xmlid: str) -> Record:
+            assert xmlid == "base.user_admin"
+            return Record()
+
+    exec(script, {"env": Env()})  # the script is what odoo shell runs
+    assert calls == [{"password": hostile}, "commit"]
 
 
 def test_enterprise_puts_its_addons_first_and_a_given_addons_path_wins() -> None:
@@ -263,19 +342,52 @@ def test_a_spec_never_shows_its_secrets() -> None:
     assert "VAR_0" not in shown
 
 
-def test_the_proxy_compose_file_passes_compose_with_every_host_port(tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text(render_proxy_compose([18072, 18069, 18069]))
+def test_the_proxy_publishes_its_own_port_only(tmp_path: Path) -> None:
+    """Nothing an instance does changes the proxy's compose file, so nothing an instance does
+    recreates the proxy under the others."""
+    (tmp_path / "compose.yaml").write_text(render_proxy_compose())
 
     config = compose_config("-p", "odoofleet-proxy", "-f", str(tmp_path / "compose.yaml"))
 
     proxy = config["services"]["proxy"]
     assert proxy["container_name"] == "odoofleet-proxy"
-    assert sorted(p["published"] for p in proxy["ports"]) == ["18069", "18072", "80"]
+    assert [p["published"] for p in proxy["ports"]] == ["80"]
     assert config["networks"]["edge"] == {"name": "odoofleet-edge", "external": True, "ipam": {}}
     assert {v["target"] for v in proxy["volumes"]} == {
         "/etc/nginx/conf.d",
         "/etc/nginx/odoofleet/routes",
     }
+
+
+@pytest.mark.parametrize(("public", "address"), [(False, "127.0.0.1"), (True, "")])
+def test_the_forwarder_publishes_the_host_ports_on_loopback_unless_public(
+    tmp_path: Path, public: bool, address: str
+) -> None:
+    (tmp_path / "compose.yaml").write_text(render_ports_compose(spec(), public=public))
+
+    config = compose_config("-p", "acme-ports", "-f", str(tmp_path / "compose.yaml"))
+
+    ports = config["services"]["ports"]
+    assert config["name"] == "acme-ports"
+    assert ports["container_name"] == "acme-ports"
+    assert ports["image"] == "nginx:1.27-alpine"
+    published = sorted((p.get("host_ip", ""), p["published"], p["target"]) for p in ports["ports"])
+    assert published == [(address, "18069", 18069), (address, "18072", 18072)]
+    assert ports["labels"]["odoofleet.instance"] == INSTANCE_ID
+    assert [v["target"] for v in ports["volumes"]] == ["/etc/nginx/nginx.conf"]
+
+
+def test_the_forwarder_passes_each_host_port_to_the_proxy_resolved_per_connection() -> None:
+    conf = render_ports_conf(spec())
+
+    stream = conf.split("stream {", 1)[1]
+    assert "resolver 127.0.0.11" in stream
+    for port in (18069, 18072):
+        assert f"listen {port};" in stream
+        assert f"set $odoofleet_proxy odoofleet-proxy:{port};" in stream
+    assert stream.count("proxy_pass $odoofleet_proxy;") == 2
+    assert conf.count("{") == conf.count("}")
+    assert "http {" not in conf
 
 
 def test_a_route_sends_websocket_to_gevent_and_the_rest_to_http() -> None:

@@ -111,5 +111,6 @@ async def test_a_killed_worker_s_provisioning_is_resumed_without_redoing_steps(
     assert completed_by["db-healthy"].actor.id == "system:worker-2"
     argvs = bare_fleet.sshd.docker_argvs()
     assert sum(argv[:2] == ["docker", "info"] for argv in argvs) == 2  # validation, preflight
-    assert sum(argv[:3] == ["docker", "volume", "create"] for argv in argvs) == 1  # layout
+    volumes = sum(argv[:3] == ["docker", "volume", "create"] for argv in argvs)
+    assert volumes == 2  # layout: filestore and addons
     assert sum("up" in argv and "acme-db" in argv for argv in argvs) == 1  # db-up

@@ -21,7 +21,13 @@ from saga_fixtures import (  # noqa: F401
 )
 from waiting import eventually
 
-from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.instance import (
+    AdminPasswordRotated,
+    AdminPasswordRotationFailed,
+    AdminPasswordRotationRequested,
+    InstanceProvisioned,
+    ProvisioningFailed,
+)
 from events.metadata import EventMetadata
 from events.operation import (
     OperationStarted,
@@ -33,6 +39,7 @@ from events.secrets import MASK
 from events.server import ServerValidated, server_stream
 from events.store import EventStore, RecordedEvent
 from odoofleet.settings import Settings
+from workers.instance_access import fold_instance
 from workers.layout import InstanceLayout
 from workers.ssh import CommandResult, SshRunner
 
@@ -142,7 +149,7 @@ async def test_a_provisioning_takes_a_known_number_of_ssh_round_trips(bare_fleet
 
     commands, uploads = (now - then for now, then in zip(runner.snapshot(), before, strict=True))
     print(f"provisioning: {commands} commands + {uploads} uploads over SSH")
-    assert (commands, uploads) == (12, 10)
+    assert (commands, uploads) == (14, 13)
 
 
 class CountingRunner(SshRunner):
@@ -198,3 +205,68 @@ async def drained(settings: Settings, durable: str) -> None:
         await eventually(settled, timeout=20, interval=0.05, message=f"{durable} drained")
     finally:
         await nc.close()
+
+
+async def test_the_admin_user_gets_its_generated_password_through_odoo_shell_on_stdin(
+    fleet: Fleet,
+) -> None:
+    """`odoo -i base` leaves the admin user with the password `admin`: provisioning sets the
+    generated one with `odoo shell`, which reads the script on its standard input, so the
+    password is on no command line (and the script's file is gone afterwards)."""
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+
+    argvs = fleet.sshd.docker_argvs()
+    shells = [a for a in argvs if "shell" in a]
+    assert len(shells) == 1
+    assert shells[0][shells[0].index("run") :][-5:] == ["odoo", "shell", "-d", "acme", "--no-http"]
+    assert all(instance.admin_user_password not in " ".join(a) for a in argvs)
+    assert not exists(InstanceLayout("acme", fleet.root).admin_password_script)
+    operation = await fleet.operation(instance.operation_id)
+    outputs = {e.step: e.output for e in operation if isinstance(e, OperationStepCompleted)}
+    assert outputs["admin-password"] == "the password of the admin user of acme is set"
+
+
+async def test_a_rotation_sets_the_new_admin_password_in_the_running_colour(
+    fleet: Fleet,
+) -> None:
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+    new_password = f"rotated-{uuid.uuid4().hex}"
+    sealed = await fleet.vault.seal(instance.stream, new_password)
+
+    await fleet.request(instance, AdminPasswordRotationRequested, admin_user_password=sealed)
+    rotated = await fleet.wait_for(
+        instance.stream, AdminPasswordRotated, AdminPasswordRotationFailed
+    )
+
+    assert isinstance(rotated, AdminPasswordRotated), rotated
+    argvs = fleet.sshd.docker_argvs()
+    execs = [a for a in argvs if a[1:4] == ["exec", "-i", "acme-blue-odoo-1"]]
+    assert len(execs) == 1
+    assert execs[0][-4:] == ["shell", "-d", "acme", "--no-http"]
+    assert all(new_password not in " ".join(a) for a in argvs)
+    record = fold_instance(await fleet.events(instance.stream))
+    assert record.admin_user_password == sealed
+
+
+async def test_a_new_instance_does_not_recreate_the_proxy_under_the_others(fleet: Fleet) -> None:
+    """The proxy publishes only its own port; a new instance changes it by config and a
+    reload. Recreating it cost every other instance ~300 ms of refused connections."""
+    server_id = await fleet.register_server()
+    first = await fleet.create_instance(server_id, slug="first")
+    await fleet.wait_for(first.stream, InstanceProvisioned)
+    proxy = fleet.sshd.container("odoofleet-proxy")
+    assert proxy is not None
+    before = len(fleet.sshd.docker_argvs())
+
+    second = await fleet.create_instance(server_id, slug="second")
+    await fleet.wait_for(second.stream, InstanceProvisioned)
+
+    later = fleet.sshd.docker_argvs()[before:]
+    assert not [a for a in later if "odoofleet-proxy" in a and "up" in a]
+    assert ["docker", "exec", "odoofleet-proxy", "nginx", "-s", "reload"] in later
+    assert fleet.sshd.container("odoofleet-proxy")["Id"] == proxy["Id"]
+    assert fleet.sshd.container("second-ports")["State"]["Status"] == "running"

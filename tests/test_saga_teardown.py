@@ -3,8 +3,10 @@ it may start while the provisioning still runs, which it cancels first."""
 
 from __future__ import annotations
 
+import msgspec
 from saga_fixtures import (  # noqa: F401
     ORG,
+    QUICK,
     Fleet,
     bare_fleet_fixture,
     exists,
@@ -13,18 +15,31 @@ from saga_fixtures import (  # noqa: F401
     read_text,
     steps_of,
 )
+from waiting import eventually
 
-from events.instance import InstanceCreated, InstanceProvisioned, InstanceRemoved
-from events.operation import OperationCancelled, OperationStepCompleted
+from events.instance import (
+    InstanceCreated,
+    InstanceProvisioned,
+    InstanceRemoved,
+    RemovalAbandoned,
+    RemovalFailed,
+)
+from events.operation import (
+    OperationCancelled,
+    OperationFailed,
+    OperationStepCompleted,
+    OperationStepStarted,
+)
 from events.reservation import PortsReleased, SlugReleased, ports_stream, slug_stream
 from events.secrets import MASK, Vault
 from events.server import ServerValidated, server_stream
-from workers.layout import InstanceLayout
+from workers.layout import InstanceLayout, ProxyLayout
 from workers.server_commands import verify_removed_command
 from workers.ssh import SshRunner
 
 TEARDOWN = [
     "remove-route",
+    "ports-down",
     "app-down-blue",
     "app-down-green",
     "db-down",
@@ -57,7 +72,8 @@ async def test_teardown_removes_everything_and_releases_the_reservations(
     assert steps_of(operation, OperationStepCompleted) == TEARDOWN
     layout = InstanceLayout("acme", fleet.root)
     verified = await ssh_runner.run(
-        fleet.sshd.connection_info(), verify_removed_command(layout, instance.id)
+        fleet.sshd.connection_info(),
+        verify_removed_command(layout, ProxyLayout(fleet.root), instance.id),
     )
     assert verified.ok, verified.stderr
     assert not exists(layout.dir)
@@ -115,3 +131,50 @@ async def test_a_removal_during_provisioning_stops_it_and_takes_down_what_it_mad
     assert standin_objects(fleet, "containers", "acme") == []
     assert standin_objects(fleet, "volumes", "acme") == []
     assert not exists(f"{fleet.root}/acme")
+
+
+async def test_a_failing_teardown_is_retried_by_the_worker_then_abandoned(fleet: Fleet) -> None:
+    """No DELETE is needed to unstick a failed teardown: each failed attempt is recorded
+    (the instance stays removing), the worker tries again, and once its retries are used up
+    the removal is abandoned with the reason (the instance is failed)."""
+    server_id = await fleet.register_server()
+    instance = await fleet.create_instance(server_id)
+    await fleet.wait_for(instance.stream, InstanceProvisioned)
+    fleet.sshd.arm("nginx-test")
+
+    operation_id = await fleet.remove(instance)
+    abandoned = await fleet.wait_for(instance.stream, RemovalAbandoned, InstanceRemoved)
+
+    assert isinstance(abandoned, RemovalAbandoned), abandoned
+    assert (abandoned.operation_id, abandoned.step) == (operation_id, "remove-route")
+    assert "nginx rejected" in abandoned.message
+    failures = [e for e in await fleet.events(instance.stream) if isinstance(e, RemovalFailed)]
+    assert [f.step for f in failures] == ["remove-route"]  # one retry in QUICK
+    operation = await fleet.operation(operation_id)
+    attempts = [e for e in operation if isinstance(e, OperationStepStarted)]
+    assert [(a.step, a.attempt) for a in attempts] == [("remove-route", 1), ("remove-route", 2)]
+    assert isinstance(operation[-1], OperationFailed)
+
+
+async def test_a_teardown_whose_failure_clears_completes_without_a_new_delete(
+    bare_fleet: Fleet,
+) -> None:
+    bare_fleet.start_workers(config=msgspec.structs.replace(QUICK, removal_retries=(5.0, 5.0)))
+    server_id = await bare_fleet.register_server()
+    instance = await bare_fleet.create_instance(server_id)
+    await bare_fleet.wait_for(instance.stream, InstanceProvisioned)
+    bare_fleet.sshd.arm("nginx-test")
+
+    operation_id = await bare_fleet.remove(instance)
+
+    async def failed_once() -> bool:
+        return any(isinstance(e, RemovalFailed) for e in await bare_fleet.events(instance.stream))
+
+    await eventually(failed_once, timeout=30, interval=0.05, message="a failed attempt")
+    bare_fleet.sshd.disarm("nginx-test")
+    removed = await bare_fleet.wait_for(instance.stream, InstanceRemoved, RemovalAbandoned)
+
+    assert isinstance(removed, InstanceRemoved), removed
+    assert removed.operation_id == operation_id
+    assert steps_of(await bare_fleet.operation(operation_id), OperationStepCompleted) == TEARDOWN
+    assert standin_objects(bare_fleet, "containers", "acme") == []

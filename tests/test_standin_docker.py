@@ -42,6 +42,7 @@ from workers.server_commands import (
     remove_route_command,
     remove_volumes_command,
     restart_command,
+    staged,
     stop_command,
     switch_route_command,
     verify_removed_command,
@@ -112,9 +113,8 @@ class Server:
 
     async def proxy_up(self) -> None:
         await self.ok(proxy_layout_command(self.proxy))
-        ports = [self.spec.http_port_host, self.spec.longpolling_port_host]
-        await self.upload(self.proxy.compose, render_proxy_compose(ports))
-        await self.upload(self.proxy.conf_file, render_proxy_conf())
+        await self.upload(self.proxy.compose, render_proxy_compose())
+        await self.upload(staged(self.proxy.conf_file), render_proxy_conf())
         await self.ok(proxy_up_command(self.proxy))
 
     async def teardown(self) -> None:
@@ -329,7 +329,7 @@ async def test_teardown_removes_everything_and_can_run_again(server: Server) -> 
     await server.teardown()
     await server.teardown()
 
-    await server.ok(verify_removed_command(server.layout, INSTANCE_ID))
+    await server.ok(verify_removed_command(server.layout, server.proxy, INSTANCE_ID))
     assert not port_open(server.spec.http_port_host)
     assert server.sshd.container("acme-db-db-1") is None
 
@@ -337,7 +337,7 @@ async def test_teardown_removes_everything_and_can_run_again(server: Server) -> 
 async def test_verify_lists_what_teardown_left_behind(server: Server) -> None:
     await server.provision()
 
-    result = await server.run(verify_removed_command(server.layout, INSTANCE_ID))
+    result = await server.run(verify_removed_command(server.layout, server.proxy, INSTANCE_ID))
 
     assert result.exit_status == 1
     assert "acme-blue-odoo-1" in result.stderr

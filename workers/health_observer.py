@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 
 from events.errors import WrongExpectedVersion
 from events.health import HealthObserved, health_stream
+from events.instance import instance_stream
 from events.leader import LeaderLock
 from events.metadata import EventMetadata, system_actor
 from events.pool import Pool
@@ -46,9 +47,12 @@ from workers.health_window import (
     take_sample,
     unseen,
 )
+from workers.instance_access import fold_instance
 from workers.remote import failure_text
 from workers.ssh import SshRunner
+from workers.ssh_connection import ServerConnectionInfo
 from workers.ssh_errors import ServerUnreachable, SshError
+from workers.streams import read
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ class HealthObserver:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config or ObserverConfig()
-        self._pool, self._store, self._runner = pool, store, runner
+        self._pool, self._store, self._registry, self._runner = pool, store, registry, runner
         self._links = ServerLinks(store, registry, vault, self.config.connect_timeout)
         self._worker = worker
         self._clock = clock
@@ -179,27 +183,54 @@ class HealthObserver:
             reading = self._reading(instance, tracker, answer, at)
             if reading is None or not due(tracker, reading, at, self.config.heartbeat):
                 continue
+            if reading.status != "healthy" and await self._being_removed(instance.id):
+                # Its teardown takes its containers down: nothing to judge any more.
+                self._trackers.pop(instance.id, None)
+                continue
             event = observation(tracker, instance.id, server.id, reading, at)
             expected: ExpectedVersion = tracker.version or NO_STREAM
             append = NewEvents(health_stream(instance.id), expected, [event], meta)
             pending.append(_Pending(instance.id, tracker, event, append))
         return await self._append(pending)
 
+    async def _being_removed(self, instance_id: str) -> bool:
+        """Asked of the instance's own stream, which the read model the fleet came from may
+        lag: a removal asked for a moment ago counts."""
+        stream = await read(self._store, self._registry, instance_stream(instance_id))
+        record = fold_instance(stream.events)
+        return record.removal is not None or record.removed
+
     async def _ask(self, server: WatchedServer, running: list[WatchedInstance]) -> _Visit:
         """Run the server's one command: the samples of its running instances (or, with none
-        running, a bare `true` that only proves the server answers)."""
-        targets = [
-            HealthTarget(i.id, i.slug, i.active_color or "", i.http_port_host) for i in running
-        ]
+        running, a bare `true` that only proves the server answers).
+
+        The colour observed is the one running at probe time: the read model's activeColor
+        lags a blue/green switch (the old colour is stopped before InstanceRedeployed is
+        recorded, and projected after), so an instance whose active colour is not running is
+        looked at again as its other colour, and that one's sample counts if it runs."""
+        targets = [_target(i, i.active_color or "") for i in running]
         try:
-            command = health_command(targets) if targets else "true"
             info = await self._links.connection(server.id, server.version)
-            limit = max(self.config.interval, MIN_COMMAND_SECONDS)
-            result = await self._runner.run(info, command, time_limit=limit)
+            visit = await self._samples(info, targets)
+            if visit.failure is not None:
+                return visit
+            stopped = [i for i in running if not _runs(visit.samples.get(i.id))]
+            if stopped:
+                others = [_target(i, _other(i.active_color)) for i in stopped]
+                again = await self._samples(info, others)
+                for sample in again.samples.values():
+                    if sample.container_state == "running":
+                        visit.samples[sample.instance_id] = sample
+            return visit
         except ServerUnreachable as e:
             return _Visit({}, f"server unreachable: {e}", unreachable=True)
         except (SshError, ValueError, LookupError) as e:
             return _Visit({}, f"cannot observe the server: {e}")
+
+    async def _samples(self, info: ServerConnectionInfo, targets: list[HealthTarget]) -> _Visit:
+        command = health_command(targets) if targets else "true"
+        limit = max(self.config.interval, MIN_COMMAND_SECONDS)
+        result = await self._runner.run(info, command, time_limit=limit)
         if not result.ok:
             return _Visit({}, f"health command failed: {failure_text(result)}")
         try:
@@ -249,3 +280,15 @@ class HealthObserver:
         return EventMetadata(
             actor=system_actor(self._worker), org_id=org_id, correlation_id=str(uuid.uuid4())
         )
+
+
+def _target(instance: WatchedInstance, color: str) -> HealthTarget:
+    return HealthTarget(instance.id, instance.slug, color, instance.http_port_host)
+
+
+def _other(color: str | None) -> str:
+    return "blue" if color == "green" else "green"
+
+
+def _runs(sample: ContainerSample | None) -> bool:
+    return sample is not None and sample.container_state == "running"

@@ -10,10 +10,14 @@ import msgspec
 from events.instance import (
     ActionFailed,
     ActionRequested,
+    AdminPasswordRotated,
+    AdminPasswordRotationFailed,
+    AdminPasswordRotationRequested,
     Color,
     InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
+    InstanceRemovalForced,
     InstanceRemoved,
     InstanceRestarted,
     InstanceStarted,
@@ -21,6 +25,7 @@ from events.instance import (
     InstanceUpdated,
     ProvisioningFailed,
     ProvisioningRequested,
+    RemovalAbandoned,
     RemovalRequested,
     instance_stream,
 )
@@ -39,6 +44,10 @@ class Settled(msgspec.Struct, frozen=True):
 
 class InstanceRecord(msgspec.Struct, kw_only=True):
     created: InstanceCreated | None = None
+    # The admin user's password in force: the one generated at creation, then each one a
+    # rotation recorded as set (a rotation's request names the one it will set).
+    admin_user_password: Sealed | None = None
+    rotations: dict[str, Sealed] = msgspec.field(default_factory=dict)
     addons_path: str | None = None
     env_vars: dict[str, Sealed] = msgspec.field(default_factory=dict)
     provisioned: bool = False
@@ -72,6 +81,7 @@ def evolve(record: InstanceRecord, event: DomainEvent) -> InstanceRecord:
         case InstanceCreated():
             record.created = event
             record.addons_path, record.env_vars = event.addons_path, event.env_vars
+            record.admin_user_password = event.admin_user_password
         case InstanceUpdated():
             _updated(record, event)
         case ProvisioningRequested(operation_id=operation_id):
@@ -86,13 +96,24 @@ def evolve(record: InstanceRecord, event: DomainEvent) -> InstanceRecord:
         case InstanceStarted() | InstanceStopped() | InstanceRestarted():
             record.stopped = isinstance(event, InstanceStopped)
             record.outcomes[event.operation_id] = Settled()
-        case ProvisioningFailed() | ActionFailed():
+        case ProvisioningFailed() | ActionFailed() | AdminPasswordRotationFailed():
             record.outcomes[event.operation_id] = Settled(True, event.step, event.message)
+        case AdminPasswordRotationRequested():
+            record.rotations[event.operation_id] = event.admin_user_password
+        case AdminPasswordRotated():
+            record.admin_user_password = record.rotations.get(
+                event.operation_id, record.admin_user_password
+            )
+            record.outcomes[event.operation_id] = Settled()
         case RemovalRequested():
             record.removal = event
+        case RemovalAbandoned():
+            record.outcomes[event.operation_id] = Settled(True, event.step, event.message)
         case InstanceRemoved():
             record.removed = True
             record.outcomes[event.operation_id] = Settled()
+        case InstanceRemovalForced():
+            record.removed = True
     return record
 
 
@@ -125,12 +146,14 @@ def may_remove(events: Iterable[DomainEvent]) -> bool:
 
 
 class InstanceSecrets(msgspec.Struct, frozen=True):
-    admin_password: str
+    admin_password: str  # Odoo's master password (admin_passwd)
     db_password: str
     env_vars: dict[str, str]
+    admin_user_password: str | None = None  # the admin user's, in force
 
     def values(self) -> list[str]:
-        return [self.admin_password, self.db_password, *self.env_vars.values()]
+        user = [] if self.admin_user_password is None else [self.admin_user_password]
+        return [self.admin_password, self.db_password, *self.env_vars.values(), *user]
 
     def __repr__(self) -> str:
         return "InstanceSecrets(…)"
@@ -138,10 +161,12 @@ class InstanceSecrets(msgspec.Struct, frozen=True):
 
 async def open_secrets(vault: Vault, record: InstanceRecord) -> InstanceSecrets:
     created, stream_id = record.require(), instance_stream(record.instance_id)
+    user = record.admin_user_password
     return InstanceSecrets(
         admin_password=await vault.open(stream_id, created.admin_password),
         db_password=await vault.open(stream_id, created.db_password),
         env_vars=await vault.open_all(stream_id, record.env_vars),
+        admin_user_password=None if user is None else await vault.open(stream_id, user),
     )
 
 

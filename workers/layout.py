@@ -60,6 +60,19 @@ class InstanceLayout(msgspec.Struct, frozen=True):
     def active_color(self) -> str:
         return f"{self.dir}/active_color"
 
+    @property
+    def ports_compose(self) -> str:
+        return f"{self.dir}/ports/compose.yaml"
+
+    @property
+    def ports_conf(self) -> str:
+        return f"{self.dir}/ports/nginx.conf"
+
+    @property
+    def admin_password_script(self) -> str:
+        """The admin password's `odoo shell` script, there only while the shell reads it."""
+        return f"{self.secrets_dir}/admin_password.py"
+
     # ---- Docker names ----
     @property
     def db_project(self) -> str:
@@ -76,12 +89,35 @@ class InstanceLayout(msgspec.Struct, frozen=True):
         return f"{self.app_project(color)}-odoo-1"
 
     @property
+    def ports_project(self) -> str:
+        """The forwarder that publishes the instance's host ports (workers/render_proxy.py)."""
+        return f"{self.slug}-ports"
+
+    @property
+    def ports_container(self) -> str:
+        return self.ports_project
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        """Every container the instance may have on its server."""
+        colors = tuple(self.app_container(color) for color in ("blue", "green"))
+        return (self.db_container, *colors, self.ports_container)
+
+    @property
+    def volumes(self) -> tuple[str, ...]:
+        return (self.pgdata_volume, self.filestore_volume, self.extra_addons_volume)
+
+    @property
     def pgdata_volume(self) -> str:
         return f"{self.slug}_pgdata"
 
     @property
     def filestore_volume(self) -> str:
         return f"{self.slug}_filestore"
+
+    @property
+    def extra_addons_volume(self) -> str:
+        return f"{self.slug}_extra_addons"
 
     @property
     def backend_network(self) -> str:

@@ -1,16 +1,23 @@
-"""The per-server proxy from a saga: bring it up with every instance's host ports, and point
-an instance's route at a colour (atomically, checked by `nginx -t`, then reloaded)."""
+"""The per-server proxy and an instance's port forwarder, from a saga: the proxy running with
+its settings checked by `nginx -t`, an instance's route pointed at a colour (atomically,
+checked, then reloaded), and the forwarder that publishes the instance's host ports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from workers.layout import InstanceLayout, ProxyLayout
 from workers.remote import Remote
-from workers.render_proxy import render_proxy_compose, render_proxy_conf, render_route
+from workers.render_proxy import (
+    render_ports_compose,
+    render_ports_conf,
+    render_proxy_compose,
+    render_proxy_conf,
+    render_route,
+)
 from workers.server_commands import (
+    ports_up_command,
     proxy_layout_command,
     proxy_up_command,
+    staged,
     switch_route_command,
     write_active_color_command,
 )
@@ -20,14 +27,27 @@ from workers.spec import InstanceSpec
 PUBLIC = 0o644
 
 
-async def ensure_proxy(
-    remote: Remote, proxy: ProxyLayout, host_ports: Iterable[int], time_limit: float
-) -> str:
-    """`odoofleet-proxy` running on `odoofleet-edge`; recreated only when its ports change."""
+async def ensure_proxy(remote: Remote, proxy: ProxyLayout, time_limit: float) -> str:
+    """`odoofleet-proxy` running on `odoofleet-edge`: created or started only when it is not
+    running, never recreated under the instances it routes."""
     await remote.check(proxy_layout_command(proxy))
-    await remote.upload(proxy.compose, render_proxy_compose(host_ports).encode(), PUBLIC)
-    await remote.upload(proxy.conf_file, render_proxy_conf().encode(), PUBLIC)
+    await remote.upload(proxy.compose, render_proxy_compose().encode(), PUBLIC)
+    await remote.upload(staged(proxy.conf_file), render_proxy_conf().encode(), PUBLIC)
     return await remote.check(proxy_up_command(proxy), time_limit=time_limit)
+
+
+async def ensure_ports(
+    remote: Remote, layout: InstanceLayout, spec: InstanceSpec, *, public: bool, time_limit: float
+) -> str:
+    """The instance's forwarder, publishing its host ports on 127.0.0.1 (or every interface
+    when the server's publicHostPorts is set)."""
+    compose = render_ports_compose(spec, public=public)
+    await remote.upload(layout.ports_compose, compose.encode(), PUBLIC)
+    await remote.upload(layout.ports_conf, render_ports_conf(spec).encode(), PUBLIC)
+    started = await remote.check(ports_up_command(layout), time_limit=time_limit)
+    where = "every interface" if public else "127.0.0.1"
+    ports = f"{spec.http_port_host} and {spec.longpolling_port_host}"
+    return f"{started}\nhost ports {ports} published on {where} by {layout.ports_container}"
 
 
 async def switch_route(

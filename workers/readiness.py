@@ -10,6 +10,7 @@ import msgspec
 from workers.layout import InstanceLayout
 from workers.remote import NotYet, Remote, StepError, failure_text, poll
 from workers.server_commands import (
+    ContainerStatus,
     app_health_command,
     container_status_command,
     db_health_command,
@@ -42,40 +43,65 @@ async def wait_ready(
     remote: Remote, layout: InstanceLayout, color: str, db_name: str, patience: Patience
 ) -> str:
     """The container runs and is healthy, /web/health passes, and the login page of the
-    instance's database answers: the colour may get traffic. Exited, OOM-killed, restarting
-    or unhealthy containers fail at once rather than at the deadline."""
+    instance's database answers: the colour may get traffic.
+
+    A colour that crashes fails at once rather than at the deadline: exited, OOM-killed,
+    restarting, unhealthy, or restarted since the first look. Docker restarts a crashing
+    container within a fraction of a second, so most looks see it "running, starting"; its
+    restart count is what gives a crash loop away (ODOO-HOSTING.md §2.7). The container is
+    looked at again whenever a later probe fails, so a crash while its health or login page
+    is awaited fails fast too."""
     name = layout.app_container(color)
     deadline = time.monotonic() + patience.timeout
+    baseline: list[int] = []  # the restart count at the first look
 
-    async def container() -> str | NotYet:
+    async def state() -> ContainerStatus | NotYet:
         command = container_status_command(layout, color)
         result = await remote.run(command, time_limit=patience.command_limit)
         if not result.ok:
             return NotYet(failure_text(result))
-        state = parse_container_status(result.stdout)
-        if state.oom_killed:
+        seen = parse_container_status(result.stdout)
+        if not baseline:
+            baseline.append(seen.restart_count)
+        if seen.oom_killed:
             raise StepError(f"{name} was killed for want of memory (OOM)")
-        if state.status in ("exited", "dead"):
-            raise StepError(f"{name} exited with code {state.exit_code}")
-        if state.status == "restarting":
-            raise StepError(f"{name} keeps restarting ({state.restart_count} restarts)")
-        if state.health == "unhealthy":
+        if seen.status in ("exited", "dead"):
+            raise StepError(f"{name} exited with code {seen.exit_code}")
+        if seen.status == "restarting":
+            raise StepError(f"{name} keeps restarting (restarted {seen.restart_count}x)")
+        if seen.restart_count > baseline[0]:
+            restarts = seen.restart_count - baseline[0]
+            raise StepError(
+                f"{name} crashed and was restarted {restarts}x while starting "
+                f"(last exit code {seen.exit_code})"
+            )
+        if seen.health == "unhealthy":
             raise StepError(f"{name} is unhealthy: its /web/health check fails")
-        if state.status == "running" and state.health in ("healthy", "none"):
-            return f"{name} is running ({state.health})"
-        return NotYet(f"{state.status}, health {state.health}")
+        return seen
+
+    async def container() -> str | NotYet:
+        seen = await state()
+        if isinstance(seen, NotYet):
+            return seen
+        if seen.status == "running" and seen.health in ("healthy", "none"):
+            return f"{name} is running ({seen.health})"
+        return NotYet(f"{seen.status}, health {seen.health}")
 
     async def health() -> str | NotYet:
         command = app_health_command(layout, color)
         result = await remote.run(command, time_limit=patience.command_limit)
         if result.ok and '"pass"' in result.stdout:
             return "/web/health: pass"
+        await state()
         return NotYet(failure_text(result) if not result.ok else result.stdout.strip())
 
     async def login() -> str | NotYet:
         command = login_page_command(layout, color, db_name)
         result = await remote.run(command, time_limit=patience.command_limit)
-        return f"login page of {db_name}: HTTP 200" if result.ok else NotYet(failure_text(result))
+        if result.ok:
+            return f"login page of {db_name}: HTTP 200"
+        await state()
+        return NotYet(failure_text(result))
 
     seen = []
     for what, look in (

@@ -17,6 +17,20 @@ from workers.yaml_out import Interpolated, Yaml, dump
 
 POSTGRES_IMAGE = "postgres:16"
 SECRET_TARGET = "/run/secrets/pg_password"  # noqa: S105 (a path inside the container)
+ODOO_CONF_TARGET = "/etc/odoo/odoo.conf"
+# Every VOLUME the odoo image declares, each mounted from a named volume of the instance:
+# a VOLUME nothing mounts becomes an anonymous volume per container, which `compose down`
+# keeps and no teardown can name (ODOO-HOSTING.md §2.1b).
+FILESTORE_TARGET = "/var/lib/odoo"
+EXTRA_ADDONS_TARGET = "/mnt/extra-addons"
+# How every Odoo process of an instance starts (the app, the database creation, the admin
+# password's shell). The image's entrypoint adds `--db_password <password>` to the command
+# line of `odoo` (visible to every user of the server in `ps`) unless odoo.conf sets it;
+# given a command whose first word is neither `odoo` nor an option it only `exec`s it. So the
+# command is this launcher: it hands the password to Odoo's own process in PGPASSWORD (libpq
+# reads it; /proc/<pid>/environ is readable only by that process's user) and execs
+# `odoo "$@"`, with db_host/db_port/db_user in odoo.conf.
+ODOO_LAUNCHER = f'PGPASSWORD="$(cat {SECRET_TARGET})" && export PGPASSWORD && exec odoo "$@"'
 LOGGING: Yaml = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"}}
 MIB = 2**20
 
@@ -88,6 +102,11 @@ def render_db_compose(spec: InstanceSpec) -> str:
     return _header(spec, "database") + dump(document)
 
 
+def odoo_command(*args: str) -> list[str]:
+    """`odoo <args>` through ODOO_LAUNCHER (`$0` is the name the process shows)."""
+    return ["/bin/sh", "-c", ODOO_LAUNCHER, "odoo", *args]
+
+
 def render_app_compose(spec: InstanceSpec) -> str:
     check_spec(spec)
     names = InstanceLayout(spec.slug)
@@ -96,18 +115,19 @@ def render_app_compose(spec: InstanceSpec) -> str:
             "odoo": {
                 "image": Interpolated("${IMAGE:?IMAGE must be set in app/.env.<colour>}"),
                 "restart": "unless-stopped",
-                # `environment` wins over env_file: envVars cannot break the DB connection.
+                "command": odoo_command(),
+                # `environment` wins over env_file: envVars cannot point Odoo at another
+                # configuration file (the database connection is in odoo.conf).
                 "env_file": ["instance.env"],
-                "environment": {
-                    "HOST": "db",
-                    "PORT": "5432",
-                    "USER": "odoo",
-                    "PASSWORD_FILE": SECRET_TARGET,
-                },
+                "environment": {"ODOO_RC": ODOO_CONF_TARGET},
                 "secrets": ["pg_password"],
-                # A named volume, not a bind mount: Docker gives it the image's ownership
+                # Named volumes, not bind mounts: Docker gives them the image's ownership
                 # (the uid trap of ODOO-HOSTING.md §2.8).
-                "volumes": ["filestore:/var/lib/odoo", "../odoo.conf:/etc/odoo/odoo.conf:ro"],
+                "volumes": [
+                    f"filestore:{FILESTORE_TARGET}",
+                    f"extra_addons:{EXTRA_ADDONS_TARGET}",
+                    f"../odoo.conf:{ODOO_CONF_TARGET}:ro",
+                ],
                 "networks": ["backend", "edge"],
                 "stop_grace_period": "60s",
                 "healthcheck": {
@@ -130,7 +150,12 @@ def render_app_compose(spec: InstanceSpec) -> str:
             }
         },
         "secrets": {"pg_password": {"file": "../secrets/pg_password"}},
-        "volumes": {"filestore": {"external": True, "name": names.filestore_volume}},
+        "volumes": {
+            "filestore": {"external": True, "name": names.filestore_volume},
+            # The image's addons directory (empty in the official image), per instance: the
+            # image is the same for both colours and every container of the instance.
+            "extra_addons": {"external": True, "name": names.extra_addons_volume},
+        },
         "networks": {
             "backend": {"external": True, "name": names.backend_network},
             "edge": {"external": True, "name": EDGE_NETWORK},
@@ -190,16 +215,23 @@ def render_odoo_conf(spec: InstanceSpec) -> str:
         default_addons = "/mnt/enterprise," + default_addons
     options: list[tuple[str, str | int]] = [
         ("addons_path", spec.addons_path or default_addons),
-        ("data_dir", "/var/lib/odoo"),
-        # No db_host/db_password here: the entrypoint only passes the env values for keys
-        # odoo.conf does not set (ODOO-HOSTING.md §2.1).
+        ("data_dir", FILESTORE_TARGET),
+        # The connection without its password, which reaches Odoo in PGPASSWORD only
+        # (ODOO_LAUNCHER); the image's entrypoint is bypassed, so no env value is used.
+        ("db_host", "db"),
+        ("db_port", 5432),
+        ("db_user", "odoo"),
         ("db_name", spec.db_name),
         ("dbfilter", f"^{spec.db_name}$"),
         ("list_db", "False"),
         ("admin_passwd", spec.admin_password),
         ("proxy_mode", "True"),
+        # Written out: Odoo 19 warns that its default becomes 127.0.0.1 in 20.0, which would
+        # leave the proxy nothing to reach.
+        ("http_interface", "0.0.0.0"),  # noqa: S104 (inside the container, behind the proxy)
         ("workers", spec.workers),
         ("max_cron_threads", spec.max_cron_threads),
+        # `gevent_port` from 17.0 on (`longpolling_port` is its deprecated alias there).
         ("gevent_port" if major >= 17 else "longpolling_port", 8072),
         ("limit_memory_soft", spec.limit_memory_soft),
         ("limit_memory_hard", spec.limit_memory_hard),
@@ -210,6 +242,7 @@ def render_odoo_conf(spec: InstanceSpec) -> str:
         ("log_level", spec.log_level),
     ]
     if major <= 18:
+        # 19.0 loads no demo data unless asked (`with_demo`) and knows no `without_demo` key.
         options.append(("without_demo", "all"))
     body = "".join(f"{key} = {value}\n" for key, value in options)
     return f"; {_comment(spec, 'Odoo configuration')}[options]\n{body}"

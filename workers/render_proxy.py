@@ -1,10 +1,18 @@
 """The per-server nginx proxy: its compose file, its shared settings and one route file per
-instance. The proxy container owns the host ports, so they stay put across a blue/green
-switch; switching colour rewrites only the instance's route file (ODOO-HOSTING.md §2.9)."""
+instance; and each instance's port forwarder, which publishes its host ports.
+
+Why a forwarder per instance: a container's published ports are fixed when it is created, so
+a proxy that published every instance's host ports had to be recreated whenever an instance
+came or went, and every other instance on the server refused connections meanwhile (~300 ms
+measured, websockets dropped). Now the proxy publishes only its own fixed port and is changed
+only by writing config, `nginx -t` and `nginx -s reload`. It still listens on each
+instance's host ports inside its container, from the instance's route file; the instance's
+forwarder (`<slug>-ports`) publishes them on the host and passes their TCP streams to the
+proxy. The forwarder never changes during the instance's life, a colour switch rewrites only
+the route file (ODOO-HOSTING.md §2.9), and adding or removing an instance creates or removes
+only its own forwarder."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from workers.fields import check_color, check_port
 from workers.layout import EDGE_NETWORK, PROXY_CONTAINER, PROXY_PROJECT, InstanceLayout
@@ -24,10 +32,9 @@ _PROXY_HEADERS = (
 )
 
 
-def render_proxy_compose(host_ports: Iterable[int], http_port: int = 80) -> str:
-    """The proxy publishes port 80 plus every instance's httpPortHost and
-    longpollingPortHost; a new port set means `up -d` recreates the container."""
-    ports = sorted({check_port(http_port), *(check_port(p) for p in host_ports)})
+def render_proxy_compose(http_port: int = 80) -> str:
+    """The proxy publishes its own port only: nothing an instance does changes this file."""
+    port = check_port(http_port)
     document: dict[str, Yaml] = {
         "name": PROXY_PROJECT,
         "services": {
@@ -35,7 +42,7 @@ def render_proxy_compose(host_ports: Iterable[int], http_port: int = 80) -> str:
                 "image": NGINX_IMAGE,
                 "container_name": PROXY_CONTAINER,
                 "restart": "unless-stopped",
-                "ports": [f"{port}:{port}" for port in ports],
+                "ports": [f"{port}:{port}"],
                 # Directories, not single files: a file replaced by rename stays visible
                 # inside the container only through a directory mount.
                 "volumes": ["./conf.d:/etc/nginx/conf.d:ro", f"./routes:{ROUTES_MOUNT}:ro"],
@@ -47,6 +54,64 @@ def render_proxy_compose(host_ports: Iterable[int], http_port: int = 80) -> str:
         "networks": {"edge": {"external": True, "name": EDGE_NETWORK}},
     }
     return "# Compose file of the odoofleet proxy; generated, do not edit\n" + dump(document)
+
+
+def render_ports_compose(spec: InstanceSpec, *, public: bool) -> str:
+    """The instance's forwarder: its host ports on 127.0.0.1 (for the health probe and an SSH
+    tunnel), or on every interface when the server's publicHostPorts says so."""
+    check_spec(spec)
+    names = InstanceLayout(spec.slug)
+    address = "" if public else "127.0.0.1:"
+    ports = (spec.http_port_host, spec.longpolling_port_host)
+    document: dict[str, Yaml] = {
+        "name": names.ports_project,
+        "services": {
+            "ports": {
+                "image": NGINX_IMAGE,
+                "container_name": names.ports_container,
+                "restart": "unless-stopped",
+                "ports": [f"{address}{port}:{port}" for port in ports],
+                "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro"],
+                "networks": ["edge"],
+                "logging": LOGGING,
+                "labels": {"odoofleet.instance": spec.instance_id, "odoofleet.role": "ports"},
+            }
+        },
+        "networks": {"edge": {"external": True, "name": EDGE_NETWORK}},
+    }
+    head = f"# Compose file of the port forwarder of {spec.instance_id} ({spec.slug}); "
+    return head + "generated, do not edit\n" + dump(document)
+
+
+def render_ports_conf(spec: InstanceSpec) -> str:
+    """The forwarder's whole nginx.conf: each host port passed, as TCP, to the same port of
+    the proxy, whose name Docker's DNS answers per connection (a recreated proxy gets a new
+    address). The include loads a packaged nginx's dynamic stream module; the official image
+    has it built in and no such directory, and a pattern matching nothing is no error."""
+    check_spec(spec)
+    servers = "".join(
+        f"""\
+    server {{
+        listen {check_port(port)};
+        set $odoofleet_proxy {PROXY_CONTAINER}:{port};
+        proxy_pass $odoofleet_proxy;
+    }}
+"""
+        for port in (spec.http_port_host, spec.longpolling_port_host)
+    )
+    return f"""\
+# Port forwarder of odoofleet instance {spec.instance_id} ({spec.slug}); generated, do not edit
+include /etc/nginx/modules-enabled/*.conf;
+worker_processes 1;
+events {{
+    worker_connections 1024;
+}}
+stream {{
+    resolver 127.0.0.11 valid=10s ipv6=off;
+    proxy_connect_timeout 10s;
+    proxy_timeout 720s;
+{servers}}}
+"""
 
 
 def render_proxy_conf(http_port: int = 80) -> str:

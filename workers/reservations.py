@@ -1,5 +1,5 @@
-"""The reservation streams from the sagas' side: the host ports held on a server (the proxy
-publishes them all) and, at teardown, giving an instance's slug, host name and ports back."""
+"""The reservation streams from the sagas' side: at teardown, giving an instance's slug,
+host name and host ports back."""
 
 from __future__ import annotations
 
@@ -45,13 +45,6 @@ def holder(events: Iterable[DomainEvent]) -> str | None:
             case SlugReleased() | SubdomainReleased():
                 held_by = None
     return held_by
-
-
-async def server_host_ports(
-    store: EventStore, registry: EventRegistry, server_id: str
-) -> list[int]:
-    stream = await read(store, registry, ports_stream(server_id))
-    return sorted(port for pair in held_ports(stream.events).values() for port in pair)
 
 
 async def release_reservations(

@@ -28,7 +28,7 @@ from odoofleet.logs import log_context
 from odoofleet.settings import Settings
 from workers.consumer import ConsumerSpec, Deferred, consume
 from workers.health_observer import HealthObserver, ObserverConfig
-from workers.sagas import control, provisioning, redeploy, teardown, validation
+from workers.sagas import control, provisioning, redeploy, rotate_admin, teardown, validation
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
 from workers.ssh import SshRunner
 
@@ -52,6 +52,7 @@ SAGAS: Final = (
     Saga("ActionRequested", "instance", control.handle, control.exhausted),
     Saga("RemovalRequested", "instance", teardown.handle, teardown.exhausted),
     Saga("RedeployRequested", "instance", redeploy.handle, redeploy.exhausted),
+    Saga("AdminPasswordRotationRequested", "instance", rotate_admin.handle, rotate_admin.exhausted),
 )
 
 
@@ -159,7 +160,7 @@ class _OrgShares:
     """How many operations of each kind every organization runs in this process. One that
     has its share (`per_org`) gets its next message deferred, so the others' messages are
     fetched meanwhile: 24 hanging servers of one tenant no longer hold every fetch loop
-    (issue 13)."""
+    (RELIABILITY.md F-FAIR)."""
 
     def __init__(self, per_org: int) -> None:
         self._per_org = per_org

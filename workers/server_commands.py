@@ -13,6 +13,7 @@ import msgspec
 
 from workers.fields import check_color, check_db_name, check_uuid
 from workers.layout import EDGE_NETWORK, PROXY_CONTAINER, PROXY_PROJECT, InstanceLayout, ProxyLayout
+from workers.render import odoo_command
 from workers.shell import cmd, fail, if_then, locked, quiet, script, sequence, silent
 
 STOP_GRACE_SECONDS = 60
@@ -50,17 +51,18 @@ def layout_command(layout: InstanceLayout) -> str:
     return script(
         cmd("mkdir", "-p", layout.root),
         cmd("install", "-d", "-m", "700", layout.dir, layout.secrets_dir),
-        cmd("install", "-d", "-m", "755", f"{layout.dir}/db", f"{layout.dir}/app"),
+        cmd("install", "-d", "-m", "755", *(f"{layout.dir}/{d}" for d in ("db", "app", "ports"))),
     )
 
 
 def networks_and_volumes_command(layout: InstanceLayout, instance_id: str) -> str:
-    """The shared edge network and the instance's filestore volume, which outlives both
-    app colours (ODOO-HOSTING.md §2.6 step 2)."""
+    """The shared edge network and the instance's filestore and addons volumes, which
+    outlive both app colours (ODOO-HOSTING.md §2.6 step 2)."""
     labelled = f"odoofleet.instance={check_uuid(instance_id)}"
+    volumes = (layout.filestore_volume, layout.extra_addons_volume)
     return script(
         ensure_network_command(EDGE_NETWORK),
-        quiet(cmd("docker", "volume", "create", "--label", labelled, layout.filestore_volume)),
+        *(quiet(cmd("docker", "volume", "create", "--label", labelled, v)) for v in volumes),
     )
 
 
@@ -87,10 +89,11 @@ def create_database_command(layout: InstanceLayout, db_name: str, odoo_version: 
     db = check_db_name(db_name)
     listing = cmd("docker", "exec", layout.db_container, "psql", "-U", "odoo", "-d", "postgres")
     exists = "printf '%s\\n' \"$dbs\" | cut -d '|' -f 1 | tr -d ' ' | " + cmd("grep", "-qxF", db)
-    init = [*_compose_app(layout, "blue"), "run", "--rm", "-T", "--no-deps", "odoo"]
-    init += ["odoo", "-d", db, "-i", "base", "--stop-after-init"]
+    args = ["-d", db, "-i", "base", "--stop-after-init"]
     if int(odoo_version.split(".")[0]) <= 18:
-        init.append("--without-demo=all")
+        args.append("--without-demo=all")
+    init = [*_compose_app(layout, "blue"), "run", "--rm", "-T", "--no-deps", "odoo"]
+    init += odoo_command(*args)
     return locked(
         layout.lock,
         script(
@@ -98,6 +101,30 @@ def create_database_command(layout: InstanceLayout, db_name: str, odoo_version: 
             if_then(exists, cmd("echo", f"database {db} exists"), cmd(*init)),
         ),
     )
+
+
+def admin_password_script(password: str) -> bytes:
+    """What `odoo shell` reads on its standard input to set the admin user's password (Odoo
+    hashes it on write). Uploaded as a file, never put on a command line."""
+    write = f"env.ref('base.user_admin').write({{'password': {password!r}}})"
+    return f"{write}\nenv.cr.commit()\n".encode()
+
+
+def set_admin_password_command(
+    layout: InstanceLayout, db_name: str, running_color: str | None
+) -> str:
+    """Run the uploaded admin password script in `odoo shell`: in a one-off container of the
+    blue colour's image (at provisioning), or inside the running colour (a rotation). The
+    script is removed whatever the outcome."""
+    db = check_db_name(db_name)
+    shell = odoo_command("shell", "-d", db, "--no-http")
+    if running_color is None:
+        run = [*_compose_app(layout, "blue"), "run", "--rm", "-T", "--no-deps", "odoo", *shell]
+    else:
+        run = ["docker", "exec", "-i", layout.app_container(running_color), *shell]
+    source = layout.admin_password_script
+    body = sequence(f"{cmd(*run)} < {cmd(source)}", "status=$?", cmd("rm", "-f", source))
+    return locked(layout.lock, f'{body}; exit "$status"')
 
 
 def app_up_command(layout: InstanceLayout, color: str) -> str:
@@ -146,23 +173,45 @@ def proxy_layout_command(proxy: ProxyLayout) -> str:
 
 
 def proxy_up_command(proxy: ProxyLayout) -> str:
+    """The proxy's shared settings (uploaded to `staged(conf_file)`) in force, and the proxy
+    running. A running proxy is never recreated, whatever its compose file says: the new
+    settings are checked and reloaded like a route. Only a proxy that is not running is
+    created or started (`up -d`), with the settings put in place first."""
+    new, current = staged(proxy.conf_file), proxy.conf_file
     up = cmd("docker", "compose", "-p", PROXY_PROJECT, "-f", proxy.compose, "up", "-d")
-    return locked(proxy.lock, script(ensure_network_command(EDGE_NETWORK), up))
+    start = script(
+        if_then(f"[ -f {cmd(new)} ]", cmd("mv", "-f", new, current)),
+        ensure_network_command(EDGE_NETWORK),
+        up,
+    )
+    reload = install_checked(new, current, "the proxy's settings")
+    return locked(proxy.lock, if_then(_proxy_running(), reload, start))
 
 
-def switch_route_command(proxy: ProxyLayout, slug: str) -> str:
-    """Put the staged route (uploaded to `staged_route`) in place, check it with `nginx -t`
-    and reload; if nginx rejects it, restore the previous route and fail."""
-    new, current, previous = proxy.staged_route(slug), proxy.route(slug), proxy.previous_route(slug)
+def staged(path: str) -> str:
+    """Where a new version of a proxy file is uploaded; nginx includes only `*.conf`."""
+    return f"{path}.new"
+
+
+def install_checked(new: str, current: str, what: str) -> str:
+    """Put `new` in place of `current` and reload nginx, if `nginx -t` accepts the result;
+    otherwise the previous file is back, nginx keeps running on it, and the script fails. A
+    staged file identical to the current one changes nothing. Run under the proxy's lock."""
+    previous = f"{current}.prev"
     keep_previous = if_then(
         f"[ -f {cmd(current)} ]",
         cmd("cp", "-p", current, previous),
         cmd("rm", "-f", previous),
     )
+    unchanged = f"[ -f {cmd(current)} ] && " + cmd("cmp", "-s", new, current)
     stage = if_then(
         f"[ -f {cmd(new)} ]",
-        script(keep_previous, cmd("mv", "-f", new, current)),
-        if_then(f"[ ! -f {cmd(current)} ]", fail(f"no route staged for {slug}")),
+        if_then(
+            unchanged,
+            script(cmd("rm", "-f", new), "exit 0"),
+            script(keep_previous, cmd("mv", "-f", new, current)),
+        ),
+        if_then(f"[ ! -f {cmd(current)} ]", fail(f"nothing staged for {what}")),
     )
     restore = if_then(
         f"[ -f {cmd(previous)} ]", cmd("mv", "-f", previous, current), cmd("rm", "-f", current)
@@ -170,20 +219,57 @@ def switch_route_command(proxy: ProxyLayout, slug: str) -> str:
     check = if_then(
         cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-t"),
         cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload"),
-        script(restore, fail(f"nginx rejected the new route of {slug}; the previous one is back")),
+        script(restore, fail(f"nginx rejected the new {what}; the previous one is back")),
     )
-    return locked(proxy.lock, script(stage, check))
+    return f"( {stage} && {check} )"
+
+
+def switch_route_command(proxy: ProxyLayout, slug: str) -> str:
+    """Put the staged route (uploaded to `staged_route`) in place, check it with `nginx -t`
+    and reload; if nginx rejects it, restore the previous route and fail."""
+    install = install_checked(proxy.staged_route(slug), proxy.route(slug), f"route of {slug}")
+    return locked(proxy.lock, install)
 
 
 def remove_route_command(proxy: ProxyLayout, slug: str) -> str:
-    """Teardown's first step: traffic gets a clean 404 rather than 502s."""
-    files = (proxy.route(slug), proxy.staged_route(slug), proxy.previous_route(slug))
-    running = cmd("docker", "inspect", "-f", "{{.State.Running}}", PROXY_CONTAINER)
-    reload = cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload")
+    """Teardown's first step: traffic gets a clean 404 rather than 502s. The route is set
+    aside, not deleted, until nginx accepted the configuration without it."""
+    route, aside = proxy.route(slug), proxy.previous_route(slug)
+    check = if_then(
+        cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-t"),
+        script(
+            cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload"),
+            cmd("rm", "-f", aside),
+        ),
+        script(
+            cmd("mv", "-f", aside, route),
+            fail(f"nginx rejected the configuration without the route of {slug}"),
+        ),
+    )
     body = script(
-        cmd("rm", "-f", *files), if_then(f'[ "$({running} 2>/dev/null)" = true ]', reload)
+        cmd("rm", "-f", proxy.staged_route(slug)),
+        if_then(
+            f"[ -f {cmd(route)} ]",
+            script(
+                cmd("mv", "-f", route, aside),
+                if_then(_proxy_running(), check, cmd("rm", "-f", aside)),
+            ),
+            cmd("rm", "-f", aside),
+        ),
     )
     return locked(proxy.lock, body)
+
+
+def ports_up_command(layout: InstanceLayout) -> str:
+    """The instance's port forwarder running (workers/render_proxy.py); `up -d` leaves a
+    running one alone unless its files changed."""
+    up = cmd("docker", "compose", "-p", layout.ports_project, "-f", layout.ports_compose, "up")
+    return locked(layout.lock, script(ensure_network_command(EDGE_NETWORK), f"{up} -d"))
+
+
+def _proxy_running() -> str:
+    running = cmd("docker", "inspect", "-f", "{{.State.Running}}", PROXY_CONTAINER)
+    return f'[ "$({running} 2>/dev/null)" = true ]'
 
 
 # ---- control ------------------------------------------------------------------------------
@@ -206,8 +292,16 @@ def restart_command(layout: InstanceLayout, color: str) -> str:
 
 
 def app_down_command(layout: InstanceLayout, color: str) -> str:
-    down = cmd(*_compose_app(layout, color), "down", "-t", STOP_GRACE_SECONDS)
+    """`-v` removes anonymous volumes only: the instance's named volumes are external to the
+    app project, which compose never removes (ODOO-HOSTING.md §2.1b)."""
+    down = cmd(*_compose_app(layout, color), "down", "-v", "-t", STOP_GRACE_SECONDS)
     return if_then(_has_containers(layout.app_project(color)), locked(layout.lock, down))
+
+
+def ports_down_command(layout: InstanceLayout) -> str:
+    project = layout.ports_project
+    down = cmd("docker", "compose", "-p", project, "-f", layout.ports_compose, "down", "-v")
+    return if_then(_has_containers(project), locked(layout.lock, down))
 
 
 def db_down_command(layout: InstanceLayout) -> str:
@@ -216,9 +310,8 @@ def db_down_command(layout: InstanceLayout) -> str:
 
 
 def remove_volumes_command(layout: InstanceLayout) -> str:
-    """Only after the final backup: the database and the filestore, for good."""
-    volumes = (layout.pgdata_volume, layout.filestore_volume)
-    return script(*(_remove_if_present("volume", volume) for volume in volumes))
+    """Only after the final backup: the database, the filestore and the addons, for good."""
+    return script(*(_remove_if_present("volume", volume) for volume in layout.volumes))
 
 
 def remove_network_command(layout: InstanceLayout) -> str:
@@ -230,16 +323,33 @@ def remove_directory_command(layout: InstanceLayout) -> str:
     return if_then(f"[ -d {cmd(layout.dir)} ]", remove)
 
 
-def verify_removed_command(layout: InstanceLayout, instance_id: str) -> str:
-    """Fails, listing them, if containers, volumes or the directory of the instance remain."""
+def verify_removed_command(layout: InstanceLayout, proxy: ProxyLayout, instance_id: str) -> str:
+    """Fails, listing them, if anything of the instance is left on the server. It lists what
+    the server has (every container, volume and network) and looks for the instance's own
+    names as well as its label: something created without the label (by hand, or by an
+    older odoofleet) is found too. Then its directory and its route files."""
     label = f"label=odoofleet.instance={check_uuid(instance_id)}"
-    containers = cmd("docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}")
-    volumes = cmd("docker", "volume", "ls", "-q", "--filter", label)
-    directory = if_then(f"[ -e {cmd(layout.dir)} ]", cmd("echo", layout.dir))
-    left = f"left=$({containers} && {volumes} && {directory})"
-    joined = "\"$(printf '%s' \"$left\" | tr '\\n' ' ')\""
-    report = cmd("printf", "left behind after teardown: %s\\n") + f" {joined} >&2"
-    return script(left, if_then('[ -n "$left" ]', f"{{ {report}; exit 1; }}"))
+    slug = layout.slug  # [a-z0-9-]: literal in an extended regular expression
+    gather = script(
+        "c=$(" + cmd("docker", "ps", "-a", "--format", "{{.Names}}") + ")",
+        "cl=$(" + cmd("docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}") + ")",
+        "v=$(" + cmd("docker", "volume", "ls", "-q") + ")",
+        "vl=$(" + cmd("docker", "volume", "ls", "-q", "--filter", label) + ")",
+        "n=$(" + cmd("docker", "network", "ls", "--format", "{{.Name}}") + ")",
+    )
+    found = [
+        "printf '%s\\n' \"$c\" | " + cmd("grep", "-E", f"^{slug}-(db|blue|green|ports)(-|$)"),
+        "printf '%s\\n' \"$cl\"",
+        "printf '%s\\n' \"$v\" | " + cmd("grep", "-xE", "|".join(layout.volumes)),
+        "printf '%s\\n' \"$vl\"",
+        "printf '%s\\n' \"$n\" | " + cmd("grep", "-xF", layout.backend_network),
+    ]
+    files = (layout.dir, proxy.route(slug), proxy.staged_route(slug), proxy.previous_route(slug))
+    found += [f"{{ [ ! -e {cmd(path)} ] || {cmd('echo', path)}; }}" for path in files]
+    listed = "{ " + "; ".join(found) + "; }"
+    left = f"left=$({listed} | sort -u | sed '/^$/d' | tr '\\n' ' ')"
+    report = cmd("printf", "left behind after teardown: %s\\n") + ' "$left" >&2'
+    return script(gather, left, if_then('[ -n "$left" ]', f"{{ {report}; exit 1; }}"))
 
 
 # ---- helpers ------------------------------------------------------------------------------

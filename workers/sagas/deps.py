@@ -32,6 +32,8 @@ class SagaConfig(msgspec.Struct, frozen=True, kw_only=True):
     compose_limit: float = 900.0  # `compose up` may pull images
     create_db_limit: float = 1800.0  # `odoo -i base` on a slow disk
     min_disk_free_bytes: int = 5 * GIB
+    # The pauses before a failed teardown is tried again, one per retry; then it is abandoned.
+    removal_retries: tuple[float, ...] = (5.0, 30.0, 120.0)
 
 
 @dataclass(frozen=True)

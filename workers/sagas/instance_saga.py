@@ -43,6 +43,9 @@ class Plan:
     # which look at the present (a server, a container) and so are always looked at again.
     resume_from: tuple[str, ...] = ()
     checks: frozenset[str] = frozenset()
+    # Whether to run the steps again after this failure (having waited as long as it wants);
+    # None: a failure is the operation's outcome.
+    retry: Callable[[InstanceContext, StepFailed], Awaitable[bool]] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,18 +91,26 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
         await log.start(op.kind, op.instance_id, opened.instance.server_id, deps.worker)
         ctx = InstanceContext(deps, trigger, log, locks, *opened)
         carried = await _carried(deps, trigger, reaction, op.operation_id)
-        try:
-            await resume(log, await reaction.steps(ctx), carried=carried)
-        except StepFailed as e:
-            message = log.mask(e.message)
-            await _note_host_key_changed(deps, trigger, opened.instance.server_id, op, e)
-            outcome = Settled(True, e.step, message)
-            await _settle(
-                deps, trigger, log, op, reaction, reaction.failed(e.step, message), outcome
-            )
-            return
-        except OperationTakenOver:
-            return  # cancelled by a removal, or another worker is on it
+        steps = await reaction.steps(ctx)
+        while True:
+            try:
+                await resume(log, steps, carried=carried)
+            except StepFailed as e:
+                try:
+                    if reaction.retry is not None and await reaction.retry(ctx, e):
+                        continue  # the completed steps are skipped, the failed one runs again
+                except OperationTakenOver:
+                    return
+                message = log.mask(e.message)
+                await _note_host_key_changed(deps, trigger, opened.instance.server_id, op, e)
+                outcome = Settled(True, e.step, message)
+                await _settle(
+                    deps, trigger, log, op, reaction, reaction.failed(e.step, message), outcome
+                )
+                return
+            except OperationTakenOver:
+                return  # cancelled by a removal, or another worker is on it
+            break
         await _settle(deps, trigger, log, op, reaction, reaction.succeeded(), Settled())
 
 

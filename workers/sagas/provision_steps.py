@@ -10,21 +10,22 @@ from events.registry import DomainEvent
 from events.server import server_stream
 from workers.instance_access import may_settle
 from workers.operation_log import OperationTakenOver
-from workers.proxy_steps import ensure_proxy, switch_route
+from workers.proxy_steps import ensure_ports, ensure_proxy, switch_route
 from workers.readiness import wait_db_healthy, wait_ready
 from workers.remote import NotYet, StepError, poll
 from workers.render import instance_files
-from workers.reservations import server_host_ports
 from workers.sagas.context import InstanceContext
 from workers.sagas.instance_saga import Plan
 from workers.sagas.runtime import Step
 from workers.server_access import fold_server
 from workers.server_commands import (
+    admin_password_script,
     app_up_command,
     create_database_command,
     db_up_command,
     layout_command,
     networks_and_volumes_command,
+    set_admin_password_command,
 )
 from workers.server_facts import parse_server_facts, preflight_problems, server_facts_command
 from workers.shell import script
@@ -75,6 +76,7 @@ async def provision_steps(ctx: InstanceContext) -> list[Step]:
         Step("db-up", lambda: db_up(ctx)),
         Step("db-healthy", lambda: wait_db_healthy(ctx.remote, ctx.layout, ctx.config.readiness)),
         Step("create-db", lambda: create_database(ctx)),
+        Step("admin-password", lambda: set_admin_password(ctx, None)),
         Step("app-up", lambda: app_up(ctx, FIRST_COLOR)),
         Step("readiness", lambda: ready(ctx, FIRST_COLOR)),
         Step("route", lambda: route(ctx, FIRST_COLOR)),
@@ -155,6 +157,26 @@ async def create_database(ctx: InstanceContext) -> str:
     return await ctx.remote.check(command, time_limit=ctx.config.create_db_limit)
 
 
+async def set_admin_password(ctx: InstanceContext, running_color: str | None) -> str:
+    """The admin user's password, set through Odoo itself (`odoo shell`, which hashes it):
+    in a one-off container after the database's creation, or in the running colour for a
+    rotation. An instance created before odoofleet generated one keeps its password."""
+    password = ctx.secrets.admin_user_password
+    if password is None:
+        return "no admin user password recorded for this instance: left as it is"
+    return await write_admin_password(ctx, password, running_color)
+
+
+async def write_admin_password(
+    ctx: InstanceContext, password: str, running_color: str | None
+) -> str:
+    layout, db_name = ctx.layout, ctx.spec().db_name
+    await ctx.remote.upload(layout.admin_password_script, admin_password_script(password), 0o600)
+    command = set_admin_password_command(layout, db_name, running_color)
+    await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
+    return f"the password of the admin user of {db_name} is set"
+
+
 async def app_up(ctx: InstanceContext, color: str) -> str:
     """Whatever starts a colour (provisioning, start, redeploy) starts it on the instance's
     files as rendered from the settings the operation read when it began: uploaded here,
@@ -171,7 +193,9 @@ async def ready(ctx: InstanceContext, color: str) -> str:
 
 
 async def route(ctx: InstanceContext, color: str) -> str:
-    ports = await server_host_ports(ctx.deps.store, ctx.deps.registry, ctx.server_id)
-    proxy = await ensure_proxy(ctx.remote, ctx.proxy, ports, ctx.config.compose_limit)
+    limit = ctx.config.compose_limit
+    proxy = await ensure_proxy(ctx.remote, ctx.proxy, limit)
     switched = await switch_route(ctx.remote, ctx.proxy, ctx.layout, ctx.spec(), color)
-    return f"{proxy}\n{switched}"
+    public = ctx.server.require().public_host_ports
+    ports = await ensure_ports(ctx.remote, ctx.layout, ctx.spec(), public=public, time_limit=limit)
+    return f"{proxy}\n{switched}\n{ports}"

@@ -13,6 +13,8 @@ colour serving and give up.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from events.instance import ActionFailed, Color, InstanceRedeployed, RedeployRequested, idle_color
 from events.registry import DomainEvent
 from workers.instance_access import InstanceRecord, may_settle
@@ -33,7 +35,9 @@ from workers.sagas.instance_saga import (
 from workers.sagas.provision_steps import app_up, ready
 from workers.sagas.runtime import Step
 from workers.server_commands import stop_command
+from workers.ssh_errors import SshError
 
+StepRun = Callable[[], Awaitable[str]]
 STARTING_APPLIES = "whatever starts it renders the latest settings"
 
 
@@ -69,10 +73,30 @@ def _plan(event: RedeployRequested, old: Color) -> Plan:
             except StepError as e:
                 return f"{ctx.layout.app_container(old)} was left running: {e}"
 
+        def stopping_new_on_failure(run: StepRun) -> StepRun:
+            """Until the route moved, a failure leaves the old colour serving; the new one is
+            stopped, not left in a restart loop (which also slowed the next redeploy)."""
+
+            async def guarded() -> str:
+                try:
+                    return await run()
+                except StepError as e:
+                    raise StepError(f"{e}; {await stop_new()}") from e
+
+            return guarded
+
+        async def stop_new() -> str:
+            name = ctx.layout.app_container(new)
+            try:
+                await ctx.remote.check(stop_command(ctx.layout, new))
+            except (StepError, SshError) as e:
+                return f"{name} could not be stopped: {e}"
+            return f"{name} was stopped"
+
         return [
-            Step(f"app-up-{new}", lambda: app_up(ctx, new)),
-            Step(f"readiness-{new}", lambda: ready(ctx, new)),
-            Step(f"route-{new}", switch),
+            Step(f"app-up-{new}", stopping_new_on_failure(lambda: app_up(ctx, new))),
+            Step(f"readiness-{new}", stopping_new_on_failure(lambda: ready(ctx, new))),
+            Step(f"route-{new}", stopping_new_on_failure(switch)),
             Step(f"stop-{old}", stop_old),
         ]
 

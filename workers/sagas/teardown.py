@@ -1,17 +1,29 @@
 """The teardown saga (on RemovalRequested, also while provisioning is still running): route
-off, both colours down, database down, volumes, network and directory removed, checked, then
-the slug and host ports given back (ODOO-HOSTING.md §2.10). Every step accepts "already
-gone", so a teardown that died half-way simply runs again."""
+off, port forwarder, both colours and database down, volumes, network and directory removed,
+checked, then the slug and host ports given back (ODOO-HOSTING.md §2.10). Every step accepts
+"already gone", so a teardown that died half-way simply runs again.
+
+A failed attempt is recorded (RemovalFailed: the instance stays `removing`) and the worker
+tries again by itself after a pause, a few times (SagaConfig.removal_retries); then the
+removal is abandoned (RemovalAbandoned: the instance is `failed`, with the reason). Nobody
+has to send a DELETE to unstick it; a forced removal meanwhile ends the retries."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from events.instance import InstanceRemoved, RemovalFailed, RemovalRequested, instance_stream
+from events.instance import (
+    InstanceRemoved,
+    RemovalAbandoned,
+    RemovalFailed,
+    RemovalRequested,
+    instance_stream,
+)
 from events.registry import DomainEvent
 from workers.instance_access import InstanceRecord, fold_instance, may_remove
 from workers.layout import InstanceLayout
-from workers.operation_log import OperationLog
+from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.reservations import release_reservations
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
@@ -28,13 +40,14 @@ from workers.sagas.runtime import Step, cancel
 from workers.server_commands import (
     app_down_command,
     db_down_command,
+    ports_down_command,
     remove_directory_command,
     remove_network_command,
     remove_route_command,
     remove_volumes_command,
     verify_removed_command,
 )
-from workers.streams import read
+from workers.streams import append_once, read
 
 
 def operation(trigger: Trigger) -> InstanceOperation:
@@ -47,9 +60,8 @@ def operation(trigger: Trigger) -> InstanceOperation:
         return Plan(
             steps=_steps,
             succeeded=lambda: _removed(event),
-            # The instance stays `removing`; a new DELETE retries the teardown.
             failed=lambda step, message: [
-                RemovalFailed(
+                RemovalAbandoned(
                     instance_id=event.instance_id,
                     operation_id=event.operation_id,
                     step=step,
@@ -57,9 +69,35 @@ def operation(trigger: Trigger) -> InstanceOperation:
                 )
             ],
             allowed=may_remove,
+            retry=lambda ctx, failure: _retry(ctx, event, failure),
         )
 
     return InstanceOperation("teardown", event.operation_id, event.instance_id, react)
+
+
+async def _retry(ctx: InstanceContext, event: RemovalRequested, failure: StepFailed) -> bool:
+    """Record the failed attempt and wait before the next, while retries are left. The
+    attempts are counted in the operation's log, so a worker that took over goes on counting."""
+    attempt = ctx.log.progress.attempts.get(failure.step, 1)
+    pauses = ctx.config.removal_retries
+    if attempt > len(pauses):
+        return False
+    failed = RemovalFailed(
+        instance_id=event.instance_id,
+        operation_id=event.operation_id,
+        step=failure.step,
+        message=ctx.log.mask(failure.message),
+    )
+    stream_id = instance_stream(event.instance_id)
+    key = f"{event.operation_id}/attempt-{failure.step}-{attempt}"
+    metadata = ctx.trigger.metadata
+    store, registry = ctx.deps.store, ctx.deps.registry
+    await append_once(store, registry, stream_id, [failed], metadata, key=key, allowed=may_remove)
+    await asyncio.sleep(pauses[attempt - 1])
+    if not may_remove((await read(store, registry, stream_id)).events):
+        await ctx.log.cancel("the instance was removed meanwhile (forced)")
+        raise OperationTakenOver("the instance was removed meanwhile")
+    return True
 
 
 def _removed(event: RemovalRequested) -> list[DomainEvent]:
@@ -77,13 +115,14 @@ async def _steps(ctx: InstanceContext) -> list[Step]:
 
     return [
         Step("remove-route", run(lambda layout: remove_route_command(ctx.proxy, layout.slug))),
+        Step("ports-down", run(ports_down_command)),
         Step("app-down-blue", run(lambda layout: app_down_command(layout, "blue"))),
         Step("app-down-green", run(lambda layout: app_down_command(layout, "green"))),
         Step("db-down", run(db_down_command)),
         Step("remove-volumes", run(remove_volumes_command)),
         Step("remove-network", run(remove_network_command)),
         Step("remove-directory", run(remove_directory_command)),
-        Step("verify", run(lambda layout: verify_removed_command(layout, instance_id))),
+        Step("verify", run(lambda layout: verify_removed_command(layout, ctx.proxy, instance_id))),
         *release,
     ]
 

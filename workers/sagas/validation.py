@@ -26,7 +26,6 @@ from workers.masking import Masker
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.proxy_steps import ensure_proxy
 from workers.remote import Remote, StepError
-from workers.reservations import server_host_ports
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.runtime import Step, cancel, close, guarded, last_started_step
 from workers.server_access import (
@@ -114,9 +113,8 @@ class _Validation:
         return output
 
     async def proxy(self) -> str:
-        ports = await server_host_ports(self.deps.store, self.deps.registry, self.server_id)
         proxy = ProxyLayout(self.deps.config.root)
-        return await ensure_proxy(self.remote(), proxy, ports, self.deps.config.compose_limit)
+        return await ensure_proxy(self.remote(), proxy, self.deps.config.compose_limit)
 
     async def settle(self, events: list[DomainEvent], outcome: Settled) -> None:
         """The outcome on the server stream once, then the operation's end."""

@@ -27,7 +27,7 @@ REFUSED_NETWORKS: Final = tuple(
         "100.100.100.200/32",  # Alibaba Cloud metadata
         "224.0.0.0/4",
         "255.255.255.255/32",
-        "::/128",
+        "::/96",  # IPv4-compatible (deprecated) forms, :: and ::1 among them
         "::1/128",
         "fe80::/10",
         "fd00:ec2::254/128",  # AWS metadata over IPv6

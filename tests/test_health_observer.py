@@ -7,11 +7,15 @@ from datetime import timedelta
 from itertools import pairwise
 
 from health_fixtures import HealthWorld, health_world_fixture  # noqa: F401
-from saga_fixtures import bare_fleet_fixture  # noqa: F401
+from projection_fixtures import projections_running
+from saga_fixtures import ORG, Fleet, bare_fleet_fixture  # noqa: F401
+from waiting import eventually
 
-from events.server import ServerReachable, ServerUnreachable, server_stream
+from events.instance import InstanceProvisioned
+from events.pool import Pool
+from events.server import ServerReachable, ServerUnreachable, ServerValidated, server_stream
 from projections.health_score import WEIGHTS
-from projections.queries import HealthScoreView
+from projections.queries import HealthScoreView, get_server
 from workers.layout import InstanceLayout
 from workers.server_commands import app_up_command, stop_command
 from workers.shell import script
@@ -176,3 +180,35 @@ async def test_the_colour_running_at_probe_time_is_observed_during_a_switch(
     observed = (await health_world.observations())[-1]
     assert (observed.status, observed.container_state) == ("healthy", "running")
     assert all(o.status == "healthy" for o in await health_world.observations())
+
+
+async def test_an_instance_being_removed_is_not_judged(
+    bare_fleet: Fleet, pool: Pool, database_url: str
+) -> None:
+    """Its teardown takes its containers down; the read model may still say running (the
+    projections lag), but its own stream says a removal was asked for: nothing is recorded."""
+    bare_fleet.start_workers(sagas={"ServerValidationRequested", "ProvisioningRequested"})
+    server_id = await bare_fleet.register_server()
+    await bare_fleet.wait_for(server_stream(server_id), ServerValidated)
+    instance = await bare_fleet.create_instance(server_id)
+    await bare_fleet.wait_for(instance.stream, InstanceProvisioned)
+    world = HealthWorld(bare_fleet, server_id, instance)
+    try:
+        async with projections_running(pool, database_url):
+            await world.wait_instance_status("running")
+
+            async def server_active() -> bool:
+                view = await get_server(pool, ORG, server_id)
+                return view is not None and view.status == "active"
+
+            await eventually(server_active, timeout=30, message="server active")
+            assert await world.cycle() == 1
+        await bare_fleet.remove(instance)  # no teardown saga runs here, no projection
+        bare_fleet.sshd.override_container(world.app_container, Status="exited")
+
+        appended = await world.cycle(after=400.0)
+    finally:
+        await world.close()
+
+    assert appended == 0
+    assert [o.status for o in await world.observations()] == ["healthy"]

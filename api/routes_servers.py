@@ -39,7 +39,6 @@ from projections.queries import (
     list_servers,
     wait_for_position,
 )
-from projections.read_servers import with_registration
 from projections.servers import SERVERS
 
 VIEW: Final = needs("view:servers")
@@ -62,8 +61,7 @@ async def list_all(
     principal = request.user
     await services.reads.before_read(principal, min_position, ("servers",))
     found = await list_servers(services.pool, principal.org_id)
-    shown = await with_registration(services.store, services.registry, found)
-    return ServerList(servers=[present.server(view) for view in shown])
+    return ServerList(servers=[present.server(view) for view in found])
 
 
 @post(
@@ -136,8 +134,7 @@ async def get_one(
     view = await get_server(services.pool, principal.org_id, str(server_id))
     if view is None:
         raise ServerNotFound
-    [shown] = await with_registration(services.store, services.registry, [view])
-    return present.server(shown)
+    return present.server(view)
 
 
 @delete(

@@ -96,14 +96,18 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
     last_seen_at: datetime | None
     last_restart_at: Annotated[
         datetime | None,
-        msgspec.Meta(description="When the last restart asked for through the API completed"),
+        msgspec.Meta(
+            description="When a health observation first showed the serving container"
+            " restarted by Docker (null until one did)"
+        ),
     ]
     restart_count: Annotated[
-        int,
+        int | None,
         msgspec.Meta(
-            description="Restarts asked for through the API (control `restart`) that completed."
-            " Not the health's containerRestartCount, which counts Docker's restarts of the"
-            " container serving now."
+            description="Times Docker restarted the container serving now (its RestartCount,"
+            " as the health observer last saw it; null until observed): the health's"
+            " restartCount. A restart asked for through the API is an operation, not counted"
+            " here."
         ),
     ]
     enterprise_build_id: str | None

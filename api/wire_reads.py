@@ -14,16 +14,14 @@ class Health(msgspec.Struct, rename="camel", kw_only=True):
     container_state: str | None
     http_status: int | None
     response_time_ms: float | None
-    # Docker's restart count of the container serving now (docs/instances.md): not the
-    # Instance's restartCount, which counts restarts asked for through the API.
     restart_count: Annotated[
         int | None,
         msgspec.Meta(
-            description="Times Docker restarted the container serving now (its RestartCount;"
-            " a new colour starts at 0). Not the Instance's restartCount, which counts"
-            " restarts asked for through the API."
+            description="Times Docker restarted the container serving now (its RestartCount,"
+            " as last observed; a new colour starts at 0). The Instance's restartCount is the"
+            ' same number (docs/instances.md "Restart counts").'
         ),
-    ] = msgspec.field(name="containerRestartCount")
+    ]
     oom_killed: bool | None
     memory_bytes: int | None
     memory_limit_bytes: int | None

@@ -10,7 +10,7 @@ from projections.health import HEALTH
 from projections.instances import HEALTH_FIELDS, INSTANCES
 from projections.operations import OPERATIONS
 from projections.projection import FoldProjection, Projection
-from projections.servers import NOT_STORED, SERVERS
+from projections.servers import SERVERS
 from projections.tables import TableRows
 
 NAMES: Final = ("instances", "servers", "operations", "health", "audit")
@@ -35,7 +35,7 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
         FoldProjection(
             "servers",
             SERVERS,
-            TableRows("servers", "id", "server", SERVERS.row_type, exclude=NOT_STORED),
+            TableRows("servers", "id", "server", SERVERS.row_type),
             registry,
         ),
         FoldProjection(

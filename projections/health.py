@@ -25,7 +25,11 @@ class HealthView(Row, frozen=True, kw_only=True):
     container_state: str | None
     http_status: int | None
     response_time_ms: float | None
+    # Docker's RestartCount of the container serving, as last observed, and when an
+    # observation first showed a restart (docs/instances.md "Restart counts"). The Instance's
+    # restartCount and lastRestartAt are these two.
     restart_count: int | None
+    last_restart_at: datetime | None = None
     oom_killed: bool | None
     memory_bytes: int | None
     memory_limit_bytes: int | None
@@ -41,8 +45,17 @@ class HealthView(Row, frozen=True, kw_only=True):
     samples: list[Bucket] = []
 
 
+def _restarted(row: HealthView | None, e: HealthObserved) -> bool:
+    """Whether this observation is the first to show a restart: the observer counted one in
+    its window (it follows the container across colours and its own restarts), or the count
+    is above the last one observed (none observed counts as 0)."""
+    before = row.restart_count if row is not None else None
+    return e.window.restarts > 0 or (e.restart_count or 0) > (before or 0)
+
+
 def observed(row: HealthView | None, e: HealthObserved, env: Envelope) -> HealthView:
     last_seen = row.last_seen_at if row is not None else None
+    last_restart = row.last_restart_at if row is not None else None
     samples = add_window(row.samples if row else [], e.window, e.observed_at, e.memory_limit_bytes)
     factors = stored_factors(samples, e.observed_at)
     score = total(factors)
@@ -55,6 +68,7 @@ def observed(row: HealthView | None, e: HealthObserved, env: Envelope) -> Health
         http_status=e.http_status,
         response_time_ms=e.response_time_ms,
         restart_count=e.restart_count,
+        last_restart_at=e.observed_at if _restarted(row, e) else last_restart,
         oom_killed=e.oom_killed,
         memory_bytes=e.memory_bytes,
         memory_limit_bytes=e.memory_limit_bytes,

@@ -91,13 +91,15 @@ class InstanceView(Row, frozen=True, kw_only=True):
     limit_time_real: int
     log_level: str
     mcp_write_enabled: bool
-    # From the health read model (joined on read), absent from the instances table.
+    # From the health read model (joined on read), absent from the instances table. The
+    # restart fields are Docker's restarts of the serving container, as the health observer
+    # saw them (docs/instances.md "Restart counts"); a control restart is an operation.
     health_score: int | None = None
     health_score_grade: str | None = None
     health_score_updated_at: datetime | None = None
     last_seen_at: datetime | None = None
-    last_restart_at: datetime | None
-    restart_count: int
+    last_restart_at: datetime | None = None
+    restart_count: int | None = None
     enterprise_build_id: str | None = None
     enterprise_deployed_at: datetime | None = None
     enterprise_update_available: bool | None = None
@@ -107,7 +109,14 @@ class InstanceView(Row, frozen=True, kw_only=True):
     updated_at: datetime
 
 
-HEALTH_FIELDS = ("health_score", "health_score_grade", "health_score_updated_at", "last_seen_at")
+HEALTH_FIELDS = (
+    "health_score",
+    "health_score_grade",
+    "health_score_updated_at",
+    "last_seen_at",
+    "last_restart_at",
+    "restart_count",
+)
 
 
 def _changed(row: InstanceView, env: Envelope, **changes: Any) -> InstanceView:
@@ -159,8 +168,6 @@ def created(_: InstanceView | None, e: InstanceCreated, env: Envelope) -> Instan
         limit_time_real=s.limit_time_real,
         log_level=s.log_level,
         mcp_write_enabled=e.mcp_write_enabled,
-        last_restart_at=None,
-        restart_count=0,
         created_at=e.created_at,
         updated_at=e.created_at,
         version=env.version,
@@ -216,16 +223,8 @@ def started(row: InstanceView | None, _: InstanceStarted, env: Envelope) -> Inst
     return _changed(need(row, env), env, status="running", status_message=None)
 
 
-def restarted(row: InstanceView | None, e: InstanceRestarted, env: Envelope) -> InstanceView:
-    current = need(row, env)
-    return _changed(
-        current,
-        env,
-        status="running",
-        status_message=None,
-        last_restart_at=e.restarted_at,
-        restart_count=current.restart_count + 1,
-    )
+def restarted(row: InstanceView | None, _: InstanceRestarted, env: Envelope) -> InstanceView:
+    return _changed(need(row, env), env, status="running", status_message=None)
 
 
 def stopped(row: InstanceView | None, _: InstanceStopped, env: Envelope) -> InstanceView:

@@ -15,11 +15,13 @@ from projections.instances import HEALTH_FIELDS, InstanceView
 from projections.read_health_score import STORED_SCORE_SQL, StoredScore, score_now
 from projections.reader import Reader, fetch_text
 
-# The instance row with last_seen_at from the health read model, and the stored score that
-# `_scored` evaluates at the time of reading (as /health-score does), as one JSON object.
+# The instance row with lastSeenAt and the restart fields from the health read model, and the
+# stored score that `_scored` evaluates at the time of reading (as /health-score does), as one
+# JSON object.
 _ROW: Final = (
     b"jsonb_build_object('instance', to_jsonb(i) || jsonb_build_object('last_seen_at',"
-    b" h.last_seen_at), 'score', " + STORED_SCORE_SQL + b")"
+    b" h.last_seen_at, 'last_restart_at', h.last_restart_at, 'restart_count', h.restart_count),"
+    b" 'score', " + STORED_SCORE_SQL + b")"
 )
 _HEALTH: Final = b" LEFT JOIN health h ON h.instance_id = i.id AND h.org_id = i.org_id"
 
@@ -122,7 +124,8 @@ async def with_health(
     conn: Reader, view: InstanceView, *, now: datetime | None = None
 ) -> InstanceView:
     """`view`, folded from its stream, with the health fields a read shows (health score,
-    lastSeenAt): no instance event carries them, they come from the health read model."""
+    lastSeenAt, restart count and time): no instance event carries them, they come from the
+    health read model."""
     stored = await get_instance(conn, view.org_id, view.id, now=now)
     if stored is None:
         return view

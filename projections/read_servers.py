@@ -6,9 +6,6 @@ from typing import Final
 
 import msgspec
 
-from events.registry import EventRegistry
-from events.server import ServerRegistered, server_stream
-from events.store import EventStore
 from projections.reader import Reader, connection, fetch_text
 from projections.servers import ServerView
 
@@ -40,21 +37,3 @@ async def count_live_instances_on_server(conn: Reader, org_id: str, server_id: s
         cur = await c.execute(_LIVE, (org_id, server_id))
         row = await cur.fetchone()
     return 0 if row is None else int(row[0])
-
-
-async def with_registration(
-    store: EventStore, registry: EventRegistry, views: list[ServerView]
-) -> list[ServerView]:
-    """The views with the settings only their registration event holds (publicHostPorts),
-    read from the first event of each server's stream, all in one query."""
-    if not views:
-        return views
-    found = await store.read_streams({server_stream(view.id): 0 for view in views})
-    shown = []
-    for view in views:
-        first = found[server_stream(view.id)][:1]
-        registered = registry.decode_all(first)
-        if registered and isinstance(registered[0], ServerRegistered):
-            view = msgspec.structs.replace(view, public_host_ports=registered[0].public_host_ports)
-        shown.append(view)
-    return shown

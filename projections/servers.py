@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -39,15 +39,11 @@ class ServerView(Row, frozen=True, kw_only=True):
     ram_total_bytes: int | None
     docker_version: str | None
     max_ssh_sessions: int
-    # Fixed at registration. The servers table has no column for it: reads take it from the
-    # registration event (read_servers.with_registration).
-    public_host_ports: bool = False
+    # Fixed at registration (there is no event that changes it).
+    public_host_ports: bool
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
-
-
-NOT_STORED: Final = ("public_host_ports",)
 
 
 def _changed(row: ServerView, env: Envelope, **changes: Any) -> ServerView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from api_fixtures import (
     Caller,
@@ -17,6 +18,7 @@ from api_fixtures import (
 
 from events.health import HealthObserved, HealthWindow, health_stream
 from events.instance import (
+    InstanceRestarted,
     InstanceStopped,
     ProvisioningFailed,
     instance_stream,
@@ -391,7 +393,9 @@ async def test_a_bad_as_of_is_400(alice: Caller) -> None:
     assert response.status_code == 400
 
 
-def _observed(instance_id: str, server_id: str, at: datetime) -> HealthObserved:
+def _observed(
+    instance_id: str, server_id: str, at: datetime, *, restart_count: int = 3, restarts: int = 0
+) -> HealthObserved:
     return HealthObserved(
         instance_id=instance_id,
         server_id=server_id,
@@ -399,7 +403,7 @@ def _observed(instance_id: str, server_id: str, at: datetime) -> HealthObserved:
         container_state="running",
         http_status=200,
         response_time_ms=15.0,
-        restart_count=3,
+        restart_count=restart_count,
         oom_killed=False,
         memory_bytes=700 * 2**20,
         memory_limit_bytes=1000 * 2**20,
@@ -413,14 +417,21 @@ def _observed(instance_id: str, server_id: str, at: datetime) -> HealthObserved:
             latency_p50_ms=12.0,
             latency_p95_ms=20.0,
             latency_max_ms=30.0,
-            restarts=0,
+            restarts=restarts,
             oom_kills=0,
             peak_memory_bytes=700 * 2**20,
         ),
     )
 
 
-HEALTH_SHOWN = ("healthScore", "healthScoreGrade", "healthScoreUpdatedAt", "lastSeenAt")
+HEALTH_SHOWN = (
+    "healthScore",
+    "healthScoreGrade",
+    "healthScoreUpdatedAt",
+    "lastSeenAt",
+    "lastRestartAt",
+    "restartCount",
+)
 
 
 async def test_a_patch_answers_with_the_health_fields_a_get_showed(
@@ -431,7 +442,7 @@ async def test_a_patch_answers_with_the_health_fields_a_get_showed(
     position = await record(
         store,
         health_stream(instance["id"]),
-        _observed(instance["id"], server_id, datetime.now(UTC)),
+        _observed(instance["id"], server_id, datetime.now(UTC), restarts=3),
     )
     await alice.get(
         f"/api/instances/{instance['id']}/health-score", headers={"X-Min-Position": position}
@@ -442,30 +453,57 @@ async def test_a_patch_answers_with_the_health_fields_a_get_showed(
 
     assert before["healthScore"] is not None
     assert before["lastSeenAt"] is not None
+    assert before["lastRestartAt"] is not None
     assert {name: patched.json()[name] for name in HEALTH_SHOWN} == {
         name: before[name] for name in HEALTH_SHOWN
     }
 
 
-async def test_the_instance_and_its_health_name_their_restart_counts_apart(
+async def _restarts_after(alice: Caller, instance_id: str, position: str) -> tuple[Any, ...]:
+    """(health restartCount, Instance restartCount, Instance lastRestartAt) once both read
+    models are at `position`."""
+    health = await alice.get(
+        f"/api/instances/{instance_id}/health", headers={"X-Min-Position": position}
+    )
+    shown = (
+        await alice.get(f"/api/instances/{instance_id}", headers={"X-Min-Position": position})
+    ).json()
+    return health.json()["restartCount"], shown["restartCount"], shown["lastRestartAt"]
+
+
+async def test_the_instance_and_its_health_show_one_restart_count_docker_s(
     alice: Caller, store: EventStore
 ) -> None:
     server_id = await new_server(alice)
     instance = await running_instance(alice, store, server_id)
-    position = await record(
-        store,
-        health_stream(instance["id"]),
-        _observed(instance["id"], server_id, datetime.now(UTC)),
+    instance_id, health = instance["id"], health_stream(instance["id"])
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    first = _observed(instance_id, server_id, t0, restart_count=0)
+    unobserved = (await alice.get(f"/api/instances/{instance_id}")).json()
+    at_first = await _restarts_after(alice, instance_id, await record(store, health, first))
+
+    # A restart asked for through the API is an operation and an audit entry, not a count.
+    control = await alice.post(f"/api/instances/{instance_id}/control", json={"action": "restart"})
+    done = InstanceRestarted(instance_id=instance_id, operation_id="op-r", restarted_at=t0)
+    after_control = await _restarts_after(
+        alice, instance_id, await record(store, instance_stream(instance_id), done)
+    )
+    crashed = _observed(
+        instance_id, server_id, t0 + timedelta(minutes=1), restart_count=3, restarts=3
+    )
+    after_crashes = await _restarts_after(alice, instance_id, await record(store, health, crashed))
+    calm = _observed(instance_id, server_id, t0 + timedelta(minutes=2), restart_count=3)
+    later = await _restarts_after(alice, instance_id, await record(store, health, calm))
+    audit = await alice.get(
+        "/api/audit-logs",
+        params={"action": "instance.restarted"},
+        headers={"X-Min-Position": control.headers["x-position"]},
     )
 
-    health = (
-        await alice.get(
-            f"/api/instances/{instance['id']}/health", headers={"X-Min-Position": position}
-        )
-    ).json()
-    shown = (await alice.get(f"/api/instances/{instance['id']}")).json()
-
-    # Docker restarted the container 3 times; nobody asked for a restart through the API.
-    assert health["containerRestartCount"] == 3
-    assert "restartCount" not in health
-    assert shown["restartCount"] == 0
+    assert (unobserved["restartCount"], unobserved["lastRestartAt"]) == (None, None)
+    assert at_first == (0, 0, None)
+    assert control.status_code == 202
+    assert after_control == (0, 0, None)
+    assert after_crashes == (3, 3, "2026-03-01T12:01:00Z")
+    assert later == after_crashes
+    assert [item["resourceId"] for item in audit.json()["items"]] == [instance_id]

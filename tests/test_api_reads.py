@@ -13,6 +13,14 @@ from events.store import EventStore
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
+# API.md "Health", every field always present.
+HEALTH_FIELDS = {
+    "instanceId", "status", "containerState", "httpStatus", "responseTimeMs", "restartCount",
+    "oomKilled", "memoryBytes", "memoryLimitBytes", "cpuPercent", "lastSeenAt", "lastCheckedAt",
+    "message",
+}  # fmt: skip
+
+
 async def test_health_is_unknown_until_the_first_observation(alice: Caller) -> None:
     server_id = await new_server(alice)
     created = await new_instance(alice, server_id)
@@ -21,6 +29,7 @@ async def test_health_is_unknown_until_the_first_observation(alice: Caller) -> N
 
     assert response.status_code == 200
     assert response.json()["status"] == "unknown"
+    assert set(response.json()) == HEALTH_FIELDS
     assert response.json()["instanceId"] == created["id"]
 
 
@@ -34,7 +43,7 @@ async def test_health_shows_the_latest_observation(alice: Caller, store: EventSt
         container_state="running",
         http_status=200,
         response_time_ms=12.5,
-        restart_count=0,
+        restart_count=2,
         oom_killed=False,
         memory_bytes=1 << 28,
         memory_limit_bytes=1 << 31,
@@ -61,7 +70,9 @@ async def test_health_shows_the_latest_observation(alice: Caller, store: EventSt
     )
 
     body = response.json()
+    assert set(body) == HEALTH_FIELDS
     assert (body["status"], body["httpStatus"], body["responseTimeMs"]) == ("healthy", 200, 12.5)
+    assert body["restartCount"] == 2
     assert body["lastCheckedAt"].startswith("2026-01-02T03:04:05")
 
 

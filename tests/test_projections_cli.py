@@ -8,17 +8,25 @@ import csv
 import io
 import json
 
+import msgspec
 import nats
 import pytest
 from builders import meta
-from projection_fixtures import catch_up, create_instance, register_server
+from projection_fixtures import (
+    catch_up,
+    create_instance,
+    new_id,
+    register_server,
+    server_registered,
+)
 from waiting import eventually
 
 from events.pool import Pool
-from events.store import Checkpoint, EventStore
+from events.server import server_stream
+from events.store import NO_STREAM, Checkpoint, EventStore
 from odoofleet import cli_audit, cli_events, cli_projections
 from odoofleet.settings import Settings
-from projections.queries import get_instance
+from projections.queries import get_instance, get_server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +82,25 @@ async def test_rebuild_and_replay_from_the_cli_keep_the_read_model(
     assert (rebuilt, replayed) == (0, 0)
     assert f"replayed {created.version} events into instances" in out
     assert await get_instance(pool, "org-a", instance_id) is not None
+
+
+async def test_rebuilding_servers_from_the_cli_fills_public_host_ports(
+    pool: Pool, store: EventStore, settings: Settings, capsys: pytest.CaptureFixture[str]
+):
+    server_id = new_id()
+    public = msgspec.structs.replace(server_registered(server_id), public_host_ports=True)
+    await store.append(server_stream(server_id), NO_STREAM, [public], meta())
+    await catch_up(pool, "servers")
+    async with pool.connection() as conn:
+        # As a row written before the column existed would read.
+        await conn.execute("UPDATE servers SET public_host_ports = false")
+
+    code, _ = await _run(settings, capsys, "projections", "rebuild", "servers")
+
+    view = await get_server(pool, "org-a", server_id)
+    assert code == 0
+    assert view is not None
+    assert view.public_host_ports is True
 
 
 async def test_audit_prints_the_filtered_trail_as_json_csv_or_a_table(

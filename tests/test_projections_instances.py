@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
+import msgspec
 import pytest
 from builders import meta
 from projection_fixtures import (
@@ -12,6 +14,7 @@ from projection_fixtures import (
     append_to_instance,
     catch_up,
     create_instance,
+    health_observed,
     instance_created,
     new_id,
     observe,
@@ -19,6 +22,7 @@ from projection_fixtures import (
     request_action,
 )
 
+from events.health import HealthObserved, health_stream
 from events.instance import (
     ActionFailed,
     InstanceRemoved,
@@ -33,10 +37,11 @@ from events.instance import (
 )
 from events.pool import Pool
 from events.secrets import Vault
-from events.store import NO_STREAM, EventStore, NewEvents
+from events.store import ANY, NO_STREAM, EventStore, NewEvents
 from projections.queries import (
     InvalidCursor,
     count_live_instances_on_server,
+    get_health,
     get_instance,
     list_instances,
 )
@@ -102,7 +107,7 @@ async def test_provisioning_runs_the_instance_and_activates_its_domain(
     assert (view.domains[0].dns_status, view.domains[0].ssl_status) == ("active", "active")
 
 
-async def test_completed_actions_set_running_or_stopped_and_count_restarts(
+async def test_completed_actions_set_running_or_stopped_and_a_control_restart_counts_nothing(
     pool: Pool, store: EventStore
 ):
     instance_id, _ = await create_instance(store)
@@ -121,7 +126,8 @@ async def test_completed_actions_set_running_or_stopped_and_count_restarts(
     view = await get_instance(pool, "org-a", instance_id)
 
     assert view is not None
-    assert (view.status, view.restart_count, view.last_restart_at) == ("running", 1, restarted_at)
+    # The restart count is Docker's (from the health read model): nothing observed yet.
+    assert (view.status, view.restart_count, view.last_restart_at) == ("running", None, None)
 
 
 async def test_a_stopped_instance_is_stopped(pool: Pool, store: EventStore):
@@ -284,6 +290,65 @@ async def test_the_health_read_model_fills_last_seen(pool: Pool, store: EventSto
 
     assert view is not None
     assert view.last_seen_at == NOW
+
+
+def _seen(instance_id: str, minutes: int, count: int | None, restarts: int = 0) -> HealthObserved:
+    at = NOW + timedelta(minutes=minutes)
+    observed = health_observed(instance_id, at=at)
+    window = msgspec.structs.replace(observed.window, restarts=restarts)
+    return msgspec.structs.replace(observed, restart_count=count, window=window)
+
+
+async def _restarts(pool: Pool, instance_id: str) -> tuple[Any, ...]:
+    """(Instance restart count and time, by id and in a list, the health's restart count)."""
+    one = await get_instance(pool, "org-a", instance_id)
+    listed, _ = await list_instances(
+        pool, "org-a", server_id=None, status=None, limit=10, cursor=None
+    )
+    health = await get_health(pool, "org-a", instance_id)
+    assert one is not None
+    assert health is not None
+    (in_list,) = [view for view in listed if view.id == instance_id]
+    return (
+        one.restart_count,
+        one.last_restart_at,
+        (in_list.restart_count, in_list.last_restart_at)
+        == (one.restart_count, one.last_restart_at),
+        health.restart_count,
+    )
+
+
+async def test_the_instance_shows_docker_s_restarts_of_its_serving_container(
+    pool: Pool, store: EventStore
+):
+    instance_id, _ = await create_instance(store)
+    health = health_stream(instance_id)
+    minute = timedelta(minutes=1)
+    crashed = [
+        _seen(instance_id, 0, 0),
+        _seen(instance_id, 1, 2, restarts=2),
+        _seen(instance_id, 2, 2),
+    ]
+    await store.append(health, ANY, crashed, meta())
+    await catch_up(pool, "instances", "health")
+    after_crashes = await _restarts(pool, instance_id)
+    # A new colour serves (its count starts at 0), Docker restarts it once, then the
+    # observer finds no container (no count).
+    switched = [
+        _seen(instance_id, 3, 0),
+        _seen(instance_id, 4, 1, restarts=1),
+        _seen(instance_id, 5, None),
+    ]
+    await store.append(health, ANY, switched, meta())
+    await catch_up(pool, "instances", "health")
+    after_switch = await _restarts(pool, instance_id)
+    # A count above the last one observed is a restart even when no window counted it.
+    await store.append(health, ANY, [_seen(instance_id, 6, 2)], meta())
+    await catch_up(pool, "instances", "health")
+
+    assert after_crashes == (2, NOW + minute, True, 2)
+    assert after_switch == (None, NOW + 4 * minute, True, None)
+    assert await _restarts(pool, instance_id) == (2, NOW + 6 * minute, True, 2)
 
 
 async def test_list_filters_by_server_and_status(pool: Pool, store: EventStore):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from builders import meta
 from projection_fixtures import (
@@ -13,23 +15,33 @@ from projection_fixtures import (
     catch_up,
     create_instance,
     differences_from_a_fresh_build,
+    health_observed,
     new_id,
     observe,
     projections_running,
     register_server,
+    server_registered,
     until_readable,
 )
 from psycopg import AsyncConnection
 
 from events.catalog import build_registry
 from events.checkpoints import load_checkpoint
+from events.health import health_stream
 from events.instance import InstanceUpdated, instance_stream
 from events.operation import OperationStarted, operation_stream
 from events.pool import Pool
-from events.store import NO_STREAM, EventStore
+from events.server import server_stream
+from events.store import ANY, NO_STREAM, EventStore
 from projections.catalog import NAMES, build_projections
 from projections.errors import PoisonEvent
-from projections.queries import AuditFilter, get_instance, list_instances, query_audit
+from projections.queries import (
+    AuditFilter,
+    get_instance,
+    get_server,
+    list_instances,
+    query_audit,
+)
 from projections.rebuild import Progress, RebuildRunning, build_checkpoint, rebuild
 from projections.replay import replay
 
@@ -91,6 +103,36 @@ async def test_a_rebuild_produces_the_read_model_it_replaces_row_by_row(
     assert leftovers == []
     assert {p.phase for p in seen} == {"building", "indexing", "swapping", "done"}
     assert [p.projection for p in seen if p.phase == "done"] == list(NAMES)
+
+
+async def test_a_rebuild_gives_back_docker_s_restarts_and_public_host_ports(
+    pool: Pool, store: EventStore
+):
+    server_id = new_id()
+    public = msgspec.structs.replace(server_registered(server_id), public_host_ports=True)
+    await store.append(server_stream(server_id), NO_STREAM, [public], meta())
+    instance_id, _ = await create_instance(store, server_id=server_id)
+    calm = health_observed(instance_id, at=NOW)
+    crashed = msgspec.structs.replace(
+        health_observed(instance_id, at=NOW + timedelta(minutes=1)),
+        restart_count=1,
+        window=msgspec.structs.replace(calm.window, restarts=1),
+    )
+    await store.append(health_stream(instance_id), ANY, [calm, crashed], meta())
+    await catch_up(pool)
+    before = await get_instance(pool, "org-a", instance_id)
+    projections = build_projections(build_registry())
+
+    for name in ("servers", "health", "instances"):
+        await rebuild(pool, projections[name], batch_size=100)
+
+    after = await get_instance(pool, "org-a", instance_id)
+    server = await get_server(pool, "org-a", server_id)
+    assert after is not None
+    assert server is not None
+    assert after == before
+    assert (after.restart_count, after.last_restart_at) == (1, NOW + timedelta(minutes=1))
+    assert server.public_host_ports is True
 
 
 async def test_reads_never_fail_nor_see_a_half_built_table_during_a_rebuild(

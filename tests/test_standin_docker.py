@@ -334,6 +334,19 @@ async def test_teardown_removes_everything_and_can_run_again(server: Server) -> 
     assert server.sshd.container("acme-db-db-1") is None
 
 
+async def test_a_stopped_instance_tears_down_completely(server: Server) -> None:
+    """`ps -aq` finds the stopped colour, so its `down` runs before the network goes (the
+    stand-in once ignored combined flags: the teardown skipped it and stuck on the network)."""
+    await server.provision()
+    await server.proxy_up()
+    await server.ok(stop_command(server.layout, "blue"))
+
+    await server.teardown()
+
+    await server.ok(verify_removed_command(server.layout, server.proxy, INSTANCE_ID))
+    assert server.sshd.container("acme-blue-odoo-1") is None
+
+
 async def test_verify_lists_what_teardown_left_behind(server: Server) -> None:
     await server.provision()
 

@@ -123,6 +123,23 @@ async def acme(docker_fleet: DockerFleet, server_id: str) -> Instance:
     return instance
 
 
+async def test_validation_records_the_real_docker_and_compose_versions_of_the_server(
+    docker_fleet: DockerFleet,
+) -> None:
+    engine = docker_fleet.sshd.engine
+    server_id = await docker_fleet.register_server()
+
+    done = await docker_fleet.wait_for(
+        server_stream(server_id), ServerValidated, ServerValidationFailed, timeout=60
+    )
+
+    assert isinstance(done, ServerValidated), done
+    assert done.docker_version == await docker(engine, "version", "-f", "{{.Server.Version}}")
+    assert done.compose_version == await docker(engine, "compose", "version", "--short")
+    assert done.compose_version.startswith("2.")
+    assert done.cpu_cores == os.cpu_count()
+
+
 async def test_a_provisioned_instance_is_healthy_by_docker_and_served_through_the_proxy(
     docker_fleet: DockerFleet, acme: Instance
 ) -> None:

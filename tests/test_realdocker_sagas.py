@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -24,7 +25,15 @@ from realdocker_fixtures import (  # noqa: F401
     docker_server_fixture,
 )
 from realdocker_harness import Inventory
-from realdocker_probes import Poller, docker, get, inventory, listing, websocket_handshake
+from realdocker_probes import (
+    Poller,
+    authenticate,
+    docker,
+    get,
+    inventory,
+    listing,
+    websocket_handshake,
+)
 from saga_fixtures import Instance
 from waiting import eventually
 
@@ -154,6 +163,19 @@ async def test_a_provisioned_instance_is_healthy_by_docker_and_served_through_th
     assert handshake.startswith("HTTP/1.1 101"), handshake
     direct = await asyncio.to_thread(get, "anything", "/web/health", acme.http_port_host)
     assert direct[0] == 200
+
+
+async def test_the_admin_user_logs_in_with_the_generated_password_and_not_with_admin(
+    acme: Instance,
+) -> None:
+    def login(password: str) -> dict[str, Any]:
+        return authenticate(host(acme), "acme", "admin", password)
+
+    generated = await asyncio.to_thread(login, acme.admin_user_password)
+    default = await asyncio.to_thread(login, "admin")
+
+    assert generated.get("result", {}).get("uid") == 2, generated
+    assert "AccessDenied" in str(default.get("error")), default
 
 
 def non_loopback_address() -> str:

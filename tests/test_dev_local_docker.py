@@ -9,8 +9,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,23 +102,48 @@ async def local_dev(
 
 
 @pytest.mark.realdocker
-async def test_this_machine_is_registered_and_validated_as_an_active_server(
+async def test_this_machine_becomes_an_active_server_that_hosts_a_real_instance(
     local_dev: tuple[str, str], engine_held: DockerEngine
 ) -> None:
     api, token = local_dev
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=10) as client:
 
-        async def statuses() -> list[tuple[str, str]]:
-            servers = (await client.get("/api/servers")).json()["servers"]
-            return [(s["status"], s.get("statusMessage") or "") for s in servers]
+        async def servers() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = (await client.get("/api/servers")).json()["servers"]
+            return found
 
         async def active() -> bool:
-            return any(status == "active" for status, _ in await statuses())
+            return any(server["status"] == "active" for server in await servers())
 
-        await eventually(active, timeout=240, message="the local Docker server validated")
-        servers = (await client.get("/api/servers")).json()["servers"]
+        await eventually(active, timeout=240, interval=0.2, message="the server validated")
+        [server] = await servers()
+        proxy = engine_held.docker("inspect", "-f", "{{.State.Running}}", PROXY_CONTAINER)
+        assert proxy.stdout.strip() == "true"  # the real proxy, on the real engine
 
-    assert [server["name"] for server in servers] == ["this machine (local Docker)"]
-    proxy = engine_held.docker("inspect", "-f", "{{.State.Running}}", PROXY_CONTAINER)
-    assert proxy.stdout.strip() == "true"  # the real proxy, on the real engine
+        body = {"name": "Local Dev", "serverId": server["id"], "odooVersion": "17.0"}
+        created = await client.post("/api/instances", json=body)
+        assert created.status_code == 202, created.text
+        path = f"/api/instances/{created.json()['id']}"
+
+        async def status() -> str:
+            return str((await client.get(path)).json()["status"])
+
+        await eventually(lambda: _settled(status), timeout=300, interval=0.5, message="settled")
+        assert await status() == "running", (await client.get(path)).text
+        running = engine_held.inventory().matching("local-dev")
+        assert running.containers  # real containers of the instance, on the real engine
+
+        assert (await client.delete(path)).status_code == 202
+
+        async def gone() -> bool:
+            return (await client.get(path)).status_code == 404
+
+        await eventually(gone, timeout=180, interval=0.5, message="the instance removed")
+
+    assert server["name"] == "this machine (local Docker)"
+    assert not engine_held.inventory().matching("local-dev")
+
+
+async def _settled(status: Callable[[], Awaitable[str]]) -> bool:
+    return await status() in ("running", "failed")

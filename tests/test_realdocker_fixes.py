@@ -29,7 +29,7 @@ from realdocker_fixtures import (  # noqa: F401
     docker_server_fixture,
 )
 from realdocker_probes import PROXY_PORT, Poller, docker, inventory
-from saga_fixtures import Instance
+from saga_fixtures import ORG, Instance
 from waiting import eventually
 
 from events.instance import (
@@ -50,6 +50,7 @@ from events.pool import Pool
 from events.registry import DomainEvent
 from events.server import ServerValidated, server_stream
 from events.store import ANY
+from projections.queries import get_server
 
 pytestmark = pytest.mark.realdocker
 
@@ -312,7 +313,13 @@ async def test_no_false_unhealthy_while_a_redeploy_switches_colours(
     try:
         async with projections_running(pool, database_url):
             await world.wait_instance_status("running")
-            await world.cycle()
+
+            async def server_active() -> bool:
+                view = await get_server(pool, ORG, server_id)
+                return view is not None and view.status == "active"
+
+            await eventually(server_active, timeout=30, message="server active")
+            assert await world.cycle() == 1
         operation_id = await docker_fleet.redeploy(acme, "green")
         done = await outcome(docker_fleet, acme, operation_id, InstanceRedeployed, ActionFailed)
         assert isinstance(done, InstanceRedeployed), done

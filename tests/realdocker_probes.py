@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
-import json
 import os
 import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from realdocker_harness import DockerEngine, Inventory
 
@@ -26,20 +24,6 @@ def get(host: str, path: str = "/web/health", port: int = PROXY_PORT) -> tuple[i
         connection.request("GET", path, headers={"Host": host})
         response = connection.getresponse()
         return response.status, response.read().decode(errors="replace")
-    finally:
-        connection.close()
-
-
-def authenticate(host: str, db: str, login: str, password: str) -> dict[str, Any]:
-    """Odoo's JSON-RPC /web/session/authenticate through the proxy: `result` or `error`."""
-    body = {"jsonrpc": "2.0", "method": "call", "id": 1,
-            "params": {"db": db, "login": login, "password": password}}  # fmt: skip
-    connection = http.client.HTTPConnection("127.0.0.1", PROXY_PORT, timeout=10)
-    try:
-        headers = {"Host": host, "Content-Type": "application/json"}
-        connection.request("POST", "/web/session/authenticate", json.dumps(body), headers)
-        answer: dict[str, Any] = json.loads(connection.getresponse().read())
-        return answer
     finally:
         connection.close()
 

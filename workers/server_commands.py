@@ -329,7 +329,11 @@ def verify_removed_command(layout: InstanceLayout, proxy: ProxyLayout, instance_
     names as well as its label: something created without the label (by hand, or by an
     older odoofleet) is found too. Then its directory and its route files."""
     label = f"label=odoofleet.instance={check_uuid(instance_id)}"
-    slug = layout.slug  # [a-z0-9-]: literal in an extended regular expression
+    slug = layout.slug
+    # Exact names: a pattern on the slug would also match another instance's (slug `acme`
+    # against `acme-db`'s containers); a one-off `run` container carries the label.
+    containers = [word for name in layout.containers for word in ("-e", name)]
+    volumes = [word for name in layout.volumes for word in ("-e", name)]
     gather = script(
         "c=$(" + cmd("docker", "ps", "-a", "--format", "{{.Names}}") + ")",
         "cl=$(" + cmd("docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}") + ")",
@@ -338,9 +342,9 @@ def verify_removed_command(layout: InstanceLayout, proxy: ProxyLayout, instance_
         "n=$(" + cmd("docker", "network", "ls", "--format", "{{.Name}}") + ")",
     )
     found = [
-        "printf '%s\\n' \"$c\" | " + cmd("grep", "-E", f"^{slug}-(db|blue|green|ports)(-|$)"),
+        "printf '%s\\n' \"$c\" | " + cmd("grep", "-xF", *containers),
         "printf '%s\\n' \"$cl\"",
-        "printf '%s\\n' \"$v\" | " + cmd("grep", "-xE", "|".join(layout.volumes)),
+        "printf '%s\\n' \"$v\" | " + cmd("grep", "-xF", *volumes),
         "printf '%s\\n' \"$vl\"",
         "printf '%s\\n' \"$n\" | " + cmd("grep", "-xF", layout.backend_network),
     ]

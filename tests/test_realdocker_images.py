@@ -175,8 +175,8 @@ def server_block(host: str, body: str) -> str:
     return f"server {{ listen 80; server_name {host}; location / {{ return 200 '{body}'; }} }}\n"
 
 
-def get(port: int, host: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+def get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
@@ -200,7 +200,7 @@ def start_nginx(scratch: Scratch, conf_d: Path) -> tuple[str, int]:
     return container, port
 
 
-def test_nginx_serves_its_default_page_and_logs_to_stdout(scratch: Scratch) -> None:
+def test_nginx_serves_its_default_page_and_logs_to_stdout_and_stderr(scratch: Scratch) -> None:
     container, port = scratch.name("web"), free_port()
     scratch.run("-d", "--name", container, "-p", f"127.0.0.1:{port}:80", NGINX)
     wait_until(lambda: _status(port) == 200, timeout=30, message="default page")
@@ -209,8 +209,12 @@ def test_nginx_serves_its_default_page_and_logs_to_stdout(scratch: Scratch) -> N
     inspect = scratch.engine.docker("inspect", "-f", "{{json .Config.Cmd}} {{.Config.StopSignal}}",
                                     container)  # fmt: skip
     assert inspect.stdout.strip() == '["nginx","-g","daemon off;"] SIGQUIT'
+    assert get(port, "localhost", "/missing.html")[0] == 404
     logs = scratch.engine.docker("logs", container)
     assert '"GET / HTTP/1.1" 200' in logs.stdout
+    assert "missing.html" in logs.stdout
+    # The error log is the container's stderr.
+    assert 'open() "/usr/share/nginx/html/missing.html" failed' in logs.stderr
     workers = scratch.engine.docker("top", container, "-o", "pid,uid,args").stdout
     assert any(line.split()[1:4] == ["101", "nginx:", "worker"] for line in workers.splitlines())
 

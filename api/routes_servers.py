@@ -16,6 +16,7 @@ from api.auth import needs
 from api.drafts import server_draft
 from api.errors import Unavailable
 from api.idempotency import Reply, Written, fingerprint
+from api.server_address import refuse_internal_address
 from api.server_quota import refuse_over_quota
 from api.services import Deps, Services
 from api.web import (
@@ -88,6 +89,7 @@ async def register(
 
     async def act() -> Reply[Server]:
         draft = server_draft(data)
+        await refuse_internal_address(services.server_addresses, draft.host, draft.port)
         # Counted on the read model, caught up with this caller's own registrations.
         await services.reads.before_read(principal, None, ("servers",))
         await refuse_over_quota(

@@ -27,6 +27,7 @@ from events.store import EventStore
 from odoofleet.logs import log_context
 from odoofleet.settings import Settings
 from workers.consumer import ConsumerSpec, Deferred, consume
+from workers.control_plane_addresses import server_network_policy
 from workers.health_observer import HealthObserver, ObserverConfig
 from workers.sagas import control, provisioning, redeploy, rotate_admin, teardown, validation
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
@@ -86,7 +87,9 @@ async def run_workers(
     are abandoned mid-step: their messages come back to another worker, which resumes them.
     """
     name = worker_name(settings)
-    runner = runner or SshRunner(output_limit=settings.ssh_output_limit)
+    runner = runner or SshRunner(
+        output_limit=settings.ssh_output_limit, policy=server_network_policy(settings)
+    )
     registry = registry or build_registry()
     deps = SagaDeps(
         store=EventStore(pool),
@@ -160,7 +163,7 @@ class _OrgShares:
     """How many operations of each kind every organization runs in this process. One that
     has its share (`per_org`) gets its next message deferred, so the others' messages are
     fetched meanwhile: 24 hanging servers of one tenant no longer hold every fetch loop
-    (RELIABILITY.md F-FAIR)."""
+    (issue 13)."""
 
     def __init__(self, per_org: int) -> None:
         self._per_org = per_org

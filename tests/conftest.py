@@ -114,6 +114,9 @@ async def settings(database_url: str, nats_server_url: str) -> AsyncIterator[Set
         nats_stream=f"TEST_{token.upper()}",
         subject_prefix=f"t{token}",
         log_format="text",
+        # The test servers (sshd, the sandbox, DockerSshd) listen on loopback, which a real
+        # installation refuses as a server address (issue 13, SSRF).
+        server_allowed_networks="127.0.0.0/8,::1/128",
     )
     yield settings
     nc = await nats.connect(nats_server_url, connect_timeout=2, max_reconnect_attempts=0)

@@ -95,6 +95,18 @@ def none_keeping_the_signature(d: Deployment) -> str:
     return f"{segment({'alg': 'none'})}.{body}.{signature}"
 
 
+def lifetime_over_maximum() -> dict[str, Any]:
+    # iat and exp from one clock reading: a table built at import would drift from an iat
+    # taken when the test runs, half an hour later in a full run.
+    now = int(time.time())
+    return claims(iat=now, exp=now + 24 * HOUR + 60)
+
+
+def issued_two_days_ago() -> dict[str, Any]:
+    now = int(time.time())
+    return claims(iat=now - 48 * HOUR, exp=now + HOUR)
+
+
 def tampered(**changes: Any) -> Forge:
     """A valid token whose payload was edited, sent with the original signature."""
 
@@ -183,8 +195,8 @@ COMMON_ATTACKS: Final[dict[str, Forge]] = {
     "exp 1e300": with_claims(exp=1e300),
     "exp NaN": with_claims(exp=float("nan")),
     "exp Infinity": with_claims(exp=float("inf")),
-    "lifetime a minute over the maximum": with_claims(exp=int(time.time()) + 24 * HOUR + 60),
-    "issued two days ago, expiring in an hour": with_claims(iat=int(time.time()) - 48 * HOUR),
+    "lifetime a minute over the maximum": lambda d: signed(d, lifetime_over_maximum()),
+    "issued two days ago, expiring in an hour": lambda d: signed(d, issued_two_days_ago()),
     "jti not a string": with_claims(jti=42),
     "payload tampered: another org": tampered(org="org-b"),
     "payload tampered: more permissions": tampered(permissions=["manage:everything"]),

@@ -65,7 +65,7 @@ async def release_reservations(
     A slug reserved under its legacy stream id is released on its new stream (nothing is
     appended to a legacy stream); an instance created before host names were reserved has
     no host name reservation, and releasing its slug frees its host name
-    (commands.legacy_reservations)."""
+    (events.legacy_reservations)."""
     ports = await append_once(
         store,
         registry,

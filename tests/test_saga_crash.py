@@ -37,6 +37,7 @@ def worker_process(settings: Settings, root: str, name: str, log: Path) -> subpr
         "ODOOFLEET_SECRET_KEY": settings.secret_key,
         "ODOOFLEET_NATS_STREAM": settings.nats_stream,
         "ODOOFLEET_SUBJECT_PREFIX": settings.subject_prefix,
+        "ODOOFLEET_SERVER_ALLOWED_NETWORKS": settings.server_allowed_networks,
         "ODOOFLEET_WORKER_NAME": name,
         "ODOOFLEET_LOG_FORMAT": "text",
     }

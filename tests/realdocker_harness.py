@@ -112,6 +112,9 @@ class Inventory:
     volumes: frozenset[str]
     networks: frozenset[str]
 
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.volumes or self.networks)
+
     def __sub__(self, other: Inventory) -> Inventory:
         return Inventory(
             self.containers - other.containers,

@@ -126,9 +126,10 @@ async def test_compose_yaml_starts_the_app_and_takes_creates_then_leaves_nothing
 
         await eventually(ready, timeout=300, message="the stack's /readyz answers 200")
         answered = time.monotonic()
-        # The server's address is the stack's own database container: the validation the
-        # worker then runs fails fast on a network this test made, and reaches nothing else.
-        server = await client.post("/api/servers", json=server_body(host="postgres", port=22))
+        # The server's address is the stack's relay container (the database and NATS are the
+        # control plane's own, which a server may not be): the validation the worker then
+        # runs fails fast on a network this test made, and reaches nothing else.
+        server = await client.post("/api/servers", json=server_body(host="relay", port=22))
         assert server.status_code in (201, 202), server.text
         body = {"name": "Stack Test", "serverId": server.json()["id"]}
         instance = await client.post("/api/instances", json=body)

@@ -130,7 +130,9 @@ def test_postgres_reads_the_password_from_postgres_password_file(
     assert remote_login(scratch, net, container, "from-a-file", "select 1") == "1"
     assert remote_login(scratch, net, container, "/run/secrets/pg", "select 1") is None
     # The password is nowhere on a command line.
-    assert "from-a-file" not in scratch.engine.docker("top", container, "-o", "pid,args").stdout
+    # -ww: ps cuts the args column to 80 columns otherwise, which would hide a password.
+    command_lines = scratch.engine.docker("top", container, "-eww", "-o", "pid,args").stdout
+    assert "from-a-file" not in command_lines
 
 
 def test_postgres_data_and_first_password_survive_a_new_container_on_the_same_volume(
@@ -215,7 +217,7 @@ def test_nginx_serves_its_default_page_and_logs_to_stdout_and_stderr(scratch: Sc
     assert "missing.html" in logs.stdout
     # The error log is the container's stderr.
     assert 'open() "/usr/share/nginx/html/missing.html" failed' in logs.stderr
-    workers = scratch.engine.docker("top", container, "-o", "pid,uid,args").stdout
+    workers = scratch.engine.docker("top", container, "-eww", "-o", "pid,uid,args").stdout
     assert any(line.split()[1:4] == ["101", "nginx:", "worker"] for line in workers.splitlines())
 
 

@@ -157,7 +157,7 @@ class OdooLab:
 
     def processes(self, container: str) -> list[tuple[str, str]]:
         """(uid, command line) of every process, as `ps` on the server shows them."""
-        out = self.docker("top", container, "-eo", "pid,uid,args").stdout.splitlines()[1:]
+        out = self.docker("top", container, "-eww", "-o", "pid,uid,args").stdout.splitlines()[1:]
         rows = [line.split(None, 2) for line in out if line.strip()]
         return [(uid, args) for _pid, uid, args in rows]
 

@@ -20,9 +20,11 @@ _STEPS: Final = (
     " AND s->>'duration_ms' IS NOT NULL GROUP BY 1 ORDER BY 1"
 )
 # An open transaction holds back every log reader (events/store.py, the xmin rule).
+# clock_timestamp, not now(): now() is this scrape's own transaction start, which a
+# transaction begun a moment later would make a negative age.
 _OLDEST_TX: Final = (
-    "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
-    " WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+    "SELECT greatest(coalesce(extract(epoch FROM clock_timestamp() - min(xact_start)), 0), 0)"
+    "::float8 FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
 )
 
 
@@ -57,7 +59,7 @@ async def log_metrics(conn: AsyncConnection[Any]) -> list[str]:
     lines += _metric(
         "odoofleet_oldest_transaction_seconds", "gauge", "Age of the oldest open transaction."
     )
-    lines.append(f"odoofleet_oldest_transaction_seconds {oldest}")
+    lines.append(f"odoofleet_oldest_transaction_seconds {oldest:.3f}")
     return lines
 
 

@@ -35,7 +35,6 @@ class Services:
     pool: Pool
     store: EventStore
     vault: Vault
-    registry: EventRegistry
     reads: ReadYourWrites
     idempotency: Idempotency
     host_ports: HostPorts
@@ -44,14 +43,18 @@ class Services:
     server_addresses: NetworkPolicy
     validations: RateLimit
 
+    @property
+    def registry(self) -> EventRegistry:
+        """The store's; for the callers that still pass it beside the store (issue 14)."""
+        return self.store.registry
+
 
 def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:
     return Services(
         settings=settings,
         pool=pool,
-        store=EventStore(pool),
+        store=EventStore(pool, build_registry()),
         vault=Vault(pool, settings.secret_key),
-        registry=build_registry(),
         reads=ReadYourWrites(pool),
         idempotency=Idempotency(pool),
         host_ports=host_ports,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import ClassVar
 
 import pytest
 from builders import meta, step
@@ -12,7 +13,8 @@ from waiting import eventually
 from events.errors import DuplicateEventId, WrongExpectedVersion
 from events.metadata import EventMetadata
 from events.migrate import migrate
-from events.registry import EventRegistry
+from events.pool import Pool
+from events.registry import DomainEvent, EventRegistry
 from events.store import ANY, NO_STREAM, START, Checkpoint, EventStore, NewEvents
 
 
@@ -24,18 +26,70 @@ async def test_append_to_a_new_stream_returns_its_version_and_positions(store: E
     assert result.positions[0] < result.positions[1]
 
 
-async def test_read_stream_returns_events_in_version_order_decoded(
-    store: EventStore, registry: EventRegistry
-):
+async def test_read_stream_returns_events_as_stored_in_version_order(store: EventStore):
     await store.append("operation-1", NO_STREAM, [step(1)], meta())
     await store.append("operation-1", 1, [step(2), step(3)], meta())
 
     events = await store.read_stream("operation-1")
 
     assert [e.version for e in events] == [1, 2, 3]
-    decoded = [registry.decode(e.event_type, e.schema_version, e.data) for e in events]
-    assert decoded == [step(1), step(2), step(3)]
+    assert store.decode_all(events) == [step(1), step(2), step(3)]
     assert [e.version for e in await store.read_stream("operation-1", after_version=2)] == [3]
+
+
+async def test_load_stream_decodes_the_events_with_the_version_and_organization(
+    store: EventStore,
+):
+    await store.append("operation-1", NO_STREAM, [step(1)], meta(org="org-b"))
+    await store.append("operation-1", 1, [step(2), step(3)], meta(org="org-b"))
+
+    whole = await store.load_stream("operation-1")
+    rest = await store.load_stream("operation-1", after_version=2)
+
+    assert (whole.events, whole.version, whole.org_id) == ([step(1), step(2), step(3)], 3, "org-b")
+    assert (rest.events, rest.version) == ([step(3)], 3)
+
+
+async def test_load_stream_of_no_stream_is_empty_at_version_zero(store: EventStore):
+    loaded = await store.load_stream("operation-none")
+
+    assert (loaded.events, loaded.version, loaded.org_id) == ([], 0, "")
+
+
+async def test_load_streams_reads_each_after_its_own_version(store: EventStore):
+    await store.append("operation-1", NO_STREAM, [step(1), step(2)], meta())
+    await store.append("operation-2", NO_STREAM, [step(3)], meta())
+
+    loaded = await store.load_streams({"operation-1": 1, "operation-2": 0, "operation-3": 0})
+
+    assert {sid: (s.events, s.version) for sid, s in loaded.items()} == {
+        "operation-1": ([step(2)], 2),
+        "operation-2": ([step(3)], 1),
+        "operation-3": ([], 0),
+    }
+
+
+async def test_the_store_decodes_with_the_registry_it_was_built_with(pool: Pool):
+    class Renamed(DomainEvent, frozen=True, kw_only=True):
+        schema_version: ClassVar[int] = 2
+        title: str
+
+    registry = EventRegistry([Renamed])
+    registry.upcaster("Renamed", 1)(lambda old: {"title": old["name"]})
+    store = EventStore(pool, registry)
+    await store.append("renamed-1", NO_STREAM, [_Old(name="x")], meta())
+
+    assert (await store.load_stream("renamed-1")).events == [Renamed(title="x")]
+
+
+class _Old(DomainEvent, frozen=True, kw_only=True):
+    """`Renamed` as version 1 wrote it."""
+
+    name: str
+
+    @classmethod
+    def event_type(cls) -> str:
+        return "Renamed"
 
 
 async def test_wrong_expected_version_raises_a_typed_conflict(store: EventStore):

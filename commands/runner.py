@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import msgspec
 
@@ -14,6 +15,10 @@ from events.errors import WrongExpectedVersion
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
 from events.store import NO_STREAM, EventStore, ExpectedVersion, RecordedEvent
+
+# The namespace of derived event ids; the same as workers/streams.py's, so an outcome
+# appended before the sagas used the runner is recognised by its id.
+_IDS: Final = uuid.UUID("3b8f0f5e-6c2d-4a7e-9a51-0d1c2e3f4a5b")
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -98,6 +103,8 @@ async def execute(
     if_match: int | None = None,
     retry_on_conflict: bool = False,
     attempts: int = 3,
+    shared: bool = False,
+    idempotency_key: str | None = None,
 ) -> Outcome:
     """Run one command against one stream.
 
@@ -105,16 +112,22 @@ async def execute(
     append makes the expected version wrong: with `retry_on_conflict` the command is decided
     again on the fresh state (only for commands whose outcome is still right then); with
     `if_match` the client's version no longer holds, so the answer is VersionMismatch.
+    `shared`: a stream every organization writes to (a host name reservation), loaded
+    whoever wrote it first. `idempotency_key` derives the events' ids (`event_ids`), so the
+    same command sent again by a redelivered message appends nothing the second time, even
+    where its decider could not tell.
     """
+    owner = None if shared else metadata.org_id
     for _ in range(attempts if retry_on_conflict else 1):
-        loaded = await load(store, registry, stream_id, fold, org_id=metadata.org_id)
+        loaded = await load(store, registry, stream_id, fold, org_id=owner)
         if if_match is not None and loaded.version != if_match:
             raise VersionMismatch(if_match, loaded.version)
         events = await decision(loaded.state)
         if not events:
             return Outcome(loaded.version, None, events)
+        ids = None if idempotency_key is None else event_ids(idempotency_key, len(events))
         try:
-            result = await store.append(stream_id, loaded.expected, events, metadata)
+            result = await store.append(stream_id, loaded.expected, events, metadata, ids)
         except WrongExpectedVersion as e:
             if if_match is not None:
                 raise VersionMismatch(if_match, e.actual or 0) from e
@@ -132,6 +145,9 @@ async def execute_command(
     command: C,
     now: datetime,
     metadata: EventMetadata,
+    *,
+    shared: bool = False,
+    idempotency_key: str | None = None,
 ) -> Outcome:
     """`execute` with a pure decider, decided again on the fresh state after a lost race:
     whether a command is allowed depends only on the state it is decided on."""
@@ -140,8 +156,23 @@ async def execute_command(
         return decide(command, state, now)
 
     return await execute(
-        store, registry, stream_id, fold, decision, metadata, retry_on_conflict=True
+        store,
+        registry,
+        stream_id,
+        fold,
+        decision,
+        metadata,
+        retry_on_conflict=True,
+        shared=shared,
+        idempotency_key=idempotency_key,
     )
+
+
+def event_ids(key: str, count: int) -> list[uuid.UUID]:
+    """Ids derived from `key` (e.g. "<operation id>/outcome"): an append repeated by a
+    redelivered message carries the same ids, and the store answers it with the first one's
+    result (EventStore.append)."""
+    return [uuid.uuid5(_IDS, f"{key}#{n}") for n in range(count)]
 
 
 def _owner_of(event: RecordedEvent) -> str:

@@ -31,6 +31,16 @@ class ReserveSlug(msgspec.Struct, frozen=True, kw_only=True):
     instance_id: str
 
 
+class ReleaseReservations(msgspec.Struct, frozen=True, kw_only=True):
+    """Give a removed instance's slug, host name and host ports back: one command, decided
+    on each of the three streams by its own decider below."""
+
+    instance_id: str
+    slug: str
+    subdomain: str
+    server_id: str
+
+
 def fold_slug(events: Iterable[DomainEvent]) -> SlugState:
     state = SlugState()
     for event in events:
@@ -62,6 +72,14 @@ def decide_slug(command: ReserveSlug, state: SlugState) -> list[DomainEvent]:
     if state.holder is not None:
         raise SlugTaken(command.slug)
     return [SlugReserved(slug=command.slug, instance_id=command.instance_id)]
+
+
+def decide_slug_release(command: ReleaseReservations, state: SlugState) -> list[DomainEvent]:
+    """Nothing when the slug is no longer the instance's (released already, maybe taken by
+    another instance since): a redelivered release is done, not an error."""
+    if state.holder != command.instance_id:
+        return []
+    return [SlugReleased(slug=command.slug, instance_id=command.instance_id)]
 
 
 class SubdomainState(msgspec.Struct, frozen=True):
@@ -124,6 +142,17 @@ def decide_subdomain(
     raise SubdomainsTaken()
 
 
+def decide_subdomain_release(
+    command: ReleaseReservations, state: SubdomainState
+) -> list[DomainEvent]:
+    """Nothing when the host name is not the instance's: released already, or never reserved
+    (an instance created before host names were, whose slug's release frees it;
+    events.legacy_reservations)."""
+    if state.holder != command.instance_id:
+        return []
+    return [SubdomainReleased(subdomain=command.subdomain, instance_id=command.instance_id)]
+
+
 class PortsState(msgspec.Struct, frozen=True):
     """The host ports held on one server, by instance."""
 
@@ -166,3 +195,9 @@ def decide_ports(command: ReservePorts, state: PortsState) -> list[PortsReserved
             instance_id=command.instance_id, http_port_host=pair[0], longpolling_port_host=pair[1]
         )
     ]
+
+
+def decide_ports_release(command: ReleaseReservations, state: PortsState) -> list[DomainEvent]:
+    if command.instance_id not in state.held:
+        return []
+    return [PortsReleased(instance_id=command.instance_id)]

@@ -14,11 +14,12 @@ from builders import NOW, create_command, meta
 
 from commands.instance import decide
 from commands.instance_state import initial_state
+from commands.reservation import ReleaseReservations
+from commands.reservation_release import release_reservations
 from events.instance import RemovalFailed, RemovalRequested, instance_stream
 from events.registry import EventRegistry
 from events.reservation import SlugReleased, SlugReserved
 from events.store import ANY, EventStore
-from workers.reservations import release_reservations
 
 BASE = "odoo.localhost"
 
@@ -43,16 +44,13 @@ async def release(
     store: EventStore, registry: EventRegistry, org: str, instance: dict[str, Any]
 ) -> str:
     """What the teardown saga does last for a removed instance."""
-    return await release_reservations(
-        store,
-        registry,
-        meta(org),
-        key=f"teardown-{instance['id']}",
-        server_id=instance["serverId"],
+    command = ReleaseReservations(
+        instance_id=instance["id"],
         slug=instance["slug"],
         subdomain=instance["autoSubdomain"],
-        instance_id=instance["id"],
+        server_id=instance["serverId"],
     )
+    return await release_reservations(store, registry, command, meta(org))
 
 
 async def test_organization_and_slug_split_elsewhere_at_a_hyphen_are_independent(
@@ -95,6 +93,22 @@ async def test_a_released_host_name_goes_to_the_next_instance_with_the_slug(
 
     released = await release(store, registry, "org-a", first)
     third = await create(org_c, server_c, "shop")
+
+    assert released == f"released: host ports, slug shop, subdomain shop.{BASE}"
+    assert third.json()["autoSubdomain"] == f"shop.{BASE}"
+
+
+async def test_a_host_name_first_held_by_another_organization_is_released_too(
+    caller: CallerFactory, store: EventStore, registry: EventRegistry
+) -> None:
+    org_a, server_a = await org_with_server(caller, "org-a")
+    org_c, server_c = await org_with_server(caller, "org-c")
+    first = (await create(org_a, server_a, "shop")).json()
+    await release(store, registry, "org-a", first)
+    second = (await create(org_c, server_c, "shop")).json()
+
+    released = await release(store, registry, "org-c", second)
+    third = await create(org_a, server_a, "shop")
 
     assert released == f"released: host ports, slug shop, subdomain shop.{BASE}"
     assert third.json()["autoSubdomain"] == f"shop.{BASE}"

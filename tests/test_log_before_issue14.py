@@ -1,0 +1,76 @@
+"""A log written by the code before issue 14 (one definition of an instance's settings) still
+reads: every event decodes, every projection rebuilds to the read models that code built, and
+the API answers what it answered then (tests/fixtures/write_log_before_issue14.py made them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+from api_fixtures import Caller
+from fixture_log import (
+    FIXTURE_LOG,
+    FIXTURE_READ_MODELS,
+    FIXTURE_WIRE,
+    dump_read_models,
+    dump_wire,
+    load_log,
+)
+from projection_fixtures import catch_up
+
+from commands.instance_state import Absent, InstanceState, evolve, initial_state
+from events.pool import Pool
+from events.registry import EventRegistry
+from events.store import EventStore
+
+FIXTURES: Final = Path(__file__).parent / "fixtures"
+
+
+def _fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+async def test_every_projection_rebuilds_from_the_old_log_to_the_old_read_models(
+    pool: Pool,
+) -> None:
+    await load_log(pool, _fixture(FIXTURE_LOG))
+
+    await catch_up(pool)
+
+    assert json.loads(await dump_read_models(pool)) == json.loads(_fixture(FIXTURE_READ_MODELS))
+
+
+async def test_the_api_answers_from_the_old_log_what_it_answered_then(
+    alice: Caller, mallory: Caller, pool: Pool
+) -> None:
+    await load_log(pool, _fixture(FIXTURE_LOG))
+
+    await catch_up(pool)
+
+    answers = await dump_wire({"org-a": alice, "org-b": mallory})
+    assert json.loads(answers) == json.loads(_fixture(FIXTURE_WIRE))
+
+
+async def test_every_instance_stream_of_the_old_log_folds_to_its_phase_for_the_decider(
+    pool: Pool, store: EventStore, registry: EventRegistry
+) -> None:
+    log = _fixture(FIXTURE_LOG)
+    await load_log(pool, log)
+    rows = [json.loads(line) for line in log.splitlines()]
+    instances = [row["stream_id"] for row in rows if row["event_type"] == "InstanceCreated"]
+
+    phases = {}
+    for stream_id in instances:
+        state: InstanceState = initial_state()
+        for event in registry.decode_all(await store.read_stream(stream_id)):
+            state = evolve(state, event)
+        assert not isinstance(state, Absent)
+        phases[state.facts.name] = state.status
+
+    assert phases == {
+        "Shop (live)": "running",
+        "Ünïcode Café": "removing",
+        "Brief": "removed",
+        "Theirs 2": "creating",
+    }

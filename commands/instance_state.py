@@ -6,6 +6,8 @@ from typing import ClassVar, TypeAlias
 
 import msgspec
 
+from commands.outcome import FailedAt, OperationOutcome, Succeeded
+from commands.runner import folder
 from events.instance import (
     ActionFailed,
     ActionRequested,
@@ -33,7 +35,7 @@ from events.secrets import Sealed
 
 
 class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
-    """What the decider needs to know about an instance, whatever its phase."""
+    """What the deciders and the sagas need to know about an instance, whatever its phase."""
 
     instance_id: str
     name: str
@@ -43,12 +45,27 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     addons_path: str | None
     env_vars: dict[str, Sealed]
     mcp_write_enabled: bool
+    # What it was created with: the fixed settings, ports and secrets its files render from.
+    created: InstanceCreated
     # The colour serving traffic; None until the first provisioning completes.
     active_color: Color | None = None
     # The admin user's password now set in Odoo (None: created before odoofleet set one),
     # and the new ones of rotations not settled yet, by operation.
     admin_user_password: Sealed | None = None
     rotations: dict[str, Sealed] = {}
+    # The operations that provisioned or resumed provisioning, oldest first.
+    provisioning_ops: tuple[str, ...] = ()
+    # A runtime setting (addonsPath, envVars) changed before the first provisioning completed:
+    # a colour that an earlier provisioning started may run older ones.
+    reconfigured: bool = False
+    # Stopped by the last control operation: nothing serves until a start.
+    stopped_on_purpose: bool = False
+    # What each operation concluded, recorded once (commands/instance_outcomes.py).
+    outcomes: dict[str, OperationOutcome] = {}
+
+    @property
+    def provisioned(self) -> bool:
+        return self.active_color is not None
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -141,35 +158,25 @@ def initial_state() -> InstanceState:
 
 
 def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
-    """The phase after `event`; events that do not move the phase keep it."""
+    """The phase after `event`, with its facts; events that do not move the phase keep it."""
     if isinstance(state, Absent):
         return _created(event) if isinstance(event, InstanceCreated) else state
+    facts = _learned(state.facts, event)
     if isinstance(state, Removing | Abandoned | Removed):
         # A late result of an operation that the removal overtook must not revive it.
-        return _while_removing(state, event)
-    facts = state.facts
+        return _while_removing(msgspec.structs.replace(state, facts=facts), event)
     match event:
-        case (
-            AdminPasswordRotationRequested()
-            | AdminPasswordRotated()
-            | AdminPasswordRotationFailed()
-        ):
-            return msgspec.structs.replace(state, facts=_rotation(facts, event))
         case ProvisioningRequested(operation_id=operation_id) if isinstance(state, Creating):
             return Creating(facts, operation_id)
-        case InstanceUpdated():
-            return msgspec.structs.replace(state, facts=_updated(facts, event))
         case ActionRequested(action=action):
             return _AFTER_ACTION[action](facts)
-        case InstanceProvisioned(active_color=color) | InstanceRedeployed(active_color=color):
-            return Running(msgspec.structs.replace(facts, active_color=color))
-        case InstanceStarted() | InstanceRestarted():
+        case InstanceProvisioned() | InstanceRedeployed() | InstanceStarted() | InstanceRestarted():
             return Running(facts)
         case InstanceStopped():
             return Stopped(facts)
         case ActionFailed(action="redeploy"):
             # The route moves only once the new colour is ready: the old one still serves.
-            return state
+            return msgspec.structs.replace(state, facts=facts)
         case ProvisioningFailed(message=message) | ActionFailed(message=message):
             return Failed(facts, message)
         case RemovalRequested():
@@ -177,7 +184,42 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
         case InstanceRemoved():
             return Removed(facts)
         case _:
-            return state
+            return msgspec.structs.replace(state, facts=facts)
+
+
+def _learned(facts: InstanceFacts, event: DomainEvent) -> InstanceFacts:
+    """The facts after `event`, in whatever phase it lands."""
+    replace = msgspec.structs.replace
+    match event:
+        case InstanceUpdated():
+            return _updated(facts, event)
+        case ProvisioningRequested(operation_id=operation_id):
+            return replace(facts, provisioning_ops=(*facts.provisioning_ops, operation_id))
+        case ActionRequested(action="start" | "restart") if not facts.provisioned:
+            # Starting a never-provisioned (failed) instance resumes its provisioning.
+            return replace(facts, provisioning_ops=(*facts.provisioning_ops, event.operation_id))
+        case InstanceProvisioned(active_color=color) | InstanceRedeployed(active_color=color):
+            facts = replace(facts, active_color=color, stopped_on_purpose=False)
+            return _concluded(facts, event.operation_id, Succeeded())
+        case InstanceStarted() | InstanceRestarted() | InstanceStopped():
+            facts = replace(facts, stopped_on_purpose=isinstance(event, InstanceStopped))
+            return _concluded(facts, event.operation_id, Succeeded())
+        case ProvisioningFailed() | ActionFailed() | RemovalAbandoned():
+            return _concluded(facts, event.operation_id, FailedAt(event.step, event.message))
+        case (
+            AdminPasswordRotationRequested()
+            | AdminPasswordRotated()
+            | AdminPasswordRotationFailed()
+        ):
+            return _rotation(facts, event)
+        case InstanceRemoved():
+            return _concluded(facts, event.operation_id, Succeeded())
+        case _:
+            return facts
+
+
+def _concluded(facts: InstanceFacts, operation_id: str, outcome: OperationOutcome) -> InstanceFacts:
+    return msgspec.structs.replace(facts, outcomes={**facts.outcomes, operation_id: outcome})
 
 
 def _while_removing(state: Removing | Abandoned | Removed, event: DomainEvent) -> InstanceState:
@@ -204,12 +246,14 @@ def _rotation(
         case AdminPasswordRotationRequested(operation_id=operation_id):
             pending[operation_id] = event.admin_user_password
             return msgspec.structs.replace(facts, rotations=pending)
-        case AdminPasswordRotated(operation_id=operation_id) if operation_id in pending:
-            current = pending.pop(operation_id)
-            return msgspec.structs.replace(facts, admin_user_password=current, rotations=pending)
-        case _:
-            pending.pop(event.operation_id, None)
-            return msgspec.structs.replace(facts, rotations=pending)
+        case AdminPasswordRotated(operation_id=operation_id):
+            current = pending.pop(operation_id, facts.admin_user_password)
+            facts = msgspec.structs.replace(facts, admin_user_password=current, rotations=pending)
+            return _concluded(facts, operation_id, Succeeded())
+        case AdminPasswordRotationFailed(operation_id=operation_id):
+            pending.pop(operation_id, None)
+            facts = msgspec.structs.replace(facts, rotations=pending)
+            return _concluded(facts, operation_id, FailedAt(event.step, event.message))
 
 
 def _created(event: InstanceCreated) -> Creating:
@@ -223,6 +267,7 @@ def _created(event: InstanceCreated) -> Creating:
             addons_path=event.addons_path,
             env_vars=event.env_vars,
             mcp_write_enabled=event.mcp_write_enabled,
+            created=event,
             admin_user_password=event.admin_user_password,
         )
     )
@@ -234,4 +279,9 @@ def _updated(facts: InstanceFacts, event: InstanceUpdated) -> InstanceFacts:
         for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
         if (value := getattr(event, name)) is not msgspec.UNSET
     }
-    return msgspec.structs.replace(facts, **changes)
+    runtime = {"addons_path", "env_vars"} & changes.keys()
+    reconfigured = facts.reconfigured or (bool(runtime) and not facts.provisioned)
+    return msgspec.structs.replace(facts, **changes, reconfigured=reconfigured)
+
+
+fold = folder(initial_state(), evolve)

@@ -92,3 +92,14 @@ class ConcurrentModification(Refusal):
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
         super().__init__(f"{stream_id} was changed concurrently; retry the request")
+
+
+class OutcomeOverruled(Refusal):
+    """A saga's outcome that its instance no longer takes: a removal overtook the operation
+    (a late result must not revive the instance), or the instance is removed already. The
+    saga cancels its operation; nothing is recorded."""
+
+    def __init__(self, operation_id: str, reason: str) -> None:
+        self.operation_id = operation_id
+        self.reason = reason
+        super().__init__(reason)

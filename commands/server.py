@@ -1,17 +1,33 @@
-"""The server stream: its lifecycle phases, commands and decider."""
+"""The server stream's commands and its decider: the API's (register, validate, delete) and
+the outcomes the validation saga, the instance sagas and the health observer record."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, TypeAlias, assert_never
+from typing import Literal, TypeAlias, assert_never
 
 import msgspec
 
 from commands.refusals import ActionNotAllowed, ServerHasInstances, ServerNotFound, ServerNotUsable
+from commands.server_state import (
+    Absent,
+    Active,
+    Deleted,
+    InError,
+    Pending,
+    Pinned,
+    Registered,
+    ServerState,
+    Unpinned,
+    Unreachable,
+)
+from commands.server_state import evolve as evolve  # create_instance's import, until it moves
+from commands.server_state import initial_state as initial_state
 from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import (
     AuthMethod,
+    HostKeyPinned,
     ServerDeleted,
     ServerReachable,
     ServerRegistered,
@@ -20,41 +36,6 @@ from events.server import (
     ServerValidationFailed,
     ServerValidationRequested,
 )
-
-
-class Absent(msgspec.Struct, frozen=True):
-    status: ClassVar[str] = "absent"
-
-
-class Pending(msgspec.Struct, frozen=True):
-    """Registered, not validated yet."""
-
-    status: ClassVar[str] = "pending"
-    server_id: str
-
-
-class Active(msgspec.Struct, frozen=True):
-    status: ClassVar[str] = "active"
-    server_id: str
-
-
-class Unreachable(msgspec.Struct, frozen=True):
-    status: ClassVar[str] = "unreachable"
-    server_id: str
-
-
-class InError(msgspec.Struct, frozen=True):
-    status: ClassVar[str] = "error"
-    server_id: str
-    message: str
-
-
-class Deleted(msgspec.Struct, frozen=True):
-    status: ClassVar[str] = "deleted"
-    server_id: str
-
-
-ServerState: TypeAlias = Absent | Pending | Active | Unreachable | InError | Deleted
 
 
 class RegisterServer(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,32 +62,55 @@ class DeleteServer(msgspec.Struct, frozen=True, kw_only=True):
     live_instances: int
 
 
-ServerCommand: TypeAlias = RegisterServer | ValidateServer | DeleteServer
+class PinHostKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A validation's first connection saw this key (trust on first use, or the one given)."""
+
+    host_key: str
+    fingerprint: str
 
 
-def initial_state() -> ServerState:
-    return Absent()
+class RecordServerValidated(msgspec.Struct, frozen=True, kw_only=True):
+    operation_id: str
+    os_name: str
+    os_version: str
+    cpu_cores: int
+    ram_total_bytes: int
+    disk_free_bytes: int
+    docker_version: str
+    compose_version: str
 
 
-def evolve(state: ServerState, event: DomainEvent) -> ServerState:
-    if isinstance(state, Absent):
-        return Pending(event.server_id) if isinstance(event, ServerRegistered) else state
-    if isinstance(state, Deleted):
-        return state
-    server_id = state.server_id
-    match event:
-        case ServerValidated():
-            return Active(server_id)
-        case ServerValidationFailed(status="unreachable") | ServerUnreachable():
-            return Unreachable(server_id)
-        case ServerValidationFailed(message=message):
-            return InError(server_id, message)
-        case ServerReachable() if isinstance(state, Unreachable):
-            return Active(server_id)
-        case ServerDeleted():
-            return Deleted(server_id)
-        case _:
-            return state
+class RecordServerValidationFailed(msgspec.Struct, frozen=True, kw_only=True):
+    operation_id: str
+    status: Literal["unreachable", "error"]
+    message: str
+
+
+class RecordHostKeyChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """An instance operation met another host key than the pinned one: the server is in error
+    until validated again, so every later operation on it stops too."""
+
+    operation_id: str
+    message: str
+
+
+class MarkServerUnreachable(msgspec.Struct, frozen=True, kw_only=True):
+    message: str
+
+
+class MarkServerReachable(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+ServerOutcome: TypeAlias = (
+    PinHostKey
+    | RecordServerValidated
+    | RecordServerValidationFailed
+    | RecordHostKeyChanged
+    | MarkServerUnreachable
+    | MarkServerReachable
+)
+ServerCommand: TypeAlias = RegisterServer | ValidateServer | DeleteServer | ServerOutcome
 
 
 def decide(command: ServerCommand, state: ServerState, now: datetime) -> list[DomainEvent]:
@@ -130,6 +134,63 @@ def decide(command: ServerCommand, state: ServerState, now: datetime) -> list[Do
             if command.live_instances > 0:
                 raise ServerHasInstances(server_id, command.live_instances)
             return [ServerDeleted(server_id=server_id)]
+        case _, Absent() | Deleted():
+            # An outcome that arrives after the server is gone changes nothing (STYLE #4).
+            return []
+        case _, Pending() | Active() | Unreachable() | InError():
+            return _decide_outcome(command, state, now)
+        case _:
+            assert_never(command)
+
+
+def _decide_outcome(command: ServerOutcome, state: Registered, now: datetime) -> list[DomainEvent]:
+    """Each outcome is recorded once: a redelivered one, or one the stream already says,
+    decides nothing."""
+    profile = state.profile
+    server_id = profile.server_id
+    match command:
+        case PinHostKey(host_key=host_key, fingerprint=fingerprint):
+            match profile.host_key:
+                case Pinned():
+                    return []
+                case Unpinned(given=given):
+                    trust: Literal["given", "first-use"] = "given" if given else "first-use"
+                    pin = HostKeyPinned(
+                        server_id=server_id, host_key=host_key, fingerprint=fingerprint, trust=trust
+                    )
+                    return [pin]
+                case _:
+                    assert_never(profile.host_key)
+        case RecordServerValidated():
+            if command.operation_id in profile.validations:
+                return []
+            facts = msgspec.structs.asdict(command)
+            return [ServerValidated(server_id=server_id, **facts, validated_at=now)]
+        case RecordServerValidationFailed(operation_id=operation_id, status=status):
+            if operation_id in profile.validations:
+                return []
+            failed = ServerValidationFailed(
+                server_id=server_id,
+                operation_id=operation_id,
+                status=status,
+                message=command.message,
+            )
+            return [failed]
+        case RecordHostKeyChanged(operation_id=operation_id, message=message):
+            if isinstance(state, InError) and state.message == message:
+                return []
+            failed = ServerValidationFailed(
+                server_id=server_id, operation_id=operation_id, status="error", message=message
+            )
+            return [failed]
+        case MarkServerUnreachable(message=message):
+            if not isinstance(state, Active):
+                return []
+            return [ServerUnreachable(server_id=server_id, message=message, observed_at=now)]
+        case MarkServerReachable():
+            if not isinstance(state, Unreachable):
+                return []
+            return [ServerReachable(server_id=server_id, observed_at=now)]
         case _:
             assert_never(command)
 
@@ -153,6 +214,6 @@ def _existing(state: ServerState) -> str:
         case Absent() | Deleted():
             raise ServerNotFound
         case Pending() | Active() | Unreachable() | InError():
-            return state.server_id
+            return state.profile.server_id
         case _:
             assert_never(state)

@@ -1,4 +1,5 @@
-"""Register, validate and delete a server through the command runner."""
+"""Register, validate and delete a server, and record what sagas and the health observer
+concluded about it, through the command runner."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from commands.server import (
     DeleteServer,
     RegisterServer,
     ServerCommand,
+    ServerOutcome,
     ValidateServer,
     decide,
-    evolve,
-    initial_state,
 )
+from commands.server_state import evolve, initial_state
 from events.metadata import EventMetadata
 from events.registry import EventRegistry
 from events.secrets import Vault
@@ -83,6 +84,20 @@ async def delete_server(
     metadata: EventMetadata,
 ) -> Outcome:
     command = DeleteServer(live_instances=live_instances)
+    return await _run(store, registry, server_id, command, now, metadata)
+
+
+async def record_server_outcome(
+    store: EventStore,
+    registry: EventRegistry,
+    server_id: str,
+    command: ServerOutcome,
+    *,
+    now: datetime,
+    metadata: EventMetadata,
+) -> Outcome:
+    """What a saga or the health observer concluded about the server, decided on its stream
+    (no events when the stream says so already, or the server is gone)."""
     return await _run(store, registry, server_id, command, now, metadata)
 
 

@@ -15,9 +15,8 @@ from commands.server import (
     ValidateServer,
     decide,
     ensure_can_host,
-    evolve,
-    initial_state,
 )
+from commands.server_state import evolve, initial_state
 from events.catalog import build_registry
 from events.registry import DomainEvent, encode_event
 from events.secrets import Sealed

@@ -8,6 +8,7 @@ from events.operation import OPERATION_EVENTS
 from events.registry import EventRegistry
 from events.reservation import RESERVATION_EVENTS
 from events.server import SERVER_EVENTS, SERVER_UPCASTERS
+from events.webhook import WEBHOOK_EVENTS
 
 
 def build_registry() -> EventRegistry:
@@ -18,6 +19,7 @@ def build_registry() -> EventRegistry:
             *OPERATION_EVENTS,
             *RESERVATION_EVENTS,
             *HEALTH_EVENTS,
+            *WEBHOOK_EVENTS,
         )
     )
     for (event_type, from_version), upcast in {**INSTANCE_UPCASTERS, **SERVER_UPCASTERS}.items():

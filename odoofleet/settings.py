@@ -45,6 +45,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Comma-separated CIDRs a server's address may (or may not) be in: workers/network_policy.py.
     server_allowed_networks: str = ""
     server_denied_networks: str = ""
+    # Comma-separated CIDRs webhooks may reach besides public addresses (http only to these).
+    webhook_allowed_networks: str = ""
+    # Seconds one webhook delivery may take, connection to last byte read.
+    webhook_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     max_servers_per_org: Positive = 100
     # Requests to validate a server again, per organization and minute (per API process).
     server_validations_per_minute: Positive = 10
@@ -74,6 +78,8 @@ _ENV_NAMES: dict[str, str] = {
     "worker_name": "ODOOFLEET_WORKER_NAME",
     "server_allowed_networks": "ODOOFLEET_SERVER_ALLOWED_NETWORKS",
     "server_denied_networks": "ODOOFLEET_SERVER_DENIED_NETWORKS",
+    "webhook_allowed_networks": "ODOOFLEET_WEBHOOK_ALLOWED_NETWORKS",
+    "webhook_timeout": "ODOOFLEET_WEBHOOK_TIMEOUT",
     "max_servers_per_org": "ODOOFLEET_MAX_SERVERS_PER_ORG",
     "server_validations_per_minute": "ODOOFLEET_SERVER_VALIDATIONS_PER_MINUTE",
     "ssh_output_limit": "ODOOFLEET_SSH_OUTPUT_LIMIT",
@@ -98,7 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(
             f"ODOOFLEET_JWT_ALGORITHM must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}"
         )
-    for field in ("server_allowed_networks", "server_denied_networks"):
+    for field in ("server_allowed_networks", "server_denied_networks", "webhook_allowed_networks"):
         try:
             parse_networks(getattr(settings, field))
         except ValueError as e:

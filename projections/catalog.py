@@ -12,14 +12,16 @@ from projections.operations import OPERATIONS
 from projections.projection import FoldProjection, Projection
 from projections.servers import SERVERS
 from projections.tables import TableRows
+from projections.webhooks import WEBHOOKS
 
-NAMES: Final = ("instances", "servers", "operations", "health", "audit")
+NAMES: Final = ("instances", "servers", "operations", "health", "audit", "webhooks")
 READS: Final[dict[str, tuple[str, ...]]] = {
     "instances": (INSTANCES.stream_type,),
     "servers": (SERVERS.stream_type,),
     "operations": (OPERATIONS.stream_type,),
     "health": (HEALTH.stream_type,),
     "audit": AuditProjection.stream_types,
+    "webhooks": (WEBHOOKS.stream_type,),
 }
 """The kinds of stream each projection reads."""
 
@@ -51,6 +53,12 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
             registry,
         ),
         AuditProjection(registry),
+        FoldProjection(
+            "webhooks",
+            WEBHOOKS,
+            TableRows("webhook_endpoints", "id", "webhook", WEBHOOKS.row_type),
+            registry,
+        ),
     ]
     return {projection.name: projection for projection in projections}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from events.api_key import API_KEY_EVENTS
 from events.health import HEALTH_EVENTS
 from events.instance import INSTANCE_EVENTS, INSTANCE_UPCASTERS
 from events.operation import OPERATION_EVENTS
@@ -19,6 +20,7 @@ def build_registry() -> EventRegistry:
             *OPERATION_EVENTS,
             *RESERVATION_EVENTS,
             *HEALTH_EVENTS,
+            *API_KEY_EVENTS,
             *WEBHOOK_EVENTS,
         )
     )

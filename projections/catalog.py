@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Final
 
 from events.registry import EventRegistry
+from projections.api_keys import API_KEYS
 from projections.audit import AuditProjection
 from projections.health import HEALTH
 from projections.instances import HEALTH_FIELDS, INSTANCES
 from projections.operations import OPERATIONS
-from projections.projection import FoldProjection, Projection
+from projections.runtime.projection import FoldProjection, Projection
+from projections.runtime.tables import TableRows
 from projections.servers import SERVERS
-from projections.tables import TableRows
 from projections.webhooks import WEBHOOKS
 
-NAMES: Final = ("instances", "servers", "operations", "health", "audit", "webhooks")
+NAMES: Final = ("instances", "servers", "operations", "health", "audit", "webhooks", "api_keys")
 READS: Final[dict[str, tuple[str, ...]]] = {
     "instances": (INSTANCES.stream_type,),
     "servers": (SERVERS.stream_type,),
@@ -22,6 +23,7 @@ READS: Final[dict[str, tuple[str, ...]]] = {
     "health": (HEALTH.stream_type,),
     "audit": AuditProjection.stream_types,
     "webhooks": (WEBHOOKS.stream_type,),
+    "api_keys": (API_KEYS.stream_type,),
 }
 """The kinds of stream each projection reads."""
 
@@ -57,6 +59,12 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
             "webhooks",
             WEBHOOKS,
             TableRows("webhook_endpoints", "id", "webhook", WEBHOOKS.row_type),
+            registry,
+        ),
+        FoldProjection(
+            "api_keys",
+            API_KEYS,
+            TableRows("api_keys", "id", "apikey", API_KEYS.row_type),
             registry,
         ),
     ]

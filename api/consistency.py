@@ -9,7 +9,7 @@ from typing import Final
 
 from api.auth import Principal
 from events.pool import Pool
-from projections.queries import wait_for_position
+from projections.waiting import wait_for_position
 
 WAIT_SECONDS: Final = 2.0
 

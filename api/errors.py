@@ -32,7 +32,7 @@ from commands.refusals import (
     VersionMismatch,
 )
 from events.secrets import StreamForgotten
-from projections.queries import InvalidCursor
+from projections.runtime.errors import InvalidCursor
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from psycopg import AsyncConnection
 
 from api.metrics_http import escape
 from events.log_reads import last_position, reader_lags
-from projections.rebuild import is_build_checkpoint
+from projections.runtime.rebuild import is_build_checkpoint
 
 _OPERATIONS: Final = "SELECT type, status, count(*) FROM operations GROUP BY 1, 2 ORDER BY 1, 2"
 # Saga steps of the last hour: each is one or a few SSH commands.

@@ -13,7 +13,11 @@ from api.wire_servers import Server
 from events.instance import instance_stream
 from events.secrets import MASK, Vault, mask_sealed
 from events.store import RecordedEvent
-from projections.queries import AuditEntry, HealthView, InstanceView, OperationView, ServerView
+from projections.audit import AuditEntry
+from projections.health import HealthView
+from projections.instances import InstanceView
+from projections.operations import OperationView
+from projections.servers import ServerView
 
 _json: Final = msgspec.json.Decoder(dict[str, Any])
 

@@ -13,8 +13,8 @@ from api.wire_instances import Instance
 from api.wire_servers import Server
 from commands.refusals import InstanceNotFound, ServerNotFound
 from events.store import RecordedEvent
-from projections.fold import fold
 from projections.instances import INSTANCES
+from projections.runtime.fold import fold
 from projections.servers import SERVERS
 
 

@@ -14,7 +14,7 @@ from api.errors import FieldError, InvalidRequest
 from api.services import Deps
 from api.web import AuthRequest, MinPosition, problems
 from api.wire_reads import AuditPage
-from projections.queries import AuditFilter, query_audit
+from projections.audit import AuditFilter, query_audit
 
 Action = Annotated[
     str | None,

@@ -23,15 +23,10 @@ from commands import change_instance
 from commands.refusals import InstanceNotFound
 from events.instance import instance_stream
 from events.metadata import EventMetadata
-from projections.queries import (
-    InstanceView,
-    get_health,
-    get_health_score,
-    get_instance,
-    instance_as_of,
-    list_instances,
-    list_operations,
-)
+from projections.health import get_health, get_health_score
+from projections.instances import InstanceView, get_instance, list_instances
+from projections.operations import list_operations
+from projections.timetravel import instance_as_of
 
 AsOf = Annotated[
     datetime | None,

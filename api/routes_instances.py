@@ -41,8 +41,8 @@ from commands.force_removal import force_remove_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
 from events.instance import instance_stream
-from projections.queries import instance_as_of
-from projections.read_instances import with_health
+from projections.instances import with_health
+from projections.timetravel import instance_as_of
 
 VIEW: Final = needs("view:instances")
 MANAGE: Final = needs("manage:instances")

@@ -33,14 +33,9 @@ from api.wire_servers import CreateServerBody, Server, ServerList
 from commands import server_commands
 from commands.refusals import ServerNotFound
 from events.server import server_stream
-from projections.fold import fold
-from projections.queries import (
-    count_live_instances_on_server,
-    get_server,
-    list_servers,
-    wait_for_position,
-)
-from projections.servers import SERVERS
+from projections.runtime.fold import fold
+from projections.servers import SERVERS, count_live_instances_on_server, get_server, list_servers
+from projections.waiting import wait_for_position
 
 VIEW: Final = needs("view:servers")
 MANAGE: Final = needs("manage:servers")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from api.errors import FieldError, problem
-from projections.reader import Reader, connection
+from projections.runtime.reader import Reader, connection
 
 _COUNT: Final = b"SELECT count(*) FROM servers WHERE org_id = %s"
 

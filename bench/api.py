@@ -52,7 +52,8 @@ from events.pool import Pool
 from events.secrets import Sealed
 from events.store import NO_STREAM, EventStore
 from odoofleet.settings import Settings, load_settings
-from projections.queries import get_instance, list_instances, wait_for_position
+from projections.instances import get_instance, list_instances
+from projections.waiting import wait_for_position
 
 CONCURRENCY = (1, 16, 64)
 ENDPOINTS = ("GET detail", "GET list (50)", "POST create")
@@ -83,7 +84,7 @@ import asyncio
 from events.pool import open_pool
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import load_settings
-from projections.queries import run_projections
+from projections.run import run_projections
 settings = load_settings()
 async def main(stop):
     pool = await open_pool(settings.database_url, max_size=4)

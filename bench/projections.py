@@ -58,7 +58,7 @@ from events.pool import Pool, open_pool
 from events.registry import DomainEvent, encode_event
 from events.store import ANY, EventStore
 from projections.catalog import build_projections
-from projections.rebuild import rebuild
+from projections.runtime.rebuild import rebuild
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -200,7 +200,7 @@ import asyncio, sys, time
 from events.catalog import build_registry
 from events.pool import open_pool
 from projections.catalog import build_projections
-from projections.rebuild import rebuild
+from projections.runtime.rebuild import rebuild
 
 async def main():
     pool = await open_pool(sys.argv[1], max_size=2)

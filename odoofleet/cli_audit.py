@@ -16,9 +16,8 @@ from rich.table import Table
 
 from events.pool import open_pool
 from odoofleet.settings import Settings
-from projections.audit import AuditEntry
-from projections.read_audit import AuditFilter, search_audit
-from projections.reader import Reader
+from projections.audit import AuditEntry, AuditFilter, search_audit
+from projections.runtime.reader import Reader
 
 _PAGE: Final = 500
 _COLUMNS: Final = tuple(f.name for f in msgspec.structs.fields(AuditEntry))

@@ -24,16 +24,16 @@ from events.catalog import build_registry
 from events.jetstream import connect_nats, ensure_stream
 from events.log_reads import count_range
 from events.pool import open_pool
+from events.republish import republish
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings
 from projections.catalog import NAMES, build_projections, select
-from projections.errors import PoisonEvent
-from projections.rebuild import Progress as RebuildProgress
-from projections.rebuild import RebuildRunning, rebuild
-from projections.replay import replay
-from projections.report import ProjectionReport, report
-from projections.republish import republish
 from projections.run import run_projections
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.rebuild import Progress as RebuildProgress
+from projections.runtime.rebuild import RebuildRunning, rebuild
+from projections.runtime.replay import replay
+from projections.runtime.report import ProjectionReport, report
 
 
 def register(commands: Any) -> None:

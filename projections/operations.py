@@ -1,4 +1,5 @@
-"""The operation read model: one saga run with its steps, timings and output excerpts."""
+"""The operation read model: one saga run with its steps, timings and output excerpts, and
+the reads of an instance's operations."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from events.operation import (
     OperationSucceeded,
 )
 from events.secrets import MASK
-from projections.envelope import Envelope
-from projections.fold import Folder, Row, need
+from projections.runtime.envelope import Envelope
+from projections.runtime.fold import Folder, Row, need
+from projections.runtime.reader import Reader, fetch_text
 
 OperationStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal["running", "succeeded", "failed"]
@@ -162,3 +164,15 @@ OPERATIONS: Folder[OperationView] = Folder(
         OperationCancelled: cancelled,
     },
 )
+
+
+_LIST: Final = (
+    b"SELECT coalesce(json_agg(o ORDER BY o.started_at DESC, o.id DESC), '[]')::text"
+    b" FROM operations o WHERE org_id = %s AND instance_id = %s"
+)
+_operations: Final = msgspec.json.Decoder(list[OperationView])
+
+
+async def list_operations(conn: Reader, org_id: str, instance_id: str) -> list[OperationView]:
+    """The instance's operations, newest first."""
+    return _operations.decode(await fetch_text(conn, _LIST, (org_id, instance_id)) or "[]")

@@ -8,10 +8,10 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from events.catalog import build_registry
-from projections.bell import Bell
 from projections.catalog import build_projections, select
-from projections.presence import Presence
-from projections.runner import ProjectionRunner
+from projections.runtime.bell import Bell
+from projections.runtime.presence import Presence
+from projections.runtime.runner import ProjectionRunner
 
 
 async def run_projections(

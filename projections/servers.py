@@ -1,9 +1,10 @@
-"""The server read model: its row (the API's Server object, no secrets) and how events build it."""
+"""The server read model: its row (the API's Server object), how events build it, and the
+reads of an organization's servers (never their secrets: the read model has none)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -16,8 +17,9 @@ from events.server import (
     ServerValidated,
     ServerValidationFailed,
 )
-from projections.envelope import Envelope
-from projections.fold import Folder, Row, need
+from projections.runtime.envelope import Envelope
+from projections.runtime.fold import Folder, Row, need
+from projections.runtime.reader import Reader, connection, fetch_text
 
 ServerStatus = Literal["pending", "active", "unreachable", "error"]
 
@@ -130,3 +132,33 @@ SERVERS: Folder[ServerView] = Folder(
         ServerDeleted: deleted,
     },
 )
+
+
+_GET: Final = b"SELECT to_json(s)::text FROM servers s WHERE org_id = %s AND id = %s"
+_LIST: Final = (
+    b"SELECT coalesce(json_agg(s ORDER BY s.created_at, s.id), '[]')::text"
+    b" FROM servers s WHERE org_id = %s"
+)
+_LIVE: Final = b"SELECT count(*) FROM instances WHERE org_id = %s AND server_id = %s"
+
+_server: Final = msgspec.json.Decoder(ServerView)
+_servers: Final = msgspec.json.Decoder(list[ServerView])
+
+
+async def get_server(conn: Reader, org_id: str, server_id: str) -> ServerView | None:
+    found = await fetch_text(conn, _GET, (org_id, server_id))
+    return None if found is None else _server.decode(found)
+
+
+async def list_servers(conn: Reader, org_id: str) -> list[ServerView]:
+    """The organization's servers, oldest first."""
+    return _servers.decode(await fetch_text(conn, _LIST, (org_id,)) or "[]")
+
+
+async def count_live_instances_on_server(conn: Reader, org_id: str, server_id: str) -> int:
+    """Instances on the server that are not removed yet (those being removed count: their
+    containers are still there)."""
+    async with connection(conn) as c:
+        cur = await c.execute(_LIVE, (org_id, server_id))
+        row = await cur.fetchone()
+    return 0 if row is None else int(row[0])

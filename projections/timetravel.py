@@ -9,8 +9,8 @@ from itertools import takewhile
 from events.instance import instance_stream
 from events.registry import EventRegistry
 from events.store import EventStore, RecordedEvent
-from projections.fold import fold
 from projections.instances import INSTANCES, InstanceView
+from projections.runtime.fold import fold
 
 _PAGE = 10_000
 

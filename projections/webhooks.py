@@ -15,8 +15,8 @@ from events.webhook import (
     WebhookEndpointEnabled,
     WebhookSecretRotated,
 )
-from projections.envelope import Envelope
-from projections.fold import Folder, Row, need
+from projections.runtime.envelope import Envelope
+from projections.runtime.fold import Folder, Row, need
 
 
 class WebhookView(Row, frozen=True, kw_only=True):

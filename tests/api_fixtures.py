@@ -28,7 +28,7 @@ from events.pool import Pool
 from events.registry import DomainEvent
 from events.store import ANY, EventStore
 from odoofleet.settings import Settings
-from projections.queries import run_projections
+from projections.run import run_projections
 
 EVERYTHING = ("manage:instances", "manage:servers", "view:audit")
 VIEW_ONLY = ("view:instances", "view:servers", "view:audit")

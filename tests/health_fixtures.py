@@ -18,14 +18,9 @@ from events.health import HealthObserved, health_stream
 from events.instance import InstanceProvisioned, ProvisioningFailed
 from events.pool import Pool
 from events.server import ServerValidated, server_stream
-from projections.queries import (
-    HealthScoreView,
-    HealthView,
-    get_health,
-    get_health_score,
-    get_instance,
-    get_server,
-)
+from projections.health import HealthScoreView, HealthView, get_health, get_health_score
+from projections.instances import get_instance
+from projections.servers import get_server
 from workers.health_observer import CycleReport, HealthObserver, ObserverConfig
 from workers.run import run_workers
 from workers.ssh import SshRunner

@@ -35,9 +35,9 @@ from events.secrets import Sealed
 from events.server import ServerRegistered, server_stream
 from events.store import ANY, NO_STREAM, AppendResult, Checkpoint, EventStore, NewEvents
 from projections.catalog import build_projections, select
-from projections.clone import clone_tables
-from projections.projector import Projector
 from projections.run import run_projections
+from projections.runtime.clone import clone_tables
+from projections.runtime.projector import Projector
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SETTINGS = InstanceSettings(

@@ -14,8 +14,9 @@ from waiting import eventually
 from events.instance import InstanceProvisioned
 from events.pool import Pool
 from events.server import ServerReachable, ServerUnreachable, ServerValidated, server_stream
+from projections.health import HealthScoreView
 from projections.health_score import WEIGHTS
-from projections.queries import HealthScoreView, get_server
+from projections.servers import get_server
 from workers.layout import InstanceLayout
 from workers.server_commands import app_up_command, stop_command
 from workers.shell import script

@@ -10,8 +10,8 @@ from saga_fixtures import ORG, bare_fleet_fixture  # noqa: F401
 
 from events.catalog import build_registry
 from projections.catalog import build_projections
-from projections.queries import get_health_score
-from projections.rebuild import rebuild
+from projections.health import get_health_score
+from projections.runtime.rebuild import rebuild
 
 
 async def _rows(world: HealthWorld) -> list[Any]:

@@ -29,7 +29,7 @@ from events.pool import Pool
 from events.secrets import MASK, Vault
 from events.server import ServerDeleted, ServerValidationFailed, server_stream
 from events.store import ANY, EventStore
-from projections.queries import AuditEntry, AuditFilter, query_audit
+from projections.audit import AuditEntry, AuditFilter, query_audit
 
 
 async def _all(pool: Pool, org: str = "org-a", **filters: object) -> list[AuditEntry]:

@@ -26,7 +26,8 @@ from events.server import server_stream
 from events.store import NO_STREAM, Checkpoint, EventStore
 from odoofleet import cli_audit, cli_events, cli_projections
 from odoofleet.settings import Settings
-from projections.queries import get_instance, get_server
+from projections.instances import get_instance
+from projections.servers import get_server
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,8 +25,8 @@ from waiting import eventually
 from events.checkpoints import load_checkpoint
 from events.pool import Pool
 from events.store import EventStore
-from projections.queries import wait_for_position
-from projections.report import report
+from projections.runtime.report import report
+from projections.waiting import wait_for_position
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -38,13 +38,10 @@ from events.instance import (
 from events.pool import Pool
 from events.secrets import Vault
 from events.store import ANY, NO_STREAM, EventStore, NewEvents
-from projections.queries import (
-    InvalidCursor,
-    count_live_instances_on_server,
-    get_health,
-    get_instance,
-    list_instances,
-)
+from projections.health import get_health
+from projections.instances import get_instance, list_instances
+from projections.runtime.errors import InvalidCursor
+from projections.servers import count_live_instances_on_server
 
 
 async def test_a_created_instance_is_creating_with_its_fields_and_auto_domain(
@@ -416,8 +413,8 @@ async def test_cursor_pages_cover_ten_thousand_instances_exactly_once_newest_fir
 
 async def _buffers(pool: Pool, cursor: str | None) -> int:
     """Shared buffers the list query touches (its cost, independent of timing noise)."""
-    from projections.cursor import decode_cursor
-    from projections.read_instances import _list_query
+    from projections.instances import _list_query
+    from projections.runtime.cursor import decode_cursor
 
     after = None if cursor is None else decode_cursor(cursor)
     query = b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + _list_query(

@@ -36,8 +36,9 @@ from events.server import (
     server_stream,
 )
 from events.store import ANY, EventStore
-from projections.operations import EXCERPT_CHARS, excerpt
-from projections.queries import get_health, get_server, list_operations, list_servers
+from projections.health import get_health
+from projections.operations import EXCERPT_CHARS, excerpt, list_operations
+from projections.servers import get_server, list_servers
 
 
 def _validated(server_id: str) -> ServerValidated:

@@ -33,17 +33,13 @@ from events.operation import OperationStarted, operation_stream
 from events.pool import Pool
 from events.server import server_stream
 from events.store import ANY, NO_STREAM, EventStore
+from projections.audit import AuditFilter, query_audit
 from projections.catalog import NAMES, build_projections
-from projections.errors import PoisonEvent
-from projections.queries import (
-    AuditFilter,
-    get_instance,
-    get_server,
-    list_instances,
-    query_audit,
-)
-from projections.rebuild import Progress, RebuildRunning, build_checkpoint, rebuild
-from projections.replay import replay
+from projections.instances import get_instance, list_instances
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.rebuild import Progress, RebuildRunning, build_checkpoint, rebuild
+from projections.runtime.replay import replay
+from projections.servers import get_server
 
 _KEYS = {
     "instances": "id",
@@ -203,7 +199,7 @@ async def test_a_rebuild_that_meets_a_poison_event_leaves_the_live_tables_alone(
 
 
 async def test_a_second_rebuild_of_the_same_projection_is_refused(pool: Pool, store: EventStore):
-    from projections.rebuild import _lock
+    from projections.runtime.rebuild import _lock
 
     await create_instance(store)
     async with pool.connection() as other:

@@ -34,22 +34,19 @@ from events.instance import InstanceRestarted, InstanceUpdated, instance_stream
 from events.pool import Pool
 from events.registry import EventRegistry, encode_event
 from events.store import NO_STREAM, START, EventStore, RecordedEvent
-from projections.bell import Bell
+from projections.audit import AuditFilter, query_audit
 from projections.catalog import build_projections
-from projections.errors import PoisonEvent
-from projections.projection import Projection
-from projections.projector import Projector
-from projections.queries import (
-    AuditFilter,
-    get_health,
-    get_instance,
-    get_server,
-    instance_as_of,
-    query_audit,
-    wait_for_position,
-)
-from projections.report import report
-from projections.runner import ProjectionRunner
+from projections.health import get_health
+from projections.instances import get_instance
+from projections.runtime.bell import Bell
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.projection import Projection
+from projections.runtime.projector import Projector
+from projections.runtime.report import report
+from projections.runtime.runner import ProjectionRunner
+from projections.servers import get_server
+from projections.timetravel import instance_as_of
+from projections.waiting import wait_for_position
 
 
 def _projection(name: str) -> Projection:
@@ -221,7 +218,7 @@ async def test_a_poison_event_stops_its_projection_visibly_and_the_others_go_on(
     )
     after, _ = await create_instance(store, port=20010)
     server_id = await register_server(store)
-    caplog.set_level(logging.ERROR, logger="projections.runner")
+    caplog.set_level(logging.ERROR, logger="projections.runtime.runner")
 
     async with projections_running(pool, database_url, ("instances", "servers")):
         await eventually(lambda: get_server(pool, "org-a", server_id), message="servers go on")

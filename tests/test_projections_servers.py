@@ -17,7 +17,7 @@ from events.migrate import available_migrations, migrate
 from events.pool import Pool, open_pool
 from events.server import ServerRegistered, server_stream
 from events.store import NO_STREAM, EventStore
-from projections.queries import get_server, list_servers
+from projections.servers import get_server, list_servers
 
 _BEFORE_THE_COLUMN = 6
 

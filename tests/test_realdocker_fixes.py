@@ -50,7 +50,7 @@ from events.pool import Pool
 from events.registry import DomainEvent
 from events.server import ServerValidated, server_stream
 from events.store import ANY
-from projections.queries import get_server
+from projections.servers import get_server
 
 pytestmark = pytest.mark.realdocker
 

@@ -46,7 +46,7 @@ from events.store import ANY, EventStore
 from odoofleet.embedded import free_port
 from odoofleet.settings import Settings
 from projections.catalog import NAMES
-from projections.report import report
+from projections.runtime.report import report
 
 log = logging.getLogger(__name__)
 

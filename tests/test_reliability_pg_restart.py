@@ -37,7 +37,9 @@ from events.registry import EventRegistry
 from events.server import ServerValidated, server_stream
 from odoofleet.settings import Settings
 from projections.catalog import READS
-from projections.queries import get_instance, run_projections, wait_for_position
+from projections.instances import get_instance
+from projections.run import run_projections
+from projections.waiting import wait_for_position
 from workers.readiness import Patience
 from workers.run import run_workers
 

@@ -10,7 +10,7 @@ from typing import Final
 import msgspec
 
 from events.health import HealthStatus
-from projections.reader import Reader, fetch_text
+from projections.runtime.reader import Reader, fetch_text
 
 _LAST: Final = (
     "CASE WHEN h.instance_id IS NULL THEN NULL ELSE json_build_object('status', h.status,"

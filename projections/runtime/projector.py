@@ -26,8 +26,8 @@ from psycopg import AsyncConnection, sql
 
 from events.checkpoints import save_checkpoint
 from events.store import Checkpoint, RecordedEvent, read_all_on
-from projections.errors import PoisonEvent
-from projections.projection import Projection
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.projection import Projection
 
 # Read models are derived data, and their rows commit with their checkpoint: a crash can
 # lose the last few of these commits only together, and the projector applies those events

@@ -9,8 +9,8 @@ from typing import Any, Final, get_args, get_type_hints
 import msgspec
 
 from events.secrets import Sealed, mask_sealed
-from projections.fold import Row
 from projections.instances import HEALTH_FIELDS
+from projections.runtime.fold import Row
 
 State = dict[str, Any]
 

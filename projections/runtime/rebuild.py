@@ -24,10 +24,10 @@ from psycopg_pool import AsyncConnectionPool
 from events.checkpoints import load_checkpoint, save_checkpoint
 from events.leader import lock_key
 from events.log_reads import count_all
-from projections.clone import clone_tables, make_logged, quoted
-from projections.projection import Projection
-from projections.projector import CheckpointMoved, Projector, lock_checkpoint
-from projections.status import record_rebuilt
+from projections.runtime.clone import clone_tables, make_logged, quoted
+from projections.runtime.projection import Projection
+from projections.runtime.projector import CheckpointMoved, Projector, lock_checkpoint
+from projections.runtime.status import record_rebuilt
 
 log = logging.getLogger(__name__)
 

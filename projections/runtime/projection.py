@@ -9,8 +9,8 @@ from psycopg import AsyncConnection
 
 from events.registry import EventRegistry
 from events.store import RecordedEvent
-from projections.fold import Folder, R, fold_batch
-from projections.tables import TableRows
+from projections.runtime.fold import Folder, R, fold_batch
+from projections.runtime.tables import TableRows
 
 
 class Projection(Protocol):

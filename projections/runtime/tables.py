@@ -14,7 +14,7 @@ from typing import Any, Final, Generic
 import msgspec
 from psycopg import AsyncConnection
 
-from projections.fold import R
+from projections.runtime.fold import R
 
 _encoder: Final = msgspec.json.Encoder()
 

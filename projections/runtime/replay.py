@@ -15,8 +15,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from events.log_reads import streams_in_range, streams_up_to
-from projections.projection import Projection
-from projections.projector import lock_checkpoint
+from projections.runtime.projection import Projection
+from projections.runtime.projector import lock_checkpoint
 
 
 async def replay(

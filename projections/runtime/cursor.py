@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from projections.errors import InvalidCursor
+from projections.runtime.errors import InvalidCursor
 
 # A cursor comes back from the client, so it is checked as strictly as any input: an id
 # with a NUL byte reached PostgreSQL and failed there (a 500, issue 13).

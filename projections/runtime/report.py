@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from events.log_reads import lag_after
 from events.store import Checkpoint
-from projections.presence import advisory_ids, leader_lock_name, runner_lock_name
+from projections.runtime.presence import advisory_ids, leader_lock_name, runner_lock_name
 
 State = Literal["running", "standby", "stopped", "failed"]
 

@@ -21,8 +21,8 @@ from events.catalog import stream_type
 from events.log_reads import stream_between
 from events.registry import DomainEvent, EventRegistry
 from events.store import RecordedEvent
-from projections.envelope import Envelope
-from projections.errors import CannotApply
+from projections.runtime.envelope import Envelope
+from projections.runtime.errors import CannotApply
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):

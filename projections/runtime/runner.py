@@ -12,12 +12,12 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from events.leader import LeaderLock
-from projections.bell import wait_any
-from projections.errors import PoisonEvent
-from projections.presence import labelled, leader_lock_name
-from projections.projection import Projection
-from projections.projector import Projector
-from projections.status import (
+from projections.runtime.bell import wait_any
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.presence import labelled, leader_lock_name
+from projections.runtime.projection import Projection
+from projections.runtime.projector import Projector
+from projections.runtime.status import (
     Failure,
     record_failed,
     record_recovered,

@@ -17,6 +17,8 @@ from api import (
     routes_servers,
 )
 from api.auth import BearerAuthentication, TokenVerifier
+from api.console import health_history
+from api.console.routes import SECURITY_HEADERS, page, static_files
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
 from api.metrics_http import HttpMetrics
 from api.openapi import BEARER, openapi_config
@@ -64,6 +66,7 @@ def create_app(
             routes_servers.remove,
             routes_servers.validate,
             routes_audit.audit_logs,
+            health_history.health_history,
         ],
         middleware=[DefineMiddleware(BearerAuthentication, verifier=TokenVerifier(settings))],
         before_request=_json_only,
@@ -71,7 +74,8 @@ def create_app(
     )
     http_metrics = HttpMetrics()
     app = Litestar(
-        route_handlers=[api, healthz, readyz, metrics],
+        route_handlers=[api, healthz, readyz, metrics, page, static_files()],
+        response_headers=SECURITY_HEADERS,
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "http_metrics": Provide(lambda: http_metrics, sync_to_thread=False),

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Final
+from html import escape
+from pathlib import Path
+from typing import Any, Final
 
+from litestar import Request, Router
+from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 BEARER: Final = "BearerToken"
+SCHEMA_PATH: Final = "/schema"
+ASSETS_PATH: Final = "/assets"  # Swagger UI's files, under SCHEMA_PATH
 
 _DESCRIPTION: Final = """\
 The control plane for hosting Odoo on your own servers. Every accepted write becomes events
@@ -29,8 +37,8 @@ def openapi_config(version: str) -> OpenAPIConfig:
         title="odoofleet",
         version=version,
         description=_DESCRIPTION,
-        path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        path=SCHEMA_PATH,
+        render_plugins=[OfflineSwaggerUI()],
         use_handler_docstrings=True,
         components=Components(
             security_schemes={
@@ -49,3 +57,48 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="probes", description="Liveness and readiness (no token)"),
         ],
     )
+
+
+class OfflineSwaggerUI(OpenAPIRenderPlugin):
+    """Swagger UI at /schema from the assets of the `swagger-ui-bundle-v2` package, served by
+    odoofleet itself: the page works with no network, and with no inline script (the console's
+    Content-Security-Policy applies to it too), so its start-up lives in schema.js."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/", favicon="", style="")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = escape(str(openapi_schema["info"]["title"]))
+        return _PAGE.format(
+            title=title,
+            assets=SCHEMA_PATH + ASSETS_PATH,
+            spec=escape(self.get_openapi_json_route(request)),
+        ).encode()
+
+    def receive_router(self, router: Router) -> None:
+        router.register(
+            create_static_files_router(
+                path=ASSETS_PATH,
+                directories=[Path(str(swagger_ui_path))],
+                name="swagger-ui-assets",
+                cache_control=CacheControlHeader(max_age=3600),
+            )
+        )
+
+
+_PAGE: Final = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} API</title>
+  <link rel="icon" href="/console/static/favicon.svg">
+  <link rel="stylesheet" href="{assets}/swagger-ui.css">
+  <script src="{assets}/swagger-ui-bundle.js" defer></script>
+  <script src="/console/static/schema.js" defer></script>
+</head>
+<body>
+  <div id="swagger-ui" data-spec="{spec}"></div>
+</body>
+</html>
+"""

@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssh_output_limit: Positive = 1 << 20
     # Operations of one kind that one organization may run at once in one worker process.
     worker_org_concurrency: Positive = 2
+    # GET /api/events/stream: seconds between keepalive comments, events buffered per stream
+    # before a slow client is cut off, open streams per API process.
+    event_stream_heartbeat: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    event_stream_buffer: Positive = 1000
+    event_stream_max: Positive = 1000
 
 
 _ENV_NAMES: dict[str, str] = {
@@ -84,6 +89,9 @@ _ENV_NAMES: dict[str, str] = {
     "server_validations_per_minute": "ODOOFLEET_SERVER_VALIDATIONS_PER_MINUTE",
     "ssh_output_limit": "ODOOFLEET_SSH_OUTPUT_LIMIT",
     "worker_org_concurrency": "ODOOFLEET_WORKER_ORG_CONCURRENCY",
+    "event_stream_heartbeat": "ODOOFLEET_EVENT_STREAM_HEARTBEAT",
+    "event_stream_buffer": "ODOOFLEET_EVENT_STREAM_BUFFER",
+    "event_stream_max": "ODOOFLEET_EVENT_STREAM_MAX",
 }
 
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "RS256", "ES256")

@@ -1,5 +1,6 @@
 """A provisioning step that fails leaves the instance `failed`, naming the step; starting the
-instance then resumes the provisioning without redoing what was done."""
+instance then resumes the provisioning without redoing what was done, except the app colour,
+which it creates anew."""
 
 from __future__ import annotations
 
@@ -66,18 +67,55 @@ async def test_starting_a_failed_instance_resumes_its_provisioning(fleet: Fleet)
     operation = await fleet.operation(start)
     assert isinstance(operation[0], OperationStarted)
     assert operation[0].type == "start"
-    # The checks look again; what the failed provisioning did is not done twice.
+    # The checks look again and the app colour starts anew; what the failed provisioning did
+    # is not done twice.
     assert steps_of(operation, OperationStepCompleted) == [
         "server",
         "preflight",
         "db-healthy",
+        "app-up",
         "readiness",
         "route",
     ]
     argvs = fleet.sshd.docker_argvs()
     assert sum("up" in argv and "acme-db" in argv for argv in argvs) == 1
-    assert sum("up" in argv and "acme-blue" in argv for argv in argvs) == 1
+    assert sum("down" in argv and "acme-blue" in argv for argv in argvs) == 1
+    assert sum("up" in argv and "acme-blue" in argv for argv in argvs) == 2
     assert sum("run" in argv for argv in argvs) == 2  # create-db, admin-password
+
+
+@pytest.mark.parametrize("action", ["start", "restart"])
+async def test_after_a_readiness_failure_start_and_restart_recreate_the_app_container(
+    fleet: Fleet, action: str
+) -> None:
+    """The container that failed readiness stays unhealthy until it is created anew: resuming
+    past app-up (issue 14) found the same sick container and failed again."""
+    server_id = await fleet.register_server()
+    await fleet.wait_for(server_stream(server_id), ServerValidated)
+    fleet.sshd.arm("readiness")
+    instance = await fleet.create_instance(server_id)
+    failed = await fleet.wait_for(instance.stream, ProvisioningFailed)
+    assert isinstance(failed, ProvisioningFailed)
+    assert failed.step == "readiness"
+    sick = fleet.sshd.container("acme-blue-odoo-1")
+    assert sick is not None
+    assert sick["State"]["Health"]["Status"] == "unhealthy"
+
+    fleet.sshd.disarm("readiness")
+    operation_id = await fleet.control(instance, action)
+    await fleet.wait_ended(operation_id)
+
+    [outcome] = [
+        e
+        for e in await fleet.events(instance.stream)
+        if isinstance(e, InstanceProvisioned | ProvisioningFailed)
+        and e.operation_id == operation_id
+    ]
+    assert isinstance(outcome, InstanceProvisioned), outcome
+    fresh = fleet.sshd.container("acme-blue-odoo-1")
+    assert fresh is not None
+    assert fresh["Id"] != sick["Id"]
+    assert fresh["State"]["Health"]["Status"] == "healthy"
 
 
 async def test_a_server_that_stays_unreachable_fails_the_provisioning_after_bounded_retries(

@@ -21,6 +21,7 @@ from saga_fixtures import (  # noqa: F401
 )
 from waiting import eventually
 
+from commands.instance_state import Absent, fold
 from events.instance import (
     AdminPasswordRotated,
     AdminPasswordRotationFailed,
@@ -39,7 +40,6 @@ from events.secrets import MASK
 from events.server import ServerValidated, server_stream
 from events.store import EventStore, RecordedEvent
 from odoofleet.settings import Settings
-from workers.instance_access import fold_instance
 from workers.layout import InstanceLayout
 from workers.ssh import CommandResult, SshRunner
 
@@ -248,8 +248,9 @@ async def test_a_rotation_sets_the_new_admin_password_in_the_running_colour(
     assert len(execs) == 1
     assert execs[0][-4:] == ["shell", "-d", "acme", "--no-http"]
     assert all(new_password not in " ".join(a) for a in argvs)
-    record = fold_instance(await fleet.events(instance.stream))
-    assert record.admin_user_password == sealed
+    state = fold(await fleet.events(instance.stream))
+    assert not isinstance(state, Absent)
+    assert state.facts.admin_user_password == sealed
 
 
 async def test_a_new_instance_does_not_recreate_the_proxy_under_the_others(fleet: Fleet) -> None:

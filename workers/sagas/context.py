@@ -3,11 +3,12 @@ needs it, so a resumed operation that skips a step never builds what only it nee
 
 from __future__ import annotations
 
-from workers.instance_access import InstanceRecord, InstanceSecrets, spec_of
+from commands.instance_state import InstanceFacts
 from workers.layout import InstanceLayout, ProxyLayout
 from workers.operation_log import OperationLog
 from workers.remote import Remote, StepError
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger
+from workers.sagas.instance_spec import InstanceSecrets, spec_of
 from workers.server_access import ServerRecord, ServerSecrets, connection_info
 from workers.slots import OperationLocks
 from workers.spec import InstanceSpec
@@ -20,7 +21,7 @@ class InstanceContext:
         trigger: Trigger,
         log: OperationLog,
         locks: OperationLocks,
-        instance: InstanceRecord,
+        facts: InstanceFacts,
         secrets: InstanceSecrets,
         server: ServerRecord,
         server_secrets: ServerSecrets,
@@ -29,7 +30,7 @@ class InstanceContext:
         self.trigger = trigger
         self.log = log
         self.locks = locks
-        self.instance = instance
+        self.facts = facts
         self.secrets = secrets
         self.server = server
         self.server_secrets = server_secrets
@@ -42,12 +43,12 @@ class InstanceContext:
 
     @property
     def server_id(self) -> str:
-        return self.instance.server_id
+        return self.facts.server_id
 
     def spec(self) -> InstanceSpec:
         if self._spec is None:
             try:
-                self._spec = spec_of(self.instance, self.secrets)
+                self._spec = spec_of(self.facts, self.secrets)
             except ValueError as e:
                 raise StepError(f"refused to use the instance's settings: {e}") from e
         return self._spec
@@ -55,7 +56,7 @@ class InstanceContext:
     @property
     def layout(self) -> InstanceLayout:
         try:
-            return InstanceLayout(self.instance.require().slug, self.config.root)
+            return InstanceLayout(self.facts.slug, self.config.root)
         except ValueError as e:
             raise StepError(f"refused to use the instance's settings: {e}") from e
 

@@ -1,27 +1,18 @@
 """The control sagas (on ActionRequested): start, stop and restart of the active colour, each
-confirmed before its outcome. Starting a never-provisioned (failed) instance resumes its
-provisioning instead: the steps the earlier provisioning operations completed are not run
-again, under the start's own operation (the one the client was given)."""
+confirmed before its outcome. Starting (or restarting) a never-provisioned (failed) instance
+resumes its provisioning instead: the steps the earlier provisioning operations completed are
+not run again, except the app colour's, which is created anew, under the start's own operation
+(the one the client was given)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-from events.instance import (
-    ActionFailed,
-    ActionRequested,
-    InstanceRestarted,
-    InstanceStarted,
-    InstanceStopped,
-)
-from events.registry import DomainEvent
-from workers.instance_access import InstanceRecord, may_settle
+from commands.instance_outcomes import REMOVING, RecordActionFailed, RecordActionSucceeded
+from commands.instance_state import Abandoned, Existing, Removed, Removing
+from events.instance import ActionRequested, Color
 from workers.readiness import wait_stopped
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
-    REMOVING,
     Cancel,
     InstanceOperation,
     Plan,
@@ -37,34 +28,23 @@ from workers.server_commands import restart_command, stop_command
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
     assert isinstance(event, ActionRequested)
-
-    def react(instance: InstanceRecord) -> Reaction:
-        if instance.removal is not None:
-            return Cancel(REMOVING)
-        if not instance.provisioned:
-            if event.action == "stop":
-                return Cancel("the instance was never provisioned")
-            resume_from = tuple(instance.provisioning_ops)
-            return provision_plan(
-                event.instance_id,
-                event.operation_id,
-                resume_from,
-                reconfigured=instance.reconfigured,
-            )
-        color = instance.active_color or "blue"
-        return _plan(event, color)
-
-    return InstanceOperation(event.action, event.operation_id, event.instance_id, react)
+    return InstanceOperation(
+        event.action, event.operation_id, event.instance_id, lambda state: react(event, state)
+    )
 
 
-def _plan(event: ActionRequested, color: str) -> Plan:
-    ids = {"instance_id": event.instance_id, "operation_id": event.operation_id}
-    outcomes: dict[str, Callable[[], DomainEvent]] = {
-        "start": lambda: InstanceStarted(**ids),
-        "stop": lambda: InstanceStopped(**ids),
-        "restart": lambda: InstanceRestarted(**ids, restarted_at=datetime.now(UTC)),
-    }
+def react(event: ActionRequested, state: Existing) -> Reaction:
+    if isinstance(state, Removing | Abandoned | Removed):
+        return Cancel(REMOVING)
+    facts = state.facts
+    if facts.active_color is None:
+        if event.action == "stop":
+            return Cancel("the instance was never provisioned")
+        return provision_plan(event.operation_id, facts.provisioning_ops)
+    return _plan(event, facts.active_color)
 
+
+def _plan(event: ActionRequested, color: Color) -> Plan:
     async def steps(ctx: InstanceContext) -> list[Step]:
         async def stop() -> str:
             return await ctx.remote.check(stop_command(ctx.layout, color))
@@ -83,14 +63,14 @@ def _plan(event: ActionRequested, color: str) -> Plan:
         }
         return by_action[event.action]
 
-    def failed(step: str, message: str) -> list[DomainEvent]:
-        return [ActionFailed(**ids, action=event.action, step=step, message=message)]
-
     return Plan(
         steps=steps,
-        succeeded=lambda: [outcomes[event.action]()],
-        failed=failed,
-        allowed=lambda events: may_settle(event.operation_id, events),
+        succeeded=lambda: RecordActionSucceeded(
+            operation_id=event.operation_id, action=event.action
+        ),
+        failed=lambda step, message: RecordActionFailed(
+            operation_id=event.operation_id, action=event.action, step=step, message=message
+        ),
     )
 
 

@@ -1,44 +1,42 @@
-"""The driver every instance saga runs on. A saga is a process manager: `evolve` folds its
-operation stream and the instance stream, the saga's `react` decides from them (run a plan,
-or cancel), `resume` runs the steps not completed yet, and the outcome is recorded once."""
+"""The driver every instance saga runs on. A saga is a process manager: it folds its own
+operation stream (workers/operation_log.py) and reads its instance as the instance's decider
+folds it; its `react` chooses from that state (run a plan, or cancel), `resume` runs the steps
+not completed yet, and the outcome is a command to the instance's decider, which records it
+once (docs/saga-outcomes.md)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import NamedTuple
 
+from commands.instance_outcomes import RecordOutcome, decide_outcome, outcome_of
+from commands.instance_state import Absent, Existing, fold
+from commands.refusals import OutcomeOverruled
+from commands.runner import Outcome, execute_command, load
 from events.instance import instance_stream
 from events.operation import OperationType
 from events.registry import DomainEvent
 from events.server import ServerValidationFailed, server_stream
-from workers.instance_access import (
-    InstanceRecord,
-    InstanceSecrets,
-    Settled,
-    fold_instance,
-    open_secrets,
-)
 from workers.masking import Masker
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.instance_spec import InstanceSecrets, open_secrets
 from workers.sagas.runtime import Step, cancel, close, last_started_step, resume
 from workers.server_access import ServerRecord, ServerSecrets, fold_server, open_server_secrets
 from workers.slots import OperationLocks
 from workers.ssh_errors import HostKeyChanged
 from workers.streams import append_once, read
 
-REMOVING = "the instance is being removed"
-
 
 @dataclass(frozen=True)
 class Plan:
     steps: Callable[[InstanceContext], Awaitable[list[Step]]]
-    succeeded: Callable[[], list[DomainEvent]]
-    failed: Callable[[str, str], list[DomainEvent]]  # (step, message)
-    allowed: Callable[[list[DomainEvent]], bool]  # may the outcome still be appended?
+    succeeded: Callable[[], RecordOutcome]
+    failed: Callable[[str, str], RecordOutcome]  # (step, message)
     # Earlier operations whose completed steps this one does not run again, except `checks`,
     # which look at the present (a server, a container) and so are always looked at again.
     resume_from: tuple[str, ...] = ()
@@ -61,11 +59,11 @@ class InstanceOperation:
     kind: OperationType
     operation_id: str
     instance_id: str
-    react: Callable[[InstanceRecord], Reaction]
+    react: Callable[[Existing], Reaction]
 
 
 class _Opened(NamedTuple):
-    instance: InstanceRecord
+    instance: Existing
     secrets: InstanceSecrets
     server: ServerRecord
     server_secrets: ServerSecrets
@@ -80,7 +78,8 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
         opened = await _open(deps, op, log)
         if (await log.load()).finished:
             return
-        settled = opened.instance.outcomes.get(op.operation_id)
+        facts = opened.instance.facts
+        settled = facts.outcomes.get(op.operation_id)
         if settled is not None:
             await close(log, settled)  # the outcome landed; the last worker died before this
             return
@@ -88,8 +87,8 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
         if isinstance(reaction, Cancel):
             await _cancel(deps, log, op, opened.instance, reaction.reason)
             return
-        await log.start(op.kind, op.instance_id, opened.instance.server_id, deps.worker)
-        ctx = InstanceContext(deps, trigger, log, locks, *opened)
+        await log.start(op.kind, op.instance_id, facts.server_id, deps.worker)
+        ctx = InstanceContext(deps, trigger, log, locks, facts, *opened[1:])
         carried = await _carried(deps, trigger, reaction, op.operation_id)
         steps = await reaction.steps(ctx)
         while True:
@@ -102,16 +101,13 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
                 except OperationTakenOver:
                     return
                 message = log.mask(e.message)
-                await _note_host_key_changed(deps, trigger, opened.instance.server_id, op, e)
-                outcome = Settled(True, e.step, message)
-                await _settle(
-                    deps, trigger, log, op, reaction, reaction.failed(e.step, message), outcome
-                )
+                await _note_host_key_changed(deps, trigger, facts.server_id, op, e)
+                await _settle(deps, trigger, log, op, reaction.failed(e.step, message))
                 return
             except OperationTakenOver:
                 return  # cancelled by a removal, or another worker is on it
             break
-        await _settle(deps, trigger, log, op, reaction, reaction.succeeded(), Settled())
+        await _settle(deps, trigger, log, op, reaction.succeeded())
 
 
 async def record_exhausted(
@@ -129,20 +125,44 @@ async def record_exhausted(
     step = last_started_step(log) or "start"
     message = log.mask(f"gave up after repeated failures: {error}")
     with contextlib.suppress(OperationTakenOver):
-        await log.start(op.kind, op.instance_id, opened.instance.server_id, deps.worker)
-    outcome = Settled(True, step, message)
-    await _settle(deps, trigger, log, op, reaction, reaction.failed(step, message), outcome)
+        await log.start(op.kind, op.instance_id, opened.instance.facts.server_id, deps.worker)
+    await _settle(deps, trigger, log, op, reaction.failed(step, message))
+
+
+async def record_outcome(
+    deps: SagaDeps, trigger: Trigger, instance_id: str, command: RecordOutcome, *, key: str
+) -> Outcome:
+    """`command` decided by the instance's decider and appended like any write; `key` names
+    the append, so a redelivered message sending it again appends nothing twice."""
+    return await execute_command(
+        deps.store,
+        deps.registry,
+        instance_stream(instance_id),
+        fold,
+        decide_outcome,
+        command,
+        datetime.now(UTC),
+        trigger.metadata,
+        idempotency_key=key,
+    )
+
+
+async def load_instance(deps: SagaDeps, instance_id: str) -> Existing:
+    """The instance as its decider folds it (a trigger's instance always exists)."""
+    state = (await load(deps.store, deps.registry, instance_stream(instance_id), fold)).state
+    if isinstance(state, Absent):
+        raise LookupError(f"instance {instance_id} has no stream")
+    return state
 
 
 async def _open(deps: SagaDeps, op: InstanceOperation, log: OperationLog) -> _Opened:
-    """Fold both streams and open the secrets; the log masks those in all it records."""
-    instance = fold_instance(
-        (await read(deps.store, deps.registry, instance_stream(op.instance_id))).events
-    )
+    """Load the instance and its server, and open their secrets; the log masks those in all
+    it records."""
+    instance = await load_instance(deps, op.instance_id)
     server = fold_server(
-        (await read(deps.store, deps.registry, server_stream(instance.server_id))).events
+        (await read(deps.store, deps.registry, server_stream(instance.facts.server_id))).events
     )
-    secrets = await open_secrets(deps.vault, instance)
+    secrets = await open_secrets(deps.vault, instance.facts)
     server_secrets = (
         await open_server_secrets(deps.vault, server)
         if server.registered is not None
@@ -168,38 +188,30 @@ async def _settle(
     trigger: Trigger,
     log: OperationLog,
     op: InstanceOperation,
-    plan: Plan,
-    events: list[DomainEvent],
-    outcome: Settled,
+    command: RecordOutcome,
 ) -> None:
-    """The outcome on the instance stream first, exactly once and only while the instance's
-    state allows it; then the operation's end, which is what makes a redelivery a no-op."""
-    recorded = not events or await append_once(
-        deps.store,
-        deps.registry,
-        instance_stream(op.instance_id),
-        events,
-        trigger.metadata,
-        key=f"{op.operation_id}/outcome",
-        allowed=plan.allowed,
-    )
+    """The outcome on the instance stream first, as its decider allows (once, and never after
+    a removal overtook the operation); then the operation's end, which is what makes a
+    redelivery a no-op."""
+    key = f"{op.operation_id}/outcome"
     with contextlib.suppress(OperationTakenOver):  # cancelled meanwhile: that stands
-        if recorded:
-            await close(log, outcome)
-        else:
-            await log.cancel(REMOVING)
+        try:
+            await record_outcome(deps, trigger, op.instance_id, command, key=key)
+        except OutcomeOverruled as e:
+            await log.cancel(e.reason)
+            return
+        await close(log, outcome_of(command))
 
 
 async def _cancel(
-    deps: SagaDeps, log: OperationLog, op: InstanceOperation, instance: InstanceRecord, reason: str
+    deps: SagaDeps, log: OperationLog, op: InstanceOperation, instance: Existing, reason: str
 ) -> None:
-    server_id = instance.server_id if instance.created is not None else ""
     await cancel(
         log,
         reason,
         kind=op.kind,
         instance_id=op.instance_id,
-        server_id=server_id,
+        server_id=instance.facts.server_id,
         worker=deps.worker,
     )
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from events.instance import FIRST_COLOR, InstanceProvisioned, ProvisioningFailed
-from events.registry import DomainEvent
+from commands.instance_outcomes import RecordProvisioned, RecordProvisioningFailed
+from events.instance import FIRST_COLOR
 from events.server import server_stream
-from workers.instance_access import may_settle
 from workers.operation_log import OperationTakenOver
 from workers.proxy_steps import ensure_ports, ensure_proxy, switch_route
 from workers.readiness import wait_db_healthy, wait_ready
@@ -20,6 +19,7 @@ from workers.sagas.runtime import Step
 from workers.server_access import fold_server
 from workers.server_commands import (
     admin_password_script,
+    app_down_command,
     app_up_command,
     create_database_command,
     db_up_command,
@@ -38,37 +38,30 @@ MIB: Final = 2**20
 CHECKS: Final = frozenset({"server", "preflight", "db-healthy", "readiness"})
 
 
-def provision_plan(
-    instance_id: str,
-    operation_id: str,
-    resume_from: tuple[str, ...],
-    *,
-    reconfigured: bool = False,
-) -> Plan:
+def provision_plan(operation_id: str, resume_from: tuple[str, ...]) -> Plan:
     """Provisioning under `operation_id`; what the operations in `resume_from` completed is
-    not done again (a start resuming a failed provisioning), except app-up when the instance
-    was `reconfigured` since: blue may run the settings of before, and starting the instance
-    is how an operator applies a fix to them."""
+    not done again (a start or restart resuming a failed provisioning), except the app colour:
+    one an earlier attempt started did not become ready, or runs the settings of before the
+    instance was changed, and starting the instance is how an operator applies a fix. So a
+    resumed provisioning recreates it (issue 14: a start after a readiness failure resumed past
+    app-up and found the same sick container)."""
+    resuming = bool(resume_from)
 
-    def succeeded() -> list[DomainEvent]:
-        ids = {"instance_id": instance_id, "operation_id": operation_id}
-        return [InstanceProvisioned(**ids, active_color=FIRST_COLOR)]
-
-    def failed(step: str, message: str) -> list[DomainEvent]:
-        ids = {"instance_id": instance_id, "operation_id": operation_id}
-        return [ProvisioningFailed(**ids, step=step, message=message)]
+    async def steps(ctx: InstanceContext) -> list[Step]:
+        return provision_steps(ctx, fresh_app=resuming)
 
     return Plan(
-        steps=provision_steps,
-        succeeded=succeeded,
-        failed=failed,
-        allowed=lambda events: may_settle(operation_id, events),
+        steps=steps,
+        succeeded=lambda: RecordProvisioned(operation_id=operation_id, active_color=FIRST_COLOR),
+        failed=lambda step, message: RecordProvisioningFailed(
+            operation_id=operation_id, step=step, message=message
+        ),
         resume_from=resume_from,
-        checks=CHECKS | {"app-up"} if reconfigured else CHECKS,
+        checks=CHECKS | {"app-up"} if resuming else CHECKS,
     )
 
 
-async def provision_steps(ctx: InstanceContext) -> list[Step]:
+def provision_steps(ctx: InstanceContext, *, fresh_app: bool = False) -> list[Step]:
     return [
         Step("server", lambda: wait_for_server(ctx)),
         Step("preflight", lambda: preflight(ctx)),
@@ -77,7 +70,7 @@ async def provision_steps(ctx: InstanceContext) -> list[Step]:
         Step("db-healthy", lambda: wait_db_healthy(ctx.remote, ctx.layout, ctx.config.readiness)),
         Step("create-db", lambda: create_database(ctx)),
         Step("admin-password", lambda: set_admin_password(ctx, None)),
-        Step("app-up", lambda: app_up(ctx, FIRST_COLOR)),
+        Step("app-up", lambda: app_up(ctx, FIRST_COLOR, fresh=fresh_app)),
         Step("readiness", lambda: ready(ctx, FIRST_COLOR)),
         Step("route", lambda: route(ctx, FIRST_COLOR)),
     ]
@@ -177,15 +170,20 @@ async def write_admin_password(
     return f"the password of the admin user of {db_name} is set"
 
 
-async def app_up(ctx: InstanceContext, color: str) -> str:
+async def app_up(ctx: InstanceContext, color: str, *, fresh: bool = False) -> str:
     """Whatever starts a colour (provisioning, start, redeploy) starts it on the instance's
     files as rendered from the settings the operation read when it began: uploaded here,
     unless this operation's layout step did. Their digest in the compose file makes `up -d`
-    recreate a container whose files changed (workers/render.py, config_digest)."""
+    recreate a container whose files changed (workers/render.py, config_digest); `fresh`
+    takes the colour's container down first, so `up -d` creates it anew even when nothing
+    changed (an unhealthy container is otherwise left as it is). Its data is in named
+    volumes, which `down` leaves alone."""
     uploaded = [] if "layout" in ctx.log.progress.completed else [await upload_files(ctx)]
-    command = app_up_command(ctx.layout, color)
-    started = await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
-    return "\n".join([*uploaded, started])
+    limit = ctx.config.compose_limit
+    down = app_down_command(ctx.layout, color)
+    removed = [await ctx.remote.check(down, time_limit=limit)] if fresh else []
+    started = await ctx.remote.check(app_up_command(ctx.layout, color), time_limit=limit)
+    return "\n".join([*uploaded, *removed, started])
 
 
 async def ready(ctx: InstanceContext, color: str) -> str:

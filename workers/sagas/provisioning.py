@@ -3,11 +3,11 @@ instance serving its subdomain, as colour blue."""
 
 from __future__ import annotations
 
+from commands.instance_outcomes import REMOVING
+from commands.instance_state import Abandoned, Existing, Removed, Removing
 from events.instance import ProvisioningRequested
-from workers.instance_access import InstanceRecord
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
-    REMOVING,
     Cancel,
     InstanceOperation,
     Reaction,
@@ -20,15 +20,17 @@ from workers.sagas.provision_steps import provision_plan
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
     assert isinstance(event, ProvisioningRequested)
+    return InstanceOperation(
+        "provision", event.operation_id, event.instance_id, lambda state: react(event, state)
+    )
 
-    def react(instance: InstanceRecord) -> Reaction:
-        if instance.removal is not None:
-            return Cancel(REMOVING)
-        if instance.provisioned:
-            return Cancel("the instance is provisioned already")
-        return provision_plan(event.instance_id, event.operation_id, ())
 
-    return InstanceOperation("provision", event.operation_id, event.instance_id, react)
+def react(event: ProvisioningRequested, state: Existing) -> Reaction:
+    if isinstance(state, Removing | Abandoned | Removed):
+        return Cancel(REMOVING)
+    if state.facts.provisioned:
+        return Cancel("the instance is provisioned already")
+    return provision_plan(event.operation_id, ())
 
 
 async def handle(deps: SagaDeps, trigger: Trigger) -> None:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from events.instance import ActionFailed, Color, InstanceRedeployed, RedeployRequested, idle_color
-from events.registry import DomainEvent
-from workers.instance_access import InstanceRecord, may_settle
+from commands.instance_outcomes import REMOVING, RecordActionFailed, RecordRedeployed
+from commands.instance_state import Abandoned, Existing, Removed, Removing
+from events.instance import Color, RedeployRequested, idle_color
 from workers.proxy_steps import switch_route
 from workers.readiness import wait_stopped
 from workers.remote import StepError
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
-    REMOVING,
     Cancel,
     InstanceOperation,
     Plan,
@@ -44,17 +43,20 @@ STARTING_APPLIES = "whatever starts it renders the latest settings"
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
     assert isinstance(event, RedeployRequested)
+    return InstanceOperation(
+        "redeploy", event.operation_id, event.instance_id, lambda state: react(event, state)
+    )
 
-    def react(instance: InstanceRecord) -> Reaction:
-        if instance.removal is not None:
-            return Cancel(REMOVING)
-        if not instance.provisioned or instance.active_color is None:
-            return Cancel(f"nothing serves yet: {STARTING_APPLIES}")
-        if instance.stopped:
-            return Cancel(f"the instance is stopped: {STARTING_APPLIES}")
-        return _plan(event, instance.active_color)
 
-    return InstanceOperation("redeploy", event.operation_id, event.instance_id, react)
+def react(event: RedeployRequested, state: Existing) -> Reaction:
+    if isinstance(state, Removing | Abandoned | Removed):
+        return Cancel(REMOVING)
+    facts = state.facts
+    if facts.active_color is None:
+        return Cancel(f"nothing serves yet: {STARTING_APPLIES}")
+    if facts.stopped_on_purpose:
+        return Cancel(f"the instance is stopped: {STARTING_APPLIES}")
+    return _plan(event, facts.active_color)
 
 
 def _plan(event: RedeployRequested, old: Color) -> Plan:
@@ -100,29 +102,12 @@ def _plan(event: RedeployRequested, old: Color) -> Plan:
             Step(f"stop-{old}", stop_old),
         ]
 
-    def succeeded() -> list[DomainEvent]:
-        return [
-            InstanceRedeployed(
-                instance_id=event.instance_id, operation_id=event.operation_id, active_color=new
-            )
-        ]
-
-    def failed(step: str, message: str) -> list[DomainEvent]:
-        return [
-            ActionFailed(
-                instance_id=event.instance_id,
-                operation_id=event.operation_id,
-                action="redeploy",
-                step=step,
-                message=message,
-            )
-        ]
-
     return Plan(
         steps=steps,
-        succeeded=succeeded,
-        failed=failed,
-        allowed=lambda events: may_settle(event.operation_id, events),
+        succeeded=lambda: RecordRedeployed(operation_id=event.operation_id, active_color=new),
+        failed=lambda step, message: RecordActionFailed(
+            operation_id=event.operation_id, action="redeploy", step=step, message=message
+        ),
     )
 
 

@@ -5,20 +5,18 @@ AdminPasswordRotated, the previous password holds; a failed rotation leaves it s
 
 from __future__ import annotations
 
-from events.instance import (
-    AdminPasswordRotated,
-    AdminPasswordRotationFailed,
-    AdminPasswordRotationRequested,
-    instance_stream,
+from commands.instance_outcomes import (
+    REMOVING,
+    RecordAdminPasswordRotated,
+    RecordAdminPasswordRotationFailed,
 )
-from events.registry import DomainEvent
-from workers.instance_access import InstanceRecord, may_settle
+from commands.instance_state import Abandoned, Existing, InstanceFacts, Removed, Removing
+from events.instance import AdminPasswordRotationRequested, instance_stream
 from workers.masking import Masker
 from workers.remote import StepError
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
-    REMOVING,
     Cancel,
     InstanceOperation,
     Plan,
@@ -33,24 +31,27 @@ from workers.sagas.runtime import Step
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
     assert isinstance(event, AdminPasswordRotationRequested)
+    return InstanceOperation(
+        "rotate-admin-password",
+        event.operation_id,
+        event.instance_id,
+        lambda state: react(event, state),
+    )
 
-    def react(instance: InstanceRecord) -> Reaction:
-        if instance.removal is not None:
-            return Cancel(REMOVING)
-        return _plan(event, instance)
 
-    return InstanceOperation("rotate-admin-password", event.operation_id, event.instance_id, react)
+def react(event: AdminPasswordRotationRequested, state: Existing) -> Reaction:
+    if isinstance(state, Removing | Abandoned | Removed):
+        return Cancel(REMOVING)
+    return _plan(event, state.facts)
 
 
-def _plan(event: AdminPasswordRotationRequested, instance: InstanceRecord) -> Plan:
-    ids = {"instance_id": event.instance_id, "operation_id": event.operation_id}
-
+def _plan(event: AdminPasswordRotationRequested, instance: InstanceFacts) -> Plan:
     async def steps(ctx: InstanceContext) -> list[Step]:
         async def set_password() -> str:
             # Checked when the step runs, so the message says why nothing was changed.
-            if not instance.provisioned or instance.active_color is None:
+            if instance.active_color is None:
                 raise StepError("the instance was never provisioned: no Odoo to set it in")
-            if instance.stopped:
+            if instance.stopped_on_purpose:
                 raise StepError("the instance is stopped: start it, then rotate again")
             stream_id = instance_stream(event.instance_id)
             password = await ctx.deps.vault.open(stream_id, event.admin_user_password)
@@ -60,14 +61,12 @@ def _plan(event: AdminPasswordRotationRequested, instance: InstanceRecord) -> Pl
 
         return [Step("set-password", set_password)]
 
-    def failed(step: str, message: str) -> list[DomainEvent]:
-        return [AdminPasswordRotationFailed(**ids, step=step, message=message)]
-
     return Plan(
         steps=steps,
-        succeeded=lambda: [AdminPasswordRotated(**ids)],
-        failed=failed,
-        allowed=lambda events: may_settle(event.operation_id, events),
+        succeeded=lambda: RecordAdminPasswordRotated(operation_id=event.operation_id),
+        failed=lambda step, message: RecordAdminPasswordRotationFailed(
+            operation_id=event.operation_id, step=step, message=message
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import NamedTuple
 
+from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from events.operation import OperationType
 from workers.instance_access import Settled
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
@@ -78,12 +79,16 @@ async def cancel(
     await log.cancel(reason)
 
 
-async def close(log: OperationLog, outcome: Settled) -> None:
-    """Mark the operation finished as its recorded outcome says."""
-    if outcome.failed:
-        await log.fail(outcome.step, outcome.message)
-    else:
-        await log.succeed()
+async def close(log: OperationLog, outcome: OperationOutcome | Settled) -> None:
+    """Mark the operation finished as its recorded outcome says. (`Settled`: the server
+    validation's, until it records a commands.outcome too.)"""
+    match outcome:
+        case (
+            FailedAt(step=step, message=message) | Settled(failed=True, step=step, message=message)
+        ):
+            await log.fail(step, message)
+        case Succeeded() | Settled():
+            await log.succeed()
 
 
 def last_started_step(log: OperationLog) -> str | None:

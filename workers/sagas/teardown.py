@@ -13,18 +13,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from events.instance import (
-    InstanceRemoved,
-    RemovalAbandoned,
-    RemovalFailed,
-    RemovalRequested,
-    instance_stream,
+from commands.instance_outcomes import (
+    REMOVED,
+    RecordRemovalAbandoned,
+    RecordRemovalAttemptFailed,
+    RecordRemoved,
 )
-from events.registry import DomainEvent
-from workers.instance_access import InstanceRecord, fold_instance, may_remove
+from commands.instance_state import Existing, Removed
+from commands.refusals import OutcomeOverruled
+from commands.reservation import ReleaseReservations
+from commands.reservation_release import release_reservations
+from events.instance import RemovalRequested, instance_stream
 from workers.layout import InstanceLayout
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.reservations import release_reservations
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -32,7 +33,9 @@ from workers.sagas.instance_saga import (
     InstanceOperation,
     Plan,
     Reaction,
+    load_instance,
     record_exhausted,
+    record_outcome,
     run_instance_operation,
 )
 from workers.sagas.provision_steps import CHECKS
@@ -47,32 +50,27 @@ from workers.server_commands import (
     remove_volumes_command,
     verify_removed_command,
 )
-from workers.streams import append_once, read
 
 
 def operation(trigger: Trigger) -> InstanceOperation:
     event = trigger.event
     assert isinstance(event, RemovalRequested)
+    return InstanceOperation(
+        "teardown", event.operation_id, event.instance_id, lambda state: react(event, state)
+    )
 
-    def react(instance: InstanceRecord) -> Reaction:
-        if instance.removed:
-            return Cancel("the instance is removed already")
-        return Plan(
-            steps=_steps,
-            succeeded=lambda: _removed(event),
-            failed=lambda step, message: [
-                RemovalAbandoned(
-                    instance_id=event.instance_id,
-                    operation_id=event.operation_id,
-                    step=step,
-                    message=message,
-                )
-            ],
-            allowed=may_remove,
-            retry=lambda ctx, failure: _retry(ctx, event, failure),
-        )
 
-    return InstanceOperation("teardown", event.operation_id, event.instance_id, react)
+def react(event: RemovalRequested, state: Existing) -> Reaction:
+    if isinstance(state, Removed):
+        return Cancel("the instance is removed already")
+    return Plan(
+        steps=_steps,
+        succeeded=lambda: RecordRemoved(operation_id=event.operation_id),
+        failed=lambda step, message: RecordRemovalAbandoned(
+            operation_id=event.operation_id, step=step, message=message
+        ),
+        retry=lambda ctx, failure: _retry(ctx, event, failure),
+    )
 
 
 async def _retry(ctx: InstanceContext, event: RemovalRequested, failure: StepFailed) -> bool:
@@ -82,33 +80,27 @@ async def _retry(ctx: InstanceContext, event: RemovalRequested, failure: StepFai
     pauses = ctx.config.removal_retries
     if attempt > len(pauses):
         return False
-    failed = RemovalFailed(
-        instance_id=event.instance_id,
-        operation_id=event.operation_id,
-        step=failure.step,
-        message=ctx.log.mask(failure.message),
+    failed = RecordRemovalAttemptFailed(
+        operation_id=event.operation_id, step=failure.step, message=ctx.log.mask(failure.message)
     )
-    stream_id = instance_stream(event.instance_id)
+    # Each attempt is recorded once: its key names it (a redelivery resumes at a new attempt).
     key = f"{event.operation_id}/attempt-{failure.step}-{attempt}"
-    metadata = ctx.trigger.metadata
-    store, registry = ctx.deps.store, ctx.deps.registry
-    await append_once(store, registry, stream_id, [failed], metadata, key=key, allowed=may_remove)
-    await asyncio.sleep(pauses[attempt - 1])
-    if not may_remove((await read(store, registry, stream_id)).events):
-        await ctx.log.cancel("the instance was removed meanwhile (forced)")
-        raise OperationTakenOver("the instance was removed meanwhile")
+    try:
+        await record_outcome(ctx.deps, ctx.trigger, event.instance_id, failed, key=key)
+        await asyncio.sleep(pauses[attempt - 1])
+        if isinstance(await load_instance(ctx.deps, event.instance_id), Removed):
+            raise OutcomeOverruled(event.operation_id, f"{REMOVED} (forced)")
+    except OutcomeOverruled as e:
+        await ctx.log.cancel(e.reason)
+        raise OperationTakenOver(e.reason) from e
     return True
-
-
-def _removed(event: RemovalRequested) -> list[DomainEvent]:
-    return [InstanceRemoved(instance_id=event.instance_id, operation_id=event.operation_id)]
 
 
 async def _steps(ctx: InstanceContext) -> list[Step]:
     release = [Step("release", lambda: _release(ctx)), Step("forget-secrets", lambda: _forget(ctx))]
     if not await _touched_server(ctx):
         return release
-    instance_id = ctx.instance.instance_id
+    instance_id = ctx.facts.instance_id
 
     def run(command: Callable[[InstanceLayout], str]) -> Callable[[], Awaitable[str]]:
         return lambda: ctx.remote.check(command(ctx.layout))
@@ -131,7 +123,7 @@ async def _touched_server(ctx: InstanceContext) -> bool:
     """Whether any provisioning got as far as changing the server. If none did (a removal
     while the server was still pending, say), there is nothing to take down over SSH, and a
     server that cannot be reached does not keep the instance from being removed."""
-    for operation_id in ctx.instance.provisioning_ops:
+    for operation_id in ctx.facts.provisioning_ops:
         log = OperationLog(ctx.deps.store, ctx.deps.registry, operation_id, ctx.trigger.metadata)
         if set((await log.load()).attempts) - CHECKS:
             return True
@@ -139,15 +131,15 @@ async def _touched_server(ctx: InstanceContext) -> bool:
 
 
 async def _release(ctx: InstanceContext) -> str:
+    facts = ctx.facts
+    command = ReleaseReservations(
+        instance_id=facts.instance_id,
+        slug=facts.slug,
+        subdomain=facts.auto_subdomain,
+        server_id=facts.server_id,
+    )
     return await release_reservations(
-        ctx.deps.store,
-        ctx.deps.registry,
-        ctx.trigger.metadata,
-        key=ctx.log.operation_id,
-        server_id=ctx.server_id,
-        slug=ctx.instance.require().slug,
-        subdomain=ctx.instance.require().auto_subdomain,
-        instance_id=ctx.instance.instance_id,
+        ctx.deps.store, ctx.deps.registry, command, ctx.trigger.metadata
     )
 
 
@@ -155,7 +147,7 @@ async def _forget(ctx: InstanceContext) -> str:
     """Crypto-shred the instance's secrets (env vars, admin and database passwords): once it is
     gone from the server nothing needs them, and a copy of the database or its backups must
     not give them away. Its history stays readable, with those values masked."""
-    stream_id = instance_stream(ctx.instance.instance_id)
+    stream_id = instance_stream(ctx.facts.instance_id)
     if await ctx.deps.vault.forget(stream_id):
         return f"the data key of {stream_id} is deleted: its secrets can no longer be read"
     return f"{stream_id} had no data key left"
@@ -170,7 +162,7 @@ async def handle(deps: SagaDeps, trigger: Trigger) -> None:
         cancelled = OperationLog(
             deps.store, deps.registry, event.cancels_operation_id, trigger.metadata
         )
-        server_id = await _server_of(deps, event.instance_id)
+        server_id = (await load_instance(deps, event.instance_id)).facts.server_id
         await cancel(
             cancelled,
             "instance removal requested",
@@ -180,11 +172,6 @@ async def handle(deps: SagaDeps, trigger: Trigger) -> None:
             worker=deps.worker,
         )
     await run_instance_operation(deps, trigger, operation(trigger))
-
-
-async def _server_of(deps: SagaDeps, instance_id: str) -> str:
-    stream = await read(deps.store, deps.registry, instance_stream(instance_id))
-    return fold_instance(stream.events).server_id
 
 
 async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TypeVar
 
-from commands.refusals import ConcurrentModification
 from commands.reservation import (
     ReleaseReservations,
     SlugState,
@@ -19,8 +18,7 @@ from commands.reservation import (
     fold_subdomain,
     slug_history,
 )
-from commands.runner import Fold, execute, load
-from events.errors import WrongExpectedVersion
+from commands.runner import Fold, execute
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
 from events.reservation import legacy_slug_stream, ports_stream, slug_stream, subdomain_stream
@@ -59,13 +57,14 @@ async def release_reservations(
         partial(_slug_state, command.slug, legacy),
         partial(decide_slug_release, command),
     )
-    host = await _run_shared(
+    host = await _run(
         store,
         registry,
         metadata,
         subdomain_stream(command.subdomain),
         fold_subdomain,
         partial(decide_subdomain_release, command),
+        shared=True,
     )
     done = (
         ("host ports", ports),
@@ -87,36 +86,15 @@ async def _run(
     stream_id: str,
     fold: Fold[S],
     decide: Decide[S],
+    *,
+    shared: bool = False,
 ) -> bool:
+    """`shared`: a host name's stream, which every organization writes to."""
+
     async def decision(state: S) -> Sequence[DomainEvent]:
         return decide(state)
 
     outcome = await execute(
-        store, registry, stream_id, fold, decision, metadata, retry_on_conflict=True
+        store, registry, stream_id, fold, decision, metadata, retry_on_conflict=True, shared=shared
     )
     return bool(outcome.events)
-
-
-async def _run_shared(
-    store: EventStore,
-    registry: EventRegistry,
-    metadata: EventMetadata,
-    stream_id: str,
-    fold: Fold[S],
-    decide: Decide[S],
-    attempts: int = 3,
-) -> bool:
-    """`_run` for a host name's stream, which every organization writes to: loaded whoever
-    wrote it first (the runner loads a stream of another organization as absent). Goes once
-    commands.runner.execute takes such streams (requested of H1a)."""
-    for _ in range(attempts):
-        loaded = await load(store, registry, stream_id, fold)
-        events = decide(loaded.state)
-        if not events:
-            return False
-        try:
-            await store.append(stream_id, loaded.expected, events, metadata)
-        except WrongExpectedVersion:
-            continue
-        return True
-    raise ConcurrentModification(stream_id)

@@ -7,6 +7,7 @@ from typing import ClassVar, TypeAlias
 
 import msgspec
 
+from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import (
@@ -39,17 +40,6 @@ class Pinned(msgspec.Struct, frozen=True):
 HostKey: TypeAlias = Unpinned | Pinned
 
 
-class ValidationPassed(msgspec.Struct, frozen=True):
-    pass
-
-
-class ValidationFailed(msgspec.Struct, frozen=True):
-    message: str
-
-
-Validation: TypeAlias = ValidationPassed | ValidationFailed
-
-
 class ServerProfile(msgspec.Struct, frozen=True, kw_only=True):
     """What the decider and the sagas know about a registered server, whatever its phase."""
 
@@ -68,7 +58,7 @@ class ServerProfile(msgspec.Struct, frozen=True, kw_only=True):
     # by itself (workers.sagas.validation).
     validation_requested: bool = False
     # The outcome each validation operation recorded, by operation id.
-    validations: dict[str, Validation] = {}
+    validations: dict[str, OperationOutcome] = {}
 
 
 class Absent(msgspec.Struct, frozen=True):
@@ -132,9 +122,9 @@ def _evolve_registered(state: Registered, event: DomainEvent) -> ServerState:
             changed = msgspec.structs.replace(profile, host_key=Pinned(host_key, fingerprint))
             return msgspec.structs.replace(state, profile=changed)
         case ServerValidated(operation_id=operation_id):
-            return Active(_settled(profile, operation_id, ValidationPassed()))
+            return Active(_settled(profile, operation_id, Succeeded()))
         case ServerValidationFailed(operation_id=operation_id, status=status, message=message):
-            settled = _settled(profile, operation_id, ValidationFailed(message))
+            settled = _settled(profile, operation_id, FailedAt(None, message))
             if status == "unreachable":
                 return Unreachable(settled, message)
             return InError(settled, message)
@@ -164,6 +154,6 @@ def _profile(event: ServerRegistered) -> ServerProfile:
     )
 
 
-def _settled(profile: ServerProfile, operation_id: str, outcome: Validation) -> ServerProfile:
+def _settled(profile: ServerProfile, operation_id: str, outcome: OperationOutcome) -> ServerProfile:
     validations = {**profile.validations, operation_id: outcome}
     return msgspec.structs.replace(profile, validations=validations)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from commands.outcome import FailedAt, Succeeded
 from commands.runner import folder
 from commands.server import (
     MarkServerReachable,
@@ -26,8 +27,6 @@ from commands.server_state import (
     Pinned,
     Unpinned,
     Unreachable,
-    ValidationFailed,
-    ValidationPassed,
     evolve,
     initial_state,
 )
@@ -140,7 +139,7 @@ def test_a_validation_records_the_server_s_facts_at_the_decider_s_time() -> None
     assert (events[0].docker_version, events[0].validated_at) == ("27.0", NOW)
     state = fold([*registered(), *events])
     assert isinstance(state, Active)
-    assert state.profile.validations == {"op-validate": ValidationPassed()}
+    assert state.profile.validations == {"op-validate": Succeeded()}
 
 
 def test_a_validation_s_outcome_is_recorded_once() -> None:
@@ -159,7 +158,7 @@ def test_a_failed_validation_puts_the_server_in_error_with_its_message() -> None
 
     assert isinstance(state, InError)
     assert state.message == "no docker"
-    assert state.profile.validations == {"op-validate": ValidationFailed("no docker")}
+    assert state.profile.validations == {"op-validate": FailedAt(None, "no docker")}
 
 
 def test_a_validation_that_could_not_connect_leaves_the_server_unreachable() -> None:

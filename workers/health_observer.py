@@ -23,6 +23,10 @@ import msgspec
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from commands.instance_state import Abandoned, Removed, Removing, fold
+from commands.refusals import ConcurrentModification
+from commands.runner import load
+from commands.server_commands import record_server_outcome
 from events.errors import WrongExpectedVersion
 from events.health import HealthObserved, health_stream
 from events.instance import instance_stream
@@ -35,7 +39,7 @@ from events.store import NO_STREAM, EventStore, ExpectedVersion, NewEvents
 from projections.health_score import FRESH_SECONDS
 from workers.health_fleet import WatchedInstance, WatchedServer, load_fleet
 from workers.health_probe import ContainerSample, HealthTarget, health_command, parse_health_output
-from workers.health_servers import ServerLinks
+from workers.health_servers import Outage, ServerLinks, outage_command
 from workers.health_window import (
     Reading,
     Tracker,
@@ -47,12 +51,10 @@ from workers.health_window import (
     take_sample,
     unseen,
 )
-from workers.instance_access import fold_instance
 from workers.remote import failure_text
 from workers.ssh import SshRunner
 from workers.ssh_connection import ServerConnectionInfo
 from workers.ssh_errors import ServerUnreachable, SshError
-from workers.streams import read
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +174,9 @@ class HealthObserver:
         answer = await self._ask(server, running)
         at = self._clock()
         meta = self._metadata(server.org_id)
-        if answer.unreachable and server.status == "active":
-            await self._links.record(server.id, "unreachable", answer.failure or "", at, meta)
-        elif not answer.unreachable and server.status == "unreachable":
-            await self._links.record(server.id, "reachable", "", at, meta)
+        outage = outage_command(server.status, answer.unreachable, answer.failure or "")
+        if outage is not None:
+            await self._record_outage(server.id, outage, at, meta)
         pending: list[_Pending] = []
         for instance in server.instances:
             tracker = self._trackers.get(instance.id) or restore(instance.last, at)
@@ -193,12 +194,24 @@ class HealthObserver:
             pending.append(_Pending(instance.id, tracker, event, append))
         return await self._append(pending)
 
+    async def _record_outage(
+        self, server_id: str, outage: Outage, at: datetime, meta: EventMetadata
+    ) -> None:
+        """Decided on the server's stream, which may say so already (another observer for a
+        moment, or a validation meanwhile): then nothing is appended."""
+        try:
+            await record_server_outcome(
+                self._store, self._registry, server_id, outage, now=at, metadata=meta
+            )
+        except ConcurrentModification:
+            log.warning("health observer: server %s kept changing; next cycle decides", server_id)
+
     async def _being_removed(self, instance_id: str) -> bool:
         """Asked of the instance's own stream, which the read model the fleet came from may
         lag: a removal asked for a moment ago counts."""
-        stream = await read(self._store, self._registry, instance_stream(instance_id))
-        record = fold_instance(stream.events)
-        return record.removal is not None or record.removed
+        stream_id = instance_stream(instance_id)
+        state = (await load(self._store, self._registry, stream_id, fold)).state
+        return isinstance(state, Removing | Abandoned | Removed)
 
     async def _ask(self, server: WatchedServer, running: list[WatchedInstance]) -> _Visit:
         """Run the server's one command: the samples of its running instances (or, with none

@@ -1,24 +1,34 @@
 """The health observer's side of a server stream: how to reach the server (its credentials
-opened by the Vault, kept while the server's version stands) and the record of an outage,
-ServerUnreachable once when it stops answering and ServerReachable once when it answers
-again, each appended with the expected version of the stream it was decided on."""
+opened by the Vault, kept while the server's version stands), and what a visit concludes about
+it — MarkServerUnreachable once when an active server stops answering, MarkServerReachable
+once when it answers again — for the server's decider to record (commands.server)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
-from events.errors import WrongExpectedVersion
-from events.metadata import EventMetadata
+from commands.server import MarkServerReachable, MarkServerUnreachable
 from events.registry import EventRegistry
 from events.secrets import Vault
-from events.server import ServerReachable, ServerUnreachable, server_stream
-from events.store import NO_STREAM, EventStore
-from workers.server_access import connection_info, fold_server, open_server_secrets
+from events.store import EventStore
+from workers.server_credentials import (
+    connection_info,
+    load_server,
+    open_server_secrets,
+    pinned_host_key,
+    profile_of,
+)
 from workers.ssh_connection import ServerConnectionInfo
-from workers.streams import read
 
-Outage = Literal["unreachable", "reachable"]
+Outage = MarkServerUnreachable | MarkServerReachable
+
+
+def outage_command(status: str, unreachable: bool, failure: str) -> Outage | None:
+    """What one visit says of a server whose read-model status is `status`: a command only
+    when the visit contradicts it, so an unchanged cycle decides nothing and reads nothing."""
+    if unreachable and status == "active":
+        return MarkServerUnreachable(message=failure)
+    if not unreachable and status == "unreachable":
+        return MarkServerReachable()
+    return None
 
 
 class ServerLinks:
@@ -35,34 +45,10 @@ class ServerLinks:
         known = self._known.get(server_id)
         if known is not None and known[0] == version:
             return known[1]
-        stream = await read(self._store, self._registry, server_stream(server_id))
-        record = fold_server(stream.events)
-        if record.pinned_host_key is None:
+        profile = profile_of(await load_server(self._store, self._registry, server_id))
+        if pinned_host_key(profile) is None:
             raise ValueError("the server's host key is not pinned: it needs a validation")
-        secrets = await open_server_secrets(self._vault, record)
-        info = connection_info(record, secrets, self._connect_timeout)
+        secrets = await open_server_secrets(self._vault, profile)
+        info = connection_info(profile, secrets, self._connect_timeout)
         self._known[server_id] = (version, info)
         return info
-
-    async def record(
-        self, server_id: str, outage: Outage, message: str, at: datetime, meta: EventMetadata
-    ) -> bool:
-        """Record that an active server stopped answering, or that an unreachable one answers
-        again; False when its stream says so already (or the server is not active)."""
-        stream_id = server_stream(server_id)
-        while True:
-            stream = await read(self._store, self._registry, stream_id)
-            status = fold_server(stream.events).status
-            if outage == "unreachable" and status == "active":
-                event: ServerUnreachable | ServerReachable = ServerUnreachable(
-                    server_id=server_id, message=message, observed_at=at
-                )
-            elif outage == "reachable" and status == "unreachable":
-                event = ServerReachable(server_id=server_id, observed_at=at)
-            else:
-                return False
-            try:
-                await self._store.append(stream_id, stream.version or NO_STREAM, [event], meta)
-            except WrongExpectedVersion:
-                continue  # a validation or another observer wrote meanwhile: decide again
-            return True

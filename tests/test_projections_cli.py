@@ -26,6 +26,7 @@ from events.server import server_stream
 from events.store import NO_STREAM, Checkpoint, EventStore
 from odoofleet import cli_audit, cli_events, cli_projections
 from odoofleet.settings import Settings
+from projections.catalog import NAMES
 from projections.instances import get_instance
 from projections.servers import get_server
 
@@ -61,7 +62,7 @@ async def test_status_lists_every_projection_with_checkpoint_and_lag(
 
     reports = {r["name"]: r for r in json.loads(out)}
     assert code == table_code == 0
-    assert set(reports) == {"instances", "servers", "operations", "health", "audit"}
+    assert set(reports) == set(NAMES)
     assert reports["instances"]["lag_events"] == 0
     assert reports["audit"]["lag_events"] == 2
     assert reports["instances"]["state"] == "stopped"

@@ -13,10 +13,10 @@ from api.errors import FieldError, InvalidRequest
 from api.fields import RESERVED_ENV_PREFIXES, RESERVED_ENV_VARS
 from api.wire_instances import CreateInstanceBody, UpdateInstanceBody
 from api.wire_servers import CreateServerBody
-from commands.change_instance import InstanceChanges
 from commands.create_instance import InstanceDraft
 from commands.defaults import ODOO_HTTP_PORT, ODOO_LONGPOLLING_PORT, settings_for, slug_candidates
 from commands.server_commands import ServerDraft
+from events.instance import InstanceChanges
 from odoofleet.settings import Settings
 
 # Tries for a slug generated from the name before giving up with 409: the plain name, then
@@ -25,20 +25,15 @@ _GENERATED_SLUG_TRIES = 4
 
 
 def instance_draft(body: CreateInstanceBody, settings: Settings) -> InstanceDraft:
+    """The client's choices, each passed on by its name in InstanceChoices (the create body
+    names no other field), and what odoofleet chooses."""
     refuse_reserved_env_vars(body.env_vars)
+    chosen = msgspec.structs.asdict(body)
+    del chosen["slug"]  # reserved by the create's transaction, from slugs_for
     return InstanceDraft(
+        **chosen | {"server_id": str(body.server_id)},
         instance_id=str(uuid.uuid4()),
         operation_id=str(uuid.uuid4()),
-        name=body.name,
-        server_id=str(body.server_id),
-        project_id=body.project_id,
-        template_id=body.template_id,
-        branch=body.branch,
-        environment_type=body.environment_type,
-        odoo_version=body.odoo_version,
-        odoo_edition=body.odoo_edition,
-        addons_path=body.addons_path,
-        env_vars=body.env_vars,
         http_port=ODOO_HTTP_PORT,
         longpolling_port=ODOO_LONGPOLLING_PORT,
         settings=settings_for(body.environment_type),
@@ -62,13 +57,13 @@ def slugs_for(body: CreateInstanceBody) -> list[str]:
     return slug_candidates(body.name, suffixes)[:_GENERATED_SLUG_TRIES]
 
 
-def instance_changes(body: UpdateInstanceBody) -> InstanceChanges:
+def instance_changes(body: UpdateInstanceBody) -> InstanceChanges[str]:
     changes = msgspec.structs.asdict(body)
     if all(value is msgspec.UNSET for value in changes.values()):
         raise InvalidRequest(FieldError("body", "give at least one field to change"))
     if not isinstance(body.env_vars, msgspec.UnsetType):
         refuse_reserved_env_vars(body.env_vars)
-    return InstanceChanges(**changes)
+    return InstanceChanges[str](**changes)
 
 
 def refuse_reserved_env_vars(env_vars: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from commands.instance import (
 )
 from commands.instance_state import Absent, InstanceState, Removed, Removing, evolve, initial_state
 from commands.runner import Outcome, execute, execute_command, folder
-from events.instance import ControlAction, instance_stream
+from events.instance import ControlAction, InstanceChanges, instance_stream
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
 from events.secrets import Vault
@@ -26,21 +26,12 @@ from events.store import EventStore
 _fold = folder(initial_state(), evolve)
 
 
-class InstanceChanges(msgspec.Struct, frozen=True, kw_only=True):
-    """An update as the client sent it: env var values still in plaintext."""
-
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
-    env_vars: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
-
-
 async def update_instance(
     store: EventStore,
     registry: EventRegistry,
     vault: Vault,
     instance_id: str,
-    changes: InstanceChanges,
+    changes: InstanceChanges[str],
     *,
     operation_id: str,
     now: datetime,
@@ -71,19 +62,16 @@ async def update_instance(
 async def _sealed(
     vault: Vault,
     stream_id: str,
-    changes: InstanceChanges,
+    changes: InstanceChanges[str],
     state: InstanceState,
     operation_id: str,
 ) -> UpdateInstance:
     """The command, with env vars sealed only if their plaintext differs from the current
     values: sealing uses a fresh nonce, so sealed values never compare equal."""
     env_vars = changes.env_vars
-    sealed: UpdateInstance = UpdateInstance(
-        name=changes.name,
-        addons_path=changes.addons_path,
-        mcp_write_enabled=changes.mcp_write_enabled,
-        operation_id=operation_id,
-    )
+    fields = msgspec.structs.asdict(changes)
+    del fields["env_vars"]  # sealed below, if it changes
+    sealed = UpdateInstance(**fields, operation_id=operation_id)
     if isinstance(env_vars, msgspec.UnsetType) or isinstance(state, Absent | Removed | Removing):
         return sealed  # nothing to seal, or the decider refuses anyway
     if await vault.open_all(stream_id, state.facts.env_vars) == env_vars:

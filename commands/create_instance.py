@@ -10,7 +10,7 @@ from functools import partial
 
 import msgspec
 
-from commands import instance, server
+from commands import instance, server, server_state
 from commands.defaults import HostPorts, auto_subdomain, db_name_for
 from commands.instance_state import initial_state
 from commands.locks import StreamLocks
@@ -33,13 +33,7 @@ from commands.reservation import (
 from commands.runner import Loaded, Outcome, folder, loaded_from
 from commands.snapshots import Snapshots
 from events.errors import WrongExpectedVersion
-from events.instance import (
-    EnvironmentType,
-    InstanceSettings,
-    OdooEdition,
-    OdooVersion,
-    instance_stream,
-)
+from events.instance import InstanceChoices, instance_stream
 from events.legacy_reservations import legacy_held_labels
 from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
@@ -54,32 +48,14 @@ from events.secrets import Sealed, Vault
 from events.server import server_stream
 from events.store import NO_STREAM, EventStore, NewEvents, RecordedEvent
 
-_server_fold = folder(server.initial_state(), server.evolve)
+_server_fold = folder(server_state.initial_state(), server_state.evolve)
 
 
-class InstanceDraft(msgspec.Struct, frozen=True, kw_only=True):
+class InstanceDraft(InstanceChoices[str], frozen=True, kw_only=True):
     """A create request resolved at the edge (ids, defaults, generated passwords), before its
     secrets are sealed and its slug, host name and host ports reserved."""
 
-    instance_id: str
     operation_id: str
-    name: str
-    server_id: str
-    project_id: str | None
-    template_id: str | None
-    branch: str | None
-    environment_type: EnvironmentType
-    odoo_version: OdooVersion
-    odoo_edition: OdooEdition
-    addons_path: str | None
-    env_vars: dict[str, str]
-    http_port: int
-    longpolling_port: int
-    settings: InstanceSettings
-    mcp_write_enabled: bool
-    admin_password: str
-    db_password: str
-    admin_user_password: str
     base_domain: str
 
 
@@ -134,23 +110,19 @@ async def create_instance(
     raise ValueError("create_instance needs at least one slug")
 
 
-class _Sealed(msgspec.Struct, frozen=True, kw_only=True):
-    draft: InstanceDraft
-    env_vars: dict[str, Sealed]
-    admin_password: Sealed
-    db_password: Sealed
-    admin_user_password: Sealed
-
-
-async def _sealed(vault: Vault, draft: InstanceDraft) -> _Sealed:
+async def _sealed(vault: Vault, draft: InstanceDraft) -> InstanceChoices[Sealed]:
     """Secrets are sealed under the instance stream, once the server check has passed."""
     stream_id = instance_stream(draft.instance_id)
-    return _Sealed(
-        draft=draft,
-        env_vars=await vault.seal_all(stream_id, draft.env_vars),
-        admin_password=await vault.seal(stream_id, draft.admin_password),
-        db_password=await vault.seal(stream_id, draft.db_password),
-        admin_user_password=await vault.seal(stream_id, draft.admin_user_password),
+    choices = {name: getattr(draft, name) for name in InstanceChoices.__struct_fields__}
+    user = draft.admin_user_password
+    return InstanceChoices[Sealed](
+        **choices
+        | {
+            "env_vars": await vault.seal_all(stream_id, draft.env_vars),
+            "admin_password": await vault.seal(stream_id, draft.admin_password),
+            "db_password": await vault.seal(stream_id, draft.db_password),
+            "admin_user_password": None if user is None else await vault.seal(stream_id, user),
+        }
     )
 
 
@@ -218,7 +190,7 @@ async def _create_with_slug(
             last=host_ports.last,
         )
         port_events = decide_ports(reservation, ports.state)
-        command = _command(sealed, slug, host, port_events[0])
+        command = _command(draft, sealed, slug, host, port_events[0])
         instance_events = instance.decide(command, initial_state(), now)
         batch = [
             NewEvents(slug_id, held.expected, slug_events, metadata),
@@ -250,18 +222,15 @@ def _ports_since(
 
 
 def _command(
-    sealed: _Sealed, slug: str, subdomain: str, ports: PortsReserved
+    draft: InstanceDraft,
+    sealed: InstanceChoices[Sealed],
+    slug: str,
+    subdomain: str,
+    ports: PortsReserved,
 ) -> instance.CreateInstance:
-    fields = msgspec.structs.asdict(sealed.draft)
-    del fields["base_domain"]
-    fields.update(
-        env_vars=sealed.env_vars,
-        admin_password=sealed.admin_password,
-        db_password=sealed.db_password,
-        admin_user_password=sealed.admin_user_password,
-    )
     return instance.CreateInstance(
-        **fields,
+        **msgspec.structs.asdict(sealed),
+        operation_id=draft.operation_id,
         slug=slug,
         auto_subdomain=subdomain,
         db_name=db_name_for(slug),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -39,10 +39,20 @@ class InstanceSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: LogLevel
 
 
-class InstanceCreated(DomainEvent, frozen=True, kw_only=True):
+# A secret as the edge holds it (plaintext) or as commands and events carry it (sealed).
+Secret = TypeVar("Secret", str, Sealed)
+
+
+class InstanceChoices(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True):
+    """What a new instance is created with, chosen before its create's transaction reserves
+    its names and ports: by the client, by the defaults, or generated at the edge.
+
+    Each field is written here once; the create request resolved at the edge holds them with
+    plaintext secrets (commands/create_instance.InstanceDraft), the create command and
+    InstanceCreated sealed (InstanceDefinition[Sealed])."""
+
     instance_id: str
     name: str
-    slug: str
     server_id: str
     project_id: str | None
     template_id: str | None
@@ -51,21 +61,31 @@ class InstanceCreated(DomainEvent, frozen=True, kw_only=True):
     odoo_version: OdooVersion
     odoo_edition: OdooEdition
     addons_path: str | None
-    env_vars: dict[str, Sealed]
-    auto_subdomain: str
+    env_vars: dict[str, Secret]
     http_port: int
     longpolling_port: int
-    http_port_host: int
-    longpolling_port_host: int
     settings: InstanceSettings
     mcp_write_enabled: bool
-    db_name: str
     # Odoo's master password (`admin_passwd` in odoo.conf), which guards its database manager.
-    admin_password: Sealed
-    db_password: Sealed
-    # The password of the ADMIN_LOGIN user; None for an instance created before odoofleet set
-    # one (schema version 1).
-    admin_user_password: Sealed | None = None
+    admin_password: Secret
+    db_password: Secret
+    # The password of the ADMIN_LOGIN user; None only for an instance created before
+    # odoofleet set one (InstanceCreated version 1).
+    admin_user_password: Secret | None = None
+
+
+class InstanceDefinition(InstanceChoices[Secret], frozen=True, kw_only=True):
+    """The choices, with what the create's transaction reserved for the instance (its slug,
+    host name and host ports) and what follows from its slug (its database)."""
+
+    slug: str
+    auto_subdomain: str
+    http_port_host: int
+    longpolling_port_host: int
+    db_name: str
+
+
+class InstanceCreated(DomainEvent, InstanceDefinition[Sealed], frozen=True, kw_only=True):
     created_at: datetime
 
     schema_version: ClassVar[int] = 2
@@ -76,20 +96,30 @@ def instance_created_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "admin_user_password": None}
 
 
+class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True):
+    """What an update (PATCH) may change, each field written here once: the edge holds the
+    changes with plaintext env vars, the update command and InstanceUpdated sealed. A field
+    left UNSET is not being changed."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
+    env_vars: dict[str, Secret] | msgspec.UnsetType = msgspec.UNSET
+    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+CHANGEABLE: Final = tuple(field.name for field in msgspec.structs.fields(InstanceChanges))
+
+
 class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
     instance_id: str
     server_id: str
     operation_id: str
 
 
-class InstanceUpdated(DomainEvent, frozen=True, kw_only=True):
+class InstanceUpdated(DomainEvent, InstanceChanges[Sealed], frozen=True, kw_only=True):
     """Only the fields that changed are set; an update that changes nothing emits nothing."""
 
     instance_id: str
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
-    env_vars: dict[str, Sealed] | msgspec.UnsetType = msgspec.UNSET
-    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
     updated_at: datetime
 
 

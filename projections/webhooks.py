@@ -1,9 +1,10 @@
-"""The webhook endpoint read model: one row per endpoint (the API's Webhook object, no secret)."""
+"""The webhook endpoint read model: one row per endpoint (the API's Webhook object, no
+secret), and reading it."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -17,6 +18,7 @@ from events.webhook import (
 )
 from projections.runtime.envelope import Envelope
 from projections.runtime.fold import Folder, Row, need
+from projections.runtime.reader import Reader, fetch_text
 
 
 class WebhookView(Row, frozen=True, kw_only=True):
@@ -84,3 +86,22 @@ WEBHOOKS: Folder[WebhookView] = Folder(
         WebhookEndpointDeleted: deleted,
     },
 )
+
+
+_GET: Final = b"SELECT to_json(w)::text FROM webhook_endpoints w WHERE org_id = %s AND id = %s"
+_LIST: Final = (
+    b"SELECT coalesce(json_agg(w ORDER BY w.created_at, w.id), '[]')::text"
+    b" FROM webhook_endpoints w WHERE org_id = %s"
+)
+_webhook: Final = msgspec.json.Decoder(WebhookView)
+_webhooks: Final = msgspec.json.Decoder(list[WebhookView])
+
+
+async def get_webhook(conn: Reader, org_id: str, endpoint_id: str) -> WebhookView | None:
+    found = await fetch_text(conn, _GET, (org_id, endpoint_id))
+    return None if found is None else _webhook.decode(found)
+
+
+async def list_webhooks(conn: Reader, org_id: str) -> list[WebhookView]:
+    """The organization's endpoints, oldest first."""
+    return _webhooks.decode(await fetch_text(conn, _LIST, (org_id,)) or "[]")

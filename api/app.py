@@ -11,7 +11,9 @@ from litestar.middleware import DefineMiddleware
 
 from api import (
     routes_admin_credentials,
+    routes_api_keys,
     routes_audit,
+    routes_events_stream,
     routes_instance_reads,
     routes_instances,
     routes_servers,
@@ -20,6 +22,7 @@ from api.auth import BearerAuthentication, TokenVerifier
 from api.console import health_history
 from api.console.routes import SECURITY_HEADERS, page, static_files
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
+from api.integrations import integrations
 from api.metrics_http import HttpMetrics
 from api.openapi import BEARER, openapi_config
 from api.request_ids import with_request_ids
@@ -66,6 +69,10 @@ def create_app(
             routes_servers.remove,
             routes_servers.validate,
             routes_audit.audit_logs,
+            routes_events_stream.stream,
+            routes_api_keys.create,
+            routes_api_keys.list_all,
+            routes_api_keys.revoke,
             health_history.health_history,
         ],
         middleware=[DefineMiddleware(BearerAuthentication, verifier=TokenVerifier(settings))],
@@ -80,7 +87,7 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "http_metrics": Provide(lambda: http_metrics, sync_to_thread=False),
         },
-        lifespan=[lifespan(settings, pool, host_ports)],
+        lifespan=[lifespan(settings, pool, host_ports), integrations(settings)],
         plugins=[problem_details_plugin()],
         openapi_config=openapi_config(_version()),
         request_max_body_size=MAX_BODY_BYTES,

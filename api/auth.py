@@ -65,6 +65,8 @@ class Principal(msgspec.Struct, frozen=True):
     org_id: str
     permissions: frozenset[str]
     token_id: str | None = None
+    # An API key limited to some instances (api/api_keys.py); None: every instance.
+    instance_ids: frozenset[str] | None = None
 
     def may(self, permission: str) -> bool:
         """`manage:<resource>` implies `view:<resource>`."""
@@ -72,6 +74,10 @@ class Principal(msgspec.Struct, frozen=True):
             return True
         verb, _, resource = permission.partition(":")
         return verb == "view" and f"manage:{resource}" in self.permissions
+
+    def reaches(self, instance_id: str) -> bool:
+        """Whether the caller may see or touch this instance (an API key may be limited)."""
+        return self.instance_ids is None or instance_id in self.instance_ids
 
 
 class TokenVerifier:
@@ -173,6 +179,8 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("a bearer token is required", token_given=False)
+        if token.startswith("ofk_"):
+            return await _api_key(connection, token)
         principal = self.verifier.verify(token)
         if principal.token_id is not None:
             pool = connection.app.state.services.pool
@@ -183,6 +191,19 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         if not principal.may(needed):
             raise Forbidden(needed)
         return AuthenticationResult(user=principal, auth=token)
+
+
+async def _api_key(
+    connection: ASGIConnection[Any, Any, Any, Any], token: str
+) -> AuthenticationResult:
+    """An API key (api/api_keys.py): the same permission check, then its instance scope."""
+    keys = connection.app.state.api_keys
+    principal: Principal = await keys.authenticate(token)
+    needed = connection.route_handler.opt.get(_PERMISSION, "undeclared")
+    if not principal.may(needed):
+        raise Forbidden(needed)
+    keys.check_scope(principal, connection)
+    return AuthenticationResult(user=principal, auth=token)
 
 
 def needs(permission: str) -> dict[str, str]:

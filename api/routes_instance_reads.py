@@ -73,7 +73,9 @@ async def list_all(
         limit=limit,
         cursor=cursor,
     )
-    shown = [await present.instance(view, principal, services.vault) for view in views]
+    # An API key limited to some instances lists only those (a page may come out shorter).
+    reached = [view for view in views if principal.reaches(view.id)]
+    shown = [await present.instance(view, principal, services.vault) for view in reached]
     return InstancePage(instances=shown, next_cursor=next_cursor)
 
 

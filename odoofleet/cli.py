@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from odoofleet import cli_api, cli_audit, cli_dev, cli_events, cli_projections, cli_work
-from odoofleet.logs import configure_logging
-from odoofleet.settings import SettingsError, load_settings
+from odoofleet.logs import configure_logging, quiet_known_warnings
+
+quiet_known_warnings()  # before the areas load asyncssh and pgserver, which warn as they load
+
+from odoofleet import cli_api, cli_audit, cli_dev, cli_events, cli_projections, cli_work  # noqa: E402
+from odoofleet.settings import SettingsError, load_settings  # noqa: E402
 
 AREAS = (cli_events, cli_projections, cli_audit, cli_api, cli_work, cli_dev)
 

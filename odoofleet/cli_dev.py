@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from api.tokens import mint_token
-from odoofleet.dev import DEV_ORG, DevOptions, DevServices, run_dev
+from odoofleet.dev import DEV_ORG, DevOptions, DevServices, SandboxInfo, run_dev
 from odoofleet.logs import configure_logging
 from odoofleet.runtime import run_until_signalled
 from odoofleet.sandbox.server import local_docker_problem
@@ -38,6 +40,9 @@ def register(commands: Any) -> None:
         help="also register this machine as a server: SSH in-process, this machine's real "
         "docker and Compose v2 (hosts real Odoo locally)",
     )
+    dev.add_argument(
+        "--verbose", action="store_true", help="log every request and INFO (default: warnings)"
+    )
     dev.set_defaults(run=run)
 
 
@@ -49,7 +54,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         fresh=args.fresh,
         sandbox_server=args.sandbox_server,
         local_docker=args.local_docker,
+        verbose=args.verbose,
     )
+    if (problem := port_problem(args.host, args.port)) is not None:
+        print(f"odoofleet dev: {problem}", file=sys.stderr)
+        return 2
     if args.local_docker and (problem := local_docker_problem()) is not None:
         print(f"odoofleet dev --local-docker: {problem}", file=sys.stderr)
         return 2
@@ -59,7 +68,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         configure_logging(effective)
 
         async def main(stop: asyncio.Event) -> None:
-            await run_dev(effective, options, stop, lambda: banner(effective, options))
+            await run_dev(effective, options, stop, lambda info: banner(effective, options, info))
 
         return run_until_signalled(main)
     finally:
@@ -67,7 +76,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("odoofleet dev stopped.", flush=True)
 
 
-def banner(settings: Settings, options: DevOptions) -> None:
+def port_problem(host: str, port: int) -> str | None:
+    """Why the API could not listen on host:port, found before anything starts."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn binds: SO_REUSEADDR, so a port left in TIME_WAIT is not taken for used.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another odoofleet dev?); try --port"
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
+
+
+def banner(settings: Settings, options: DevOptions, sandbox: SandboxInfo | None) -> None:
     url = f"http://{options.host}:{options.port}"
     token = mint_token(
         settings,
@@ -77,8 +100,18 @@ def banner(settings: Settings, options: DevOptions) -> None:
         permissions=DEV_PERMISSIONS,
         ttl_seconds=settings.jwt_max_lifetime,
     )
-    print(f"odoofleet is running at {url}")
-    print(f"  OpenAPI:  {url}/schema")
-    print(f"  token:    {token}")
-    print(f"  try:      curl -H 'Authorization: Bearer {token}' {url}/api/instances")
-    print("Ctrl-C stops everything.", flush=True)
+    # The token rides in the fragment: browsers never send it, so no server log sees it.
+    lines = [
+        "",
+        f"odoofleet is running at {url}",
+        f"  console:  {url}/#token={token}",
+        f"  API docs: {url}/schema",
+        f"  token:    {token}",
+    ]
+    if sandbox is not None:
+        lines.append(f"  server:   {sandbox.name} at {sandbox.address} (id {sandbox.server_id})")
+    lines += [
+        "Ctrl-C stops everything." + ("" if options.verbose else " --verbose logs every request."),
+        "",
+    ]
+    print("\n".join(lines), flush=True)

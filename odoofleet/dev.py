@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import uvicorn
 
 from api.app import create_app
@@ -20,7 +21,7 @@ from events.migrate import migrate
 from events.pool import Pool, open_pool
 from events.relay import Relay, RelayConfig
 from odoofleet.embedded import EmbeddedNats, EmbeddedPostgres
-from odoofleet.sandbox.register import ensure_registered
+from odoofleet.sandbox.register import LOCAL_DOCKER_NAME, SANDBOX_NAME, ensure_registered
 from odoofleet.sandbox.server import SandboxServer
 from odoofleet.settings import Settings
 from projections.run import run_projections
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 DEV_ORG = "default"
 
 
+class SandboxInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The server `odoofleet dev` registered for the dev organization."""
+
+    server_id: str
+    name: str
+    address: str
+
+
 class DevOptions:
     def __init__(
         self,
@@ -43,6 +52,7 @@ class DevOptions:
         fresh: bool,
         sandbox_server: bool,
         local_docker: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -51,6 +61,8 @@ class DevOptions:
         # --local-docker is the sandbox server running this machine's docker.
         self.sandbox_server = sandbox_server or local_docker
         self.local_docker = local_docker
+        # Access logs and INFO lines; without it dev keeps to warnings, under its banner.
+        self.verbose = verbose
 
 
 def kept_secret(path: Path) -> str:
@@ -79,6 +91,8 @@ class DevServices:
             shutil.rmtree(data)
         data.mkdir(parents=True, exist_ok=True)
         overrides: dict[str, object] = {"log_format": "text"}
+        if not self.options.verbose and "ODOOFLEET_LOG_LEVEL" not in self.env_has:
+            overrides["log_level"] = "WARNING"
         if "DATABASE_URL" not in self.env_has:
             self.postgres = EmbeddedPostgres(data / "postgres")
             overrides["database_url"] = self.postgres.start()
@@ -105,8 +119,6 @@ class DevServices:
 
 
 def _with(settings: Settings, overrides: dict[str, object]) -> Settings:
-    import msgspec
-
     raw = msgspec.structs.asdict(settings)
     raw.update(overrides)
     return msgspec.convert(raw, Settings)
@@ -116,7 +128,7 @@ async def run_dev(
     settings: Settings,
     options: DevOptions,
     stop: asyncio.Event,
-    on_ready: Callable[[], None],
+    on_ready: Callable[[SandboxInfo | None], None],
 ) -> None:
     """Run every part until `stop`; then stop them all and wait for each."""
     await migrate(settings.database_url)
@@ -128,16 +140,20 @@ async def run_dev(
     )
     try:
         host_ports = DEFAULT_HOST_PORTS
+        info = None
         if sandbox is not None:
             await sandbox.start()
-            await ensure_registered(settings, pool, sandbox, DEV_ORG)
+            server_id = await ensure_registered(settings, pool, sandbox, DEV_ORG)
             host_ports = sandbox.host_ports  # a block no other sandbox on this machine hands out
+            name = LOCAL_DOCKER_NAME if options.local_docker else SANDBOX_NAME
+            info = SandboxInfo(server_id=server_id, name=name, address=f"127.0.0.1:{sandbox.port}")
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings, pool=pool, host_ports=host_ports),
                 host=options.host,
                 port=options.port,
                 log_config=None,
+                access_log=options.verbose,
                 lifespan="on",
             )
         )
@@ -150,7 +166,7 @@ async def run_dev(
         tasks = {name: asyncio.create_task(part(), name=name) for name, part in parts.items()}
         await _until_ready(server, stop)
         if server.started:
-            on_ready()
+            on_ready(info)
         await stop.wait()
         server.should_exit = True
         for name, task in tasks.items():

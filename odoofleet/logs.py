@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -82,3 +83,15 @@ def configure_logging(settings: Settings) -> None:
     # pgserver narrates every pg_ctl call and asyncssh every channel at INFO: not news.
     for chatty in ("pgserver", "asyncssh"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def quiet_known_warnings() -> None:
+    """Ignore the two warnings third-party packages print while odoofleet's modules load, and
+    nothing else: asyncssh's type hints name the DSA classes cryptography deprecated, and
+    pgserver asks platformdirs for a runtime directory at import, which warns wherever
+    XDG_RUNTIME_DIR is unset (containers, CI, `sudo`). Neither is about odoofleet's use."""
+    for message, module in (
+        ("DSA is deprecated", r"asyncssh\."),
+        ("XDG_RUNTIME_DIR is not set", r"platformdirs\."),
+    ):
+        warnings.filterwarnings("ignore", message=message, module=module)

@@ -55,9 +55,6 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     rotations: dict[str, Sealed] = {}
     # The operations that provisioned or resumed provisioning, oldest first.
     provisioning_ops: tuple[str, ...] = ()
-    # A runtime setting (addonsPath, envVars) changed before the first provisioning completed:
-    # a colour that an earlier provisioning started may run older ones.
-    reconfigured: bool = False
     # Stopped by the last control operation: nothing serves until a start.
     stopped_on_purpose: bool = False
     # What each operation concluded, recorded once (commands/instance_outcomes.py).
@@ -279,9 +276,7 @@ def _updated(facts: InstanceFacts, event: InstanceUpdated) -> InstanceFacts:
         for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
         if (value := getattr(event, name)) is not msgspec.UNSET
     }
-    runtime = {"addons_path", "env_vars"} & changes.keys()
-    reconfigured = facts.reconfigured or (bool(runtime) and not facts.provisioned)
-    return msgspec.structs.replace(facts, **changes, reconfigured=reconfigured)
+    return msgspec.structs.replace(facts, **changes)
 
 
 fold = folder(initial_state(), evolve)

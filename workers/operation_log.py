@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -40,32 +40,43 @@ _LONGEST_RETRY: Final = 2.0
 log = logging.getLogger(__name__)
 
 
-class OperationProgress(msgspec.Struct, kw_only=True):
+class OperationProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation's stream folded: how far it got, and how often each step was tried."""
+
     version: int = 0
     started: OperationStarted | None = None
-    completed: dict[str, str] = msgspec.field(default_factory=dict)
-    attempts: dict[str, int] = msgspec.field(default_factory=dict)
+    completed: dict[str, str] = {}  # step -> its output
+    attempts: dict[str, int] = {}
     finished: bool = False
     cancelled: bool = False
     failed_step: str | None = None
 
 
 def evolve(progress: OperationProgress, event: DomainEvent) -> OperationProgress:
-    progress.version += 1
+    replace = msgspec.structs.replace
+    progress = replace(progress, version=progress.version + 1)
     match event:
         case OperationStarted():
-            progress.started = event
+            return replace(progress, started=event)
         case OperationStepStarted(step=step):
-            progress.attempts[step] = progress.attempts.get(step, 0) + 1
+            attempts = {**progress.attempts, step: progress.attempts.get(step, 0) + 1}
+            return replace(progress, attempts=attempts)
         case OperationStepCompleted(step=step, output=output):
-            progress.completed[step] = output
+            return replace(progress, completed={**progress.completed, step: output})
         case OperationStepFailed(step=step):
-            progress.failed_step = step
+            return replace(progress, failed_step=step)
         case OperationSucceeded() | OperationFailed():
-            progress.finished = True
+            return replace(progress, finished=True)
         case OperationCancelled():
-            progress.finished = True
-            progress.cancelled = True
+            return replace(progress, finished=True, cancelled=True)
+        case _:
+            return progress
+
+
+def fold_progress(events: Iterable[DomainEvent]) -> OperationProgress:
+    progress = OperationProgress()
+    for event in events:
+        progress = evolve(progress, event)
     return progress
 
 
@@ -109,14 +120,9 @@ class OperationLog:
         self.progress = OperationProgress()
 
     async def load(self) -> OperationProgress:
-        progress = OperationProgress()
-        for recorded in await self.store.read_stream(self.stream_id):
-            event = self.registry.decode(
-                recorded.event_type, recorded.schema_version, recorded.data
-            )
-            evolve(progress, event)
-        self.progress = progress
-        return progress
+        recorded = await self.store.read_stream(self.stream_id)
+        self.progress = fold_progress(self.registry.decode_all(recorded))
+        return self.progress
 
     async def start(
         self, kind: OperationType, instance_id: str | None, server_id: str, worker: str
@@ -214,7 +220,7 @@ class OperationLog:
                 )
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, _LONGEST_RETRY)
-        evolve(self.progress, event)
+        self.progress = evolve(self.progress, event)
 
 
 def _ms_since(began: float) -> int:

@@ -7,7 +7,6 @@ from datetime import datetime
 from itertools import takewhile
 
 from events.instance import instance_stream
-from events.registry import EventRegistry
 from events.store import EventStore, RecordedEvent
 from projections.instances import INSTANCES, InstanceView
 from projections.runtime.fold import fold
@@ -16,7 +15,7 @@ _PAGE = 10_000
 
 
 async def instance_as_of(
-    store: EventStore, registry: EventRegistry, org_id: str, instance_id: str, as_of: datetime
+    store: EventStore, org_id: str, instance_id: str, as_of: datetime
 ) -> InstanceView | None:
     """The instance from its events recorded at or before `as_of` (timezone-aware); None if
     it did not exist then, was removed by then, or belongs to another organization."""
@@ -29,5 +28,5 @@ async def instance_as_of(
         past.extend(known)
         if len(page) < _PAGE or len(known) < len(page):
             break
-    row = fold(INSTANCES, past, registry)
+    row = fold(INSTANCES, past, store.registry)
     return row if row is not None and row.org_id == org_id else None

@@ -32,7 +32,7 @@ from events.catalog import build_registry
 from events.checkpoints import load_checkpoint
 from events.instance import InstanceRestarted, InstanceUpdated, instance_stream
 from events.pool import Pool
-from events.registry import EventRegistry, encode_event
+from events.registry import encode_event
 from events.store import NO_STREAM, START, EventStore, RecordedEvent
 from projections.audit import AuditFilter, query_audit
 from projections.catalog import build_projections
@@ -296,9 +296,7 @@ async def test_waiting_for_an_unapplied_position_gives_up_at_the_timeout(
     assert 0.2 <= loop.time() - started < 1.0
 
 
-async def test_time_travel_folds_the_events_recorded_until_then(
-    pool: Pool, store: EventStore, registry: EventRegistry
-):
+async def test_time_travel_folds_the_events_recorded_until_then(pool: Pool, store: EventStore):
     instance_id, _ = await create_instance(store, name="First")
     await append_to_instance(
         store, instance_id, InstanceUpdated(instance_id=instance_id, name="Second", updated_at=NOW)
@@ -310,10 +308,10 @@ async def test_time_travel_folds_the_events_recorded_until_then(
         )
         times = [row[0] for row in await cur.fetchall()]
 
-    before = await instance_as_of(store, registry, "org-a", instance_id, times[0] - timedelta(1))
-    first = await instance_as_of(store, registry, "org-a", instance_id, times[1])
-    now = await instance_as_of(store, registry, "org-a", instance_id, times[2])
-    elsewhere = await instance_as_of(store, registry, "org-b", instance_id, times[2])
+    before = await instance_as_of(store, "org-a", instance_id, times[0] - timedelta(1))
+    first = await instance_as_of(store, "org-a", instance_id, times[1])
+    now = await instance_as_of(store, "org-a", instance_id, times[2])
+    elsewhere = await instance_as_of(store, "org-b", instance_id, times[2])
 
     assert before is None
     assert first is not None
@@ -323,16 +321,14 @@ async def test_time_travel_folds_the_events_recorded_until_then(
     assert elsewhere is None
 
 
-async def test_time_travel_and_the_projection_agree(
-    pool: Pool, store: EventStore, registry: EventRegistry
-):
+async def test_time_travel_and_the_projection_agree(pool: Pool, store: EventStore):
     instance_id, _ = await create_instance(store)
     await provision(store, instance_id)
     await request_action(store, instance_id, "restart")
     await catch_up(pool, "instances")
 
     projected = await get_instance(pool, "org-a", instance_id)
-    folded = await instance_as_of(store, registry, "org-a", instance_id, NOW + timedelta(days=9999))
+    folded = await instance_as_of(store, "org-a", instance_id, NOW + timedelta(days=9999))
 
     assert folded == projected
 

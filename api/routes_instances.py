@@ -248,9 +248,7 @@ async def _written(
     for the read model (reads wait for it instead, see consistency.py); if it may have been
     `observed`, its health fields, which no instance event carries, as a read a moment
     before showed them."""
-    view = await instance_as_of(
-        services.store, services.registry, principal.org_id, instance_id, _NOW_AND_EVER
-    )
+    view = await instance_as_of(services.store, principal.org_id, instance_id, _NOW_AND_EVER)
     if view is None:
         raise InstanceNotFound
     if observed:

@@ -202,7 +202,10 @@ class LiveFeed:
                 self._checkpoint = max(self._checkpoint, head)
             await self._wakeup.wait(_POLL_SECONDS)
             return
-        batch = await self._store.read_all(self._checkpoint, _BATCH)
+        # A batch no larger than a buffer: a stream that keeps up drains its buffer while the
+        # next batch is read, so only one that falls behind overflows.
+        size = min(_BATCH, self._capacity)
+        batch = await self._store.read_all(self._checkpoint, size)
         for recorded in batch:
             delivery = await self._delivery(recorded)
             if delivery is not None:
@@ -210,7 +213,7 @@ class LiveFeed:
                     if not subscription.offer(delivery):
                         self._subscribers.discard(subscription)
             self._checkpoint = recorded.checkpoint
-        if len(batch) < _BATCH:
+        if len(batch) < size:
             await self._wakeup.wait(_POLL_SECONDS)
 
     async def _delivery(self, recorded: RecordedEvent) -> Delivery | None:

@@ -28,10 +28,6 @@ async def issue(client: Caller, **body: Any) -> dict[str, Any]:
     return created
 
 
-async def as_key(app: Litestar, key: str) -> Caller:
-    return client_of(app, key)
-
-
 async def test_a_key_is_shown_once_and_only_its_hash_is_kept(
     admin: Caller, store: EventStore
 ) -> None:
@@ -41,11 +37,13 @@ async def test_a_key_is_shown_once_and_only_its_hash_is_kept(
     assert prefix == created["prefix"] == created["id"].replace("-", "")
     listed = (await admin.get("/api/api-keys")).json()["apiKeys"]
     assert [k["id"] for k in listed] == [created["id"]]
-    assert "key" not in listed[0] and "secretHash" not in listed[0]
+    assert "key" not in listed[0]
+    assert "secretHash" not in listed[0]
     assert listed[0]["permissions"] == ["view:instances"]
     assert listed[0]["instanceIds"] is None
     recorded = await store.read_stream(api_key_stream(created["id"]))
-    assert secret not in recorded[0].data and secret not in recorded[0].metadata
+    assert secret not in recorded[0].data
+    assert secret not in recorded[0].metadata
 
 
 async def test_a_key_is_accepted_as_a_bearer_with_its_own_permissions(
@@ -64,9 +62,7 @@ async def test_a_key_is_accepted_as_a_bearer_with_its_own_permissions(
     assert servers.status_code == 403
 
 
-async def test_a_revoked_key_is_refused_from_the_next_request(
-    app: Litestar, admin: Caller
-) -> None:
+async def test_a_revoked_key_is_refused_from_the_next_request(app: Litestar, admin: Caller) -> None:
     created = await issue(admin, permissions=["view:instances"])
     async with client_of(app, created["key"]) as key:
         assert (await key.get("/api/instances")).status_code == 200
@@ -193,9 +189,7 @@ async def test_the_audit_trail_names_the_key(app: Litestar, admin: Caller) -> No
     assert entry["userName"] == "deploy-bot"
 
 
-async def test_when_a_key_was_last_used_is_written_in_batches(
-    app: Litestar, admin: Caller
-) -> None:
+async def test_when_a_key_was_last_used_is_written_in_batches(app: Litestar, admin: Caller) -> None:
     created = await issue(admin, permissions=["view:instances"])
     async with client_of(app, created["key"]) as key:
         for _ in range(3):

@@ -17,6 +17,9 @@ InstanceStatus = Literal[
 ]
 
 
+# The bodies' docstrings are their OpenAPI descriptions. Each field of a create body but
+# `slug` passes into events.instance.InstanceChoices by its name (api/drafts.py); an update
+# body's fields are events.instance.CHANGEABLE (tests/test_instance_definition.py holds both).
 class CreateInstanceBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     name: Name
     server_id: uuid.UUID

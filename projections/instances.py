@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from events.instance import (
+    CHANGEABLE,
     ActionFailed,
     ActionRequested,
     AdminCredentialsRevealed,
@@ -181,9 +182,7 @@ def created(_: InstanceView | None, e: InstanceCreated, env: Envelope) -> Instan
 
 def updated(row: InstanceView | None, e: InstanceUpdated, env: Envelope) -> InstanceView:
     changes = {
-        name: value
-        for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
-        if (value := getattr(e, name)) is not msgspec.UNSET
+        name: value for name in CHANGEABLE if (value := getattr(e, name)) is not msgspec.UNSET
     }
     return msgspec.structs.replace(need(row, env), updated_at=e.updated_at, **changes)
 

@@ -96,6 +96,12 @@ def instance_created_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "admin_user_password": None}
 
 
+class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
+    instance_id: str
+    server_id: str
+    operation_id: str
+
+
 class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True):
     """What an update (PATCH) may change, each field written here once: the edge holds the
     changes with plaintext env vars, the update command and InstanceUpdated sealed. A field
@@ -108,12 +114,6 @@ class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True
 
 
 CHANGEABLE: Final = tuple(field.name for field in msgspec.structs.fields(InstanceChanges))
-
-
-class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
-    instance_id: str
-    server_id: str
-    operation_id: str
 
 
 class InstanceUpdated(DomainEvent, InstanceChanges[Sealed], frozen=True, kw_only=True):

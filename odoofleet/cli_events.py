@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from events.secrets import mask_sealed
 from events.store import Checkpoint, EventStore, RecordedEvent
 from events.wakeup import LogWakeup
 from odoofleet.cli_projections import register_events_actions
+from odoofleet.remote_events import RemoteRefused, follow
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings
 
@@ -32,6 +34,12 @@ def register(commands: Any) -> None:
     tail = sub.add_parser("tail", help="print the newest events")
     tail.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument(
+        "--api", metavar="URL", help="follow a remote API's public event stream (with --follow)"
+    )
+    tail.add_argument(
+        "--token", help="bearer token (JWT or API key) for --api; default $ODOOFLEET_API_TOKEN"
+    )
     tail.set_defaults(run=run_tail)
     show = sub.add_parser("show", help="print one stream's events, secrets masked")
     show.add_argument("stream_id")
@@ -74,6 +82,8 @@ def format_event(event: RecordedEvent) -> str:
 
 
 def run_tail(settings: Settings, args: argparse.Namespace) -> int:
+    if args.api is not None:
+        return _tail_remote(args)
     async def main(stop: asyncio.Event) -> None:
         pool = await open_pool(settings.database_url, max_size=2)
         store = EventStore(pool)
@@ -95,6 +105,18 @@ def run_tail(settings: Settings, args: argparse.Namespace) -> int:
             await pool.close()
 
     return run_until_signalled(main)
+
+
+def _tail_remote(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("ODOOFLEET_API_TOKEN", "")
+    if not args.follow or not token:
+        print("--api needs --follow and a token (--token or ODOOFLEET_API_TOKEN)")
+        return 2
+    try:
+        return run_until_signalled(lambda stop: follow(args.api, token, stop))
+    except RemoteRefused as e:
+        print(f"the API refused the event stream: {e}")
+        return 1
 
 
 async def _print_last(store: EventStore, count: int) -> Checkpoint:

@@ -325,7 +325,7 @@ class EventStore:
     async def load_stream(self, stream_id: str, after_version: int = 0) -> Stream:
         """The stream's events after `after_version` (all of them: no limit), decoded."""
         return self._loaded(
-            stream_id, after_version, await self.read_stream(stream_id, after_version, None)
+            stream_id, after_version, await self.read_stream(stream_id, after_version)
         )
 
     async def load_streams(self, after: Mapping[str, int]) -> dict[str, Stream]:
@@ -341,9 +341,10 @@ class EventStore:
         return Stream(stream_id, self.decode_all(recorded), recorded[-1].version, org_id)
 
     async def read_stream(
-        self, stream_id: str, after_version: int = 0, limit: int | None = 10_000
+        self, stream_id: str, after_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
-        """The stream's events after `after_version` as stored, at most `limit` (None: all)."""
+        """The stream's events after `after_version` as stored, at most `limit` (None: all of
+        them; a cap by default would hand a decider a prefix it takes for the whole stream)."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(

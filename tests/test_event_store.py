@@ -50,6 +50,13 @@ async def test_load_stream_decodes_the_events_with_the_version_and_organization(
     assert (rest.events, rest.version) == ([step(3)], 3)
 
 
+async def test_a_stream_is_read_whole_however_long(store: EventStore):
+    await store.append("operation-1", NO_STREAM, [step(n) for n in range(10_001)], meta())
+
+    assert len(await store.read_stream("operation-1")) == 10_001
+    assert (await store.load_stream("operation-1")).version == 10_001
+
+
 async def test_load_stream_of_no_stream_is_empty_at_version_zero(store: EventStore):
     loaded = await store.load_stream("operation-none")
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+import msgspec
 import nats.errors
 import psycopg
 from nats.aio.client import Client
@@ -31,23 +32,13 @@ CHECKPOINT_NAME = "relay"
 _PUBLISH_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 
 
-class RelayConfig:
-    def __init__(
-        self,
-        *,
-        nats_url: str,
-        stream: str,
-        subject_prefix: str,
-        batch_size: int = 500,
-        poll_interval: float = 0.5,
-        publish_timeout: float = 2.0,
-    ) -> None:
-        self.nats_url = nats_url
-        self.stream = stream
-        self.subject_prefix = subject_prefix
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.publish_timeout = publish_timeout
+class RelayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str
+    stream: str
+    subject_prefix: str
+    batch_size: int = 500
+    poll_interval: float = 0.5
+    publish_timeout: float = 2.0
 
 
 class Relay:

@@ -17,6 +17,7 @@ from api import (
     routes_instance_reads,
     routes_instances,
     routes_servers,
+    routes_webhooks,
 )
 from api.auth import BearerAuthentication, TokenVerifier
 from api.console import health_history
@@ -69,6 +70,14 @@ def create_app(
             routes_servers.remove,
             routes_servers.validate,
             routes_audit.audit_logs,
+            routes_webhooks.list_all,
+            routes_webhooks.create,
+            routes_webhooks.get_one,
+            routes_webhooks.update,
+            routes_webhooks.remove,
+            routes_webhooks.rotate_secret,
+            routes_webhooks.deliveries,
+            routes_webhooks.redeliver,
             routes_events_stream.stream,
             routes_api_keys.create,
             routes_api_keys.list_all,

@@ -31,7 +31,7 @@ from events.webhook import WebhookSecretRotated, webhook_stream
 from projections.public_events import EVENT_NAMES
 from projections.runtime.fold import fold
 from projections.webhook_deliveries import delivery_exists, list_deliveries
-from projections.webhooks import WEBHOOKS, WebhookView, list_webhooks
+from projections.webhooks import WEBHOOKS, WebhookView, get_webhook, list_webhooks
 from workers.network_policy import NetworkPolicy, parse_networks
 from workers.webhooks.addresses import PRIVATE_NETWORKS, WebhookAddresses, url_problem
 from workers.webhooks.signing import new_secret
@@ -91,6 +91,28 @@ async def create(
     shown = msgspec.structs.asdict(await _current(services, request, endpoint_id))
     headers = {"Location": f"/api/webhooks/{endpoint_id}", **_position(outcome)}
     return Response(CreatedWebhook(**shown, secret=secret), status_code=201, headers=headers)
+
+
+@get(
+    "/webhooks/{endpoint_id:uuid}",
+    operation_id="getWebhook",
+    summary="Get a webhook endpoint",
+    opt=MANAGE,
+    responses=problems(401, 403, 404, 503),
+    tags=_TAGS,
+)
+async def get_one(
+    request: AuthRequest,
+    services: Deps,
+    endpoint_id: FromPath[uuid.UUID],
+    min_position: MinPosition = None,
+) -> Webhook:
+    principal = request.user
+    await services.reads.before_read(principal, min_position, ("webhooks",))
+    view = await get_webhook(services.pool, principal.org_id, str(endpoint_id))
+    if view is None:
+        raise problem(404, "not-found", "webhook endpoint not found")
+    return _shown(view)
 
 
 @patch(

@@ -85,6 +85,11 @@ class Deliverer:
                 # The lane stays leased until its lease ends; then any worker takes it again.
                 log.warning("webhook delivery: PostgreSQL unavailable (%s)", e)
                 await _pause(stop, 1.0)
+            except Exception:
+                # One endpoint's trouble (a command refused, a row it cannot read) must not
+                # stop the loop that serves the others; its lease runs out and it is retried.
+                log.exception("webhook delivery failed unexpectedly")
+                await _pause(stop, 1.0)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {
@@ -103,7 +108,7 @@ class Deliverer:
     async def _claim(self) -> str | None:
         now = self._clock()
         async with self._pool.connection() as conn:
-            return await queue.claim_lane(conn, self._worker, now, now + self._lease)
+            return await queue.claim_lane(conn, self._worker, now, self._lease)
 
     async def _drain(self, endpoint_id: str) -> None:
         try:
@@ -156,7 +161,7 @@ class Deliverer:
             await queue.settle(
                 conn, delivery, attempt, status=status, at=sent_at, next_attempt_at=next_at
             )
-            await queue.extend(conn, subscription.endpoint_id, self._worker, now + self._lease)
+            await queue.extend(conn, subscription.endpoint_id, self._worker, self._lease)
         if isinstance(outcome, GiveUp):
             await self._give_up(subscription, outcome, attempt, metadata, now)
         return result.delivered

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import msgspec
@@ -67,11 +67,13 @@ _WAKE_NOW: Final = b"""
 INSERT INTO webhook_lanes (endpoint_id, due_at) VALUES (%(id)s, %(now)s)
 ON CONFLICT (endpoint_id) DO UPDATE SET due_at = LEAST(webhook_lanes.due_at, EXCLUDED.due_at)
 """
+# Leases run on the database's clock (how long a worker may stay silent), due times on the
+# worker's (the retry schedule, which tests replace).
 _CLAIM: Final = b"""
-UPDATE webhook_lanes SET leased_until = %(until)s, leased_by = %(worker)s
+UPDATE webhook_lanes SET leased_until = clock_timestamp() + %(lease)s, leased_by = %(worker)s
 WHERE endpoint_id = (
     SELECT endpoint_id FROM webhook_lanes
-    WHERE due_at <= %(now)s AND leased_until < %(now)s
+    WHERE due_at <= %(now)s AND leased_until < clock_timestamp()
     ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING endpoint_id
 """
@@ -88,19 +90,20 @@ UPDATE webhook_lanes SET leased_until = '-infinity', leased_by = NULL,
                        ORDER BY sequence LIMIT 1), 'infinity')
 WHERE endpoint_id = %(id)s AND leased_by = %(worker)s
 """
-_ATTEMPT: Final = b"""
+# Numbered by the row itself: a worker whose lease ran out while it was still sending may
+# record its attempt beside the next worker's.
+_SETTLE: Final = b"""
+WITH settled AS (
+    UPDATE webhook_deliveries SET status = %(status)s, attempts = attempts + 1,
+        first_attempt_at = coalesce(first_attempt_at, %(at)s), next_attempt_at = %(next)s
+    WHERE id = %(id)s RETURNING id, attempts)
 INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, outcome, status_code,
     latency_ms, response_excerpt, error)
-VALUES (%(id)s, %(attempt)s, %(at)s, %(outcome)s, %(status_code)s, %(latency_ms)s,
-    %(excerpt)s, %(error)s)
-"""
-_SETTLE: Final = b"""
-UPDATE webhook_deliveries SET status = %(status)s, attempts = %(attempt)s,
-    first_attempt_at = coalesce(first_attempt_at, %(at)s), next_attempt_at = %(next)s
-WHERE id = %(id)s
+SELECT id, attempts, %(at)s, %(outcome)s, %(status_code)s, %(latency_ms)s, %(excerpt)s, %(error)s
+FROM settled
 """
 _EXTEND: Final = b"""
-UPDATE webhook_lanes SET leased_until = %(until)s
+UPDATE webhook_lanes SET leased_until = clock_timestamp() + %(lease)s
 WHERE endpoint_id = %(endpoint)s AND leased_by = %(worker)s
 """
 _CANCEL: Final = b"""
@@ -141,9 +144,9 @@ async def cancel(conn: AsyncConnection[Any], endpoint_id: str) -> None:
 
 
 async def claim_lane(
-    conn: AsyncConnection[Any], worker: str, now: datetime, until: datetime
+    conn: AsyncConnection[Any], worker: str, now: datetime, lease: timedelta
 ) -> str | None:
-    cur = await conn.execute(_CLAIM, {"worker": worker, "now": now, "until": until})
+    cur = await conn.execute(_CLAIM, {"worker": worker, "now": now, "lease": lease})
     row = await cur.fetchone()
     return None if row is None else str(row[0])
 
@@ -163,13 +166,13 @@ async def settle(
     at: datetime,
     next_attempt_at: datetime,
 ) -> None:
-    number = delivery.attempts + 1
     await conn.execute(
-        _ATTEMPT,
+        _SETTLE,
         {
             "id": delivery.id,
-            "attempt": number,
+            "status": status,
             "at": at,
+            "next": next_attempt_at,
             "outcome": attempt.outcome,
             "status_code": attempt.status_code,
             "latency_ms": attempt.latency_ms,
@@ -177,22 +180,12 @@ async def settle(
             "error": attempt.error,
         },
     )
-    await conn.execute(
-        _SETTLE,
-        {
-            "id": delivery.id,
-            "status": status,
-            "attempt": number,
-            "at": at,
-            "next": next_attempt_at,
-        },
-    )
 
 
 async def extend(
-    conn: AsyncConnection[Any], endpoint_id: str, worker: str, until: datetime
+    conn: AsyncConnection[Any], endpoint_id: str, worker: str, lease: timedelta
 ) -> None:
-    await conn.execute(_EXTEND, {"endpoint": endpoint_id, "worker": worker, "until": until})
+    await conn.execute(_EXTEND, {"endpoint": endpoint_id, "worker": worker, "lease": lease})
 
 
 async def release(conn: AsyncConnection[Any], endpoint_id: str, worker: str) -> None:

@@ -18,7 +18,13 @@ from odoofleet.runtime import run_until_signalled
 from odoofleet.sandbox.server import local_docker_problem
 from odoofleet.settings import Settings
 
-DEV_PERMISSIONS = ("manage:instances", "manage:servers", "manage:audit")
+DEV_PERMISSIONS = (
+    "manage:instances",
+    "manage:servers",
+    "manage:audit",
+    "manage:api-keys",
+    "manage:webhooks",
+)
 
 
 def register(commands: Any) -> None:

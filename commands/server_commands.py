@@ -89,7 +89,6 @@ async def delete_server(
 
 async def record_server_outcome(
     store: EventStore,
-    registry: EventRegistry,
     server_id: str,
     command: ServerOutcome,
     *,
@@ -98,7 +97,7 @@ async def record_server_outcome(
 ) -> Outcome:
     """What a saga or the health observer concluded about the server, decided on its stream
     (no events when the stream says so already, or the server is gone)."""
-    return await _run(store, registry, server_id, command, now, metadata)
+    return await _run(store, store.registry, server_id, command, now, metadata)
 
 
 async def _run(

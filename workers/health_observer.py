@@ -25,7 +25,6 @@ from psycopg_pool import PoolTimeout
 
 from commands.instance_state import Abandoned, Removed, Removing, fold
 from commands.refusals import ConcurrentModification
-from commands.runner import load
 from commands.server_commands import record_server_outcome
 from events.errors import WrongExpectedVersion
 from events.health import HealthObserved, health_stream
@@ -107,7 +106,7 @@ class HealthObserver:
     ) -> None:
         self.config = config or ObserverConfig()
         self._pool, self._store, self._registry, self._runner = pool, store, registry, runner
-        self._links = ServerLinks(store, registry, vault, self.config.connect_timeout)
+        self._links = ServerLinks(store, vault, self.config.connect_timeout)
         self._worker = worker
         self._clock = clock
         self._trackers: dict[str, Tracker] = {}
@@ -200,17 +199,14 @@ class HealthObserver:
         """Decided on the server's stream, which may say so already (another observer for a
         moment, or a validation meanwhile): then nothing is appended."""
         try:
-            await record_server_outcome(
-                self._store, self._registry, server_id, outage, now=at, metadata=meta
-            )
+            await record_server_outcome(self._store, server_id, outage, now=at, metadata=meta)
         except ConcurrentModification:
             log.warning("health observer: server %s kept changing; next cycle decides", server_id)
 
     async def _being_removed(self, instance_id: str) -> bool:
         """Asked of the instance's own stream, which the read model the fleet came from may
         lag: a removal asked for a moment ago counts."""
-        stream_id = instance_stream(instance_id)
-        state = (await load(self._store, self._registry, stream_id, fold)).state
+        state = fold((await self._store.load_stream(instance_stream(instance_id))).events)
         return isinstance(state, Removing | Abandoned | Removed)
 
     async def _ask(self, server: WatchedServer, running: list[WatchedInstance]) -> _Visit:

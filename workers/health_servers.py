@@ -6,7 +6,6 @@ once when it answers again — for the server's decider to record (commands.serv
 from __future__ import annotations
 
 from commands.server import MarkServerReachable, MarkServerUnreachable
-from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
 from workers.server_credentials import (
@@ -32,10 +31,8 @@ def outage_command(status: str, unreachable: bool, failure: str) -> Outage | Non
 
 
 class ServerLinks:
-    def __init__(
-        self, store: EventStore, registry: EventRegistry, vault: Vault, connect_timeout: float
-    ) -> None:
-        self._store, self._registry, self._vault = store, registry, vault
+    def __init__(self, store: EventStore, vault: Vault, connect_timeout: float) -> None:
+        self._store, self._vault = store, vault
         self._connect_timeout = connect_timeout
         self._known: dict[str, tuple[int, ServerConnectionInfo]] = {}
 
@@ -45,7 +42,7 @@ class ServerLinks:
         known = self._known.get(server_id)
         if known is not None and known[0] == version:
             return known[1]
-        profile = profile_of(await load_server(self._store, self._registry, server_id))
+        profile = profile_of(await load_server(self._store, server_id))
         if pinned_host_key(profile) is None:
             raise ValueError("the server's host key is not pinned: it needs a validation")
         secrets = await open_server_secrets(self._vault, profile)

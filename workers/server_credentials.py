@@ -7,7 +7,7 @@ from typing import assert_never
 
 import msgspec
 
-from commands.runner import folder, load
+from commands.runner import folder
 from commands.server_state import (
     Absent,
     Active,
@@ -22,7 +22,6 @@ from commands.server_state import (
     evolve,
     initial_state,
 )
-from events.registry import EventRegistry
 from events.secrets import MASK, Vault
 from events.server import server_stream
 from events.store import EventStore
@@ -45,10 +44,10 @@ class ServerSecrets(msgspec.Struct, frozen=True):
 NO_SECRETS = ServerSecrets(None, None)
 
 
-async def load_server(store: EventStore, registry: EventRegistry, server_id: str) -> ServerState:
+async def load_server(store: EventStore, server_id: str) -> ServerState:
     """The server's state as its decider folds it (whichever organization asks: a worker acts
     for the event that woke it)."""
-    return (await load(store, registry, server_stream(server_id), fold_server)).state
+    return fold_server((await store.load_stream(server_stream(server_id))).events)
 
 
 def profile_of(state: ServerState) -> ServerProfile:

@@ -143,7 +143,7 @@ class _Validation:
         return profile_of(self.state)
 
     async def reload(self) -> ServerState:
-        self.state = await load_server(self.deps.store, self.deps.registry, self.server_id)
+        self.state = await load_server(self.deps.store, self.server_id)
         return self.state
 
     def remote(self) -> Remote:
@@ -199,7 +199,6 @@ class _Validation:
     async def _record(self, command: ServerOutcome) -> None:
         await record_server_outcome(
             self.deps.store,
-            self.deps.registry,
             self.server_id,
             command,
             now=datetime.now(UTC),
@@ -264,7 +263,7 @@ async def handle(deps: SagaDeps, trigger: Trigger) -> None:
 
 
 async def _operation_of(deps: SagaDeps, trigger: Trigger) -> str | None:
-    state = await load_server(deps.store, deps.registry, _server_of(trigger))
+    state = await load_server(deps.store, _server_of(trigger))
     return operation_for(trigger.event, trigger.event_id, state)
 
 

@@ -10,9 +10,10 @@ from commands.instance import ForceRemoval, decide
 from commands.instance_state import Absent, InstanceFacts, InstanceState, evolve, initial_state
 from commands.refusals import ConcurrentModification, InstanceNotFound
 from commands.reservation import (
-    PortsState,
-    SlugState,
-    SubdomainState,
+    ReleaseReservations,
+    decide_ports_release,
+    decide_slug_release,
+    decide_subdomain_release,
     fold_ports,
     fold_slug,
     fold_subdomain,
@@ -22,11 +23,8 @@ from commands.runner import Outcome, folder, loaded_from
 from events.errors import WrongExpectedVersion
 from events.instance import instance_stream
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import EventRegistry
 from events.reservation import (
-    PortsReleased,
-    SlugReleased,
-    SubdomainReleased,
     legacy_slug_stream,
     ports_stream,
     slug_stream,
@@ -89,12 +87,18 @@ async def _releases(
     )
     host = loaded_from(registry, found[host_id], fold_subdomain)
     ports = loaded_from(registry, found[ports_id], fold_ports)
+    release = ReleaseReservations(
+        instance_id=facts.instance_id,
+        slug=facts.slug,
+        subdomain=facts.auto_subdomain,
+        server_id=facts.server_id,
+    )
     batch = []
-    if events := release_slug(slug.state, facts.slug, facts.instance_id):
+    if events := decide_slug_release(release, slug.state):
         batch.append(NewEvents(slug_id, slug.expected, events, metadata))
-    if events := release_subdomain(host.state, facts.auto_subdomain, facts.instance_id):
+    if events := decide_subdomain_release(release, host.state):
         batch.append(NewEvents(host_id, host.expected, events, metadata))
-    if events := release_ports(ports.state, facts.instance_id):
+    if events := decide_ports_release(release, ports.state):
         batch.append(NewEvents(ports_id, ports.expected, events, metadata))
     return batch
 
@@ -103,24 +107,3 @@ def _facts(state: InstanceState) -> InstanceFacts:
     if isinstance(state, Absent):
         raise InstanceNotFound
     return state.facts
-
-
-def release_slug(state: SlugState, slug: str, instance_id: str) -> list[DomainEvent]:
-    """Nothing when the slug is no longer this instance's (released already)."""
-    if state.holder != instance_id:
-        return []
-    return [SlugReleased(slug=slug, instance_id=instance_id)]
-
-
-def release_subdomain(state: SubdomainState, subdomain: str, instance_id: str) -> list[DomainEvent]:
-    """Nothing when the host name is not this instance's (released, or never reserved: an
-    instance created before host names were, whose slug's release frees it)."""
-    if state.holder != instance_id:
-        return []
-    return [SubdomainReleased(subdomain=subdomain, instance_id=instance_id)]
-
-
-def release_ports(state: PortsState, instance_id: str) -> list[DomainEvent]:
-    if instance_id not in state.held:
-        return []
-    return [PortsReleased(instance_id=instance_id)]

@@ -16,8 +16,8 @@ from events.metadata import EventMetadata
 from events.registry import DomainEvent, EventRegistry
 from events.store import NO_STREAM, EventStore, ExpectedVersion, RecordedEvent
 
-# The namespace of derived event ids; the same as workers/streams.py's, so an outcome
-# appended before the sagas used the runner is recognised by its id.
+# The namespace of derived event ids; the one the sagas' appends used before they went
+# through the runner, so an outcome appended then is recognised by its id.
 _IDS: Final = uuid.UUID("3b8f0f5e-6c2d-4a7e-9a51-0d1c2e3f4a5b")
 
 S = TypeVar("S")

@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 from builders import ID, NOW, create_command
 
-from commands.force_removal import release_ports, release_slug
 from commands.instance import ControlInstance, DeleteInstance, ForceRemoval, decide
 from commands.instance_state import evolve, initial_state
 from commands.refusals import ActionNotAllowed, InstanceNotFound, RemovalNotFailed
-from commands.reservation import PortsState, SlugState
 from commands.runner import folder
 from events.instance import (
     InstanceProvisioned,
@@ -21,7 +19,6 @@ from events.instance import (
     RemovalRequested,
 )
 from events.registry import DomainEvent
-from events.reservation import PortsReleased, SlugReleased
 
 fold = folder(initial_state(), evolve)
 
@@ -111,14 +108,3 @@ def test_a_teardown_finishing_after_a_forced_removal_changes_nothing() -> None:
     late = InstanceRemoved(instance_id=ID, operation_id="op-rm")
 
     assert fold([*removal_failed(), forced, late]).status == "removed"
-
-
-def test_the_reservations_still_held_are_released() -> None:
-    assert release_slug(SlugState(ID), "acme", ID) == [SlugReleased(slug="acme", instance_id=ID)]
-    assert release_ports(PortsState({ID: (20000, 20001)}), ID) == [PortsReleased(instance_id=ID)]
-
-
-def test_reservations_held_by_another_instance_or_by_nobody_are_left_alone() -> None:
-    assert release_slug(SlugState("other"), "acme", ID) == []
-    assert release_slug(SlugState(None), "acme", ID) == []
-    assert release_ports(PortsState({"other": (20000, 20001)}), ID) == []

@@ -4,12 +4,13 @@ needs it, so a resumed operation that skips a step never builds what only it nee
 from __future__ import annotations
 
 from commands.instance_state import InstanceFacts
+from commands.server_state import ServerProfile
 from workers.layout import InstanceLayout, ProxyLayout
 from workers.operation_log import OperationLog
 from workers.remote import Remote, StepError
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger
 from workers.sagas.instance_spec import InstanceSecrets, spec_of
-from workers.server_access import ServerRecord, ServerSecrets, connection_info
+from workers.server_credentials import ServerSecrets, connection_info
 from workers.slots import OperationLocks
 from workers.spec import InstanceSpec
 
@@ -23,7 +24,7 @@ class InstanceContext:
         locks: OperationLocks,
         facts: InstanceFacts,
         secrets: InstanceSecrets,
-        server: ServerRecord,
+        server: ServerProfile,
         server_secrets: ServerSecrets,
     ) -> None:
         self.deps = deps
@@ -78,8 +79,8 @@ class InstanceContext:
             )
         return self._remote
 
-    def use_server(self, server: ServerRecord) -> None:
-        """A newer state of the server (e.g. its host key pinned meanwhile)."""
+    def use_server(self, server: ServerProfile) -> None:
+        """A newer profile of the server (e.g. its host key pinned meanwhile)."""
         self.server, self._remote = server, None
 
     async def cancelled(self) -> bool:

@@ -16,20 +16,25 @@ from commands.instance_outcomes import RecordOutcome, decide_outcome, outcome_of
 from commands.instance_state import Absent, Existing, fold
 from commands.refusals import OutcomeOverruled
 from commands.runner import Outcome, execute_command, load
+from commands.server import RecordHostKeyChanged
+from commands.server_commands import record_server_outcome
+from commands.server_state import ServerProfile
 from events.instance import instance_stream
 from events.operation import OperationType
-from events.registry import DomainEvent
-from events.server import ServerValidationFailed, server_stream
 from workers.masking import Masker
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_spec import InstanceSecrets, open_secrets
 from workers.sagas.runtime import Step, cancel, close, last_started_step, resume
-from workers.server_access import ServerRecord, ServerSecrets, fold_server, open_server_secrets
+from workers.server_credentials import (
+    ServerSecrets,
+    load_server,
+    open_server_secrets,
+    profile_of,
+)
 from workers.slots import OperationLocks
 from workers.ssh_errors import HostKeyChanged
-from workers.streams import append_once, read
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class InstanceOperation:
 class _Opened(NamedTuple):
     instance: Existing
     secrets: InstanceSecrets
-    server: ServerRecord
+    server: ServerProfile
     server_secrets: ServerSecrets
 
 
@@ -159,15 +164,9 @@ async def _open(deps: SagaDeps, op: InstanceOperation, log: OperationLog) -> _Op
     """Load the instance and its server, and open their secrets; the log masks those in all
     it records."""
     instance = await load_instance(deps, op.instance_id)
-    server = fold_server(
-        (await read(deps.store, deps.registry, server_stream(instance.facts.server_id))).events
-    )
+    server = profile_of(await load_server(deps.store, instance.facts.server_id))
     secrets = await open_secrets(deps.vault, instance.facts)
-    server_secrets = (
-        await open_server_secrets(deps.vault, server)
-        if server.registered is not None
-        else ServerSecrets(None, None)
-    )
+    server_secrets = await open_server_secrets(deps.vault, server)
     log.mask = Masker([*secrets.values(), *server_secrets.values()])
     return _Opened(instance, secrets, server, server_secrets)
 
@@ -222,22 +221,6 @@ async def _note_host_key_changed(
     """A changed host key puts the server in error: every later operation on it fails too."""
     if not isinstance(failure.__cause__, HostKeyChanged):
         return
-    message = str(failure.__cause__)
-
-    def allowed(events: list[DomainEvent]) -> bool:
-        server = fold_server(events)
-        already = server.status == "error" and server.message == message
-        return server.registered is not None and server.status != "deleted" and not already
-
-    event = ServerValidationFailed(
-        server_id=server_id, operation_id=op.operation_id, status="error", message=message
-    )
-    await append_once(
-        deps.store,
-        deps.registry,
-        server_stream(server_id),
-        [event],
-        trigger.metadata,
-        key=f"{op.operation_id}/host-key",
-        allowed=allowed,
-    )
+    command = RecordHostKeyChanged(operation_id=op.operation_id, message=str(failure.__cause__))
+    now = datetime.now(UTC)
+    await record_server_outcome(deps.store, server_id, command, now=now, metadata=trigger.metadata)

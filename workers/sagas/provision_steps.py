@@ -3,11 +3,11 @@ idempotent, and the plan that runs them for a provisioning or for the start that
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, assert_never
 
 from commands.instance_outcomes import RecordProvisioned, RecordProvisioningFailed
+from commands.server_state import Absent, Active, Deleted, InError, Pending, Unreachable
 from events.instance import FIRST_COLOR
-from events.server import server_stream
 from workers.operation_log import OperationTakenOver
 from workers.proxy_steps import ensure_ports, ensure_proxy, switch_route
 from workers.readiness import wait_db_healthy, wait_ready
@@ -16,7 +16,6 @@ from workers.render import instance_files
 from workers.sagas.context import InstanceContext
 from workers.sagas.instance_saga import Plan
 from workers.sagas.runtime import Step
-from workers.server_access import fold_server
 from workers.server_commands import (
     admin_password_script,
     app_down_command,
@@ -27,10 +26,10 @@ from workers.server_commands import (
     networks_and_volumes_command,
     set_admin_password_command,
 )
+from workers.server_credentials import load_server
 from workers.server_facts import parse_server_facts, preflight_problems, server_facts_command
 from workers.shell import script
 from workers.spec import InstanceSpec
-from workers.streams import read
 
 MIB: Final = 2**20
 # Steps that look at the present rather than change anything: a resumed provisioning looks
@@ -78,21 +77,24 @@ def provision_steps(ctx: InstanceContext, *, fresh_app: bool = False) -> list[St
 
 async def wait_for_server(ctx: InstanceContext) -> str:
     """A server still pending validation is waited for (API.md: creating on it is allowed)."""
-    name = ctx.server.require().name
+    name = ctx.server.name
 
     async def look() -> str | NotYet:
         if await ctx.cancelled():
             raise OperationTakenOver("cancelled while waiting for the server")
-        stream = await read(ctx.deps.store, ctx.deps.registry, server_stream(ctx.server_id))
-        server = fold_server(stream.events)
-        ctx.use_server(server)
-        if server.status == "pending":
-            return NotYet("pending validation")
-        if server.status == "error":
-            raise StepError(f"server {name} is in error: {server.message}")
-        if server.status in ("deleted", "absent"):
-            raise StepError(f"server {name} was deleted")
-        return f"server {name} is {server.status}"
+        server = await load_server(ctx.deps.store, ctx.server_id)
+        match server:
+            case Pending():
+                return NotYet("pending validation")
+            case InError(message=message):
+                raise StepError(f"server {name} is in error: {message}")
+            case Deleted() | Absent():
+                raise StepError(f"server {name} was deleted")
+            case Active() | Unreachable():
+                ctx.use_server(server.profile)
+                return f"server {name} is {server.status}"
+            case _:
+                assert_never(server)
 
     wait = ctx.config.server_wait
     what = f"the validation of server {name}"
@@ -194,6 +196,6 @@ async def route(ctx: InstanceContext, color: str) -> str:
     limit = ctx.config.compose_limit
     proxy = await ensure_proxy(ctx.remote, ctx.proxy, limit)
     switched = await switch_route(ctx.remote, ctx.proxy, ctx.layout, ctx.spec(), color)
-    public = ctx.server.require().public_host_ports
+    public = ctx.server.public_host_ports
     ports = await ensure_ports(ctx.remote, ctx.layout, ctx.spec(), public=public, time_limit=limit)
     return f"{proxy}\n{switched}\n{ports}"

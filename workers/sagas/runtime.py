@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, assert_never
 
 from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from events.operation import OperationType
-from workers.instance_access import Settled
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.remote import StepError
 from workers.ssh_errors import ServerUnreachable, SshError
@@ -79,16 +78,15 @@ async def cancel(
     await log.cancel(reason)
 
 
-async def close(log: OperationLog, outcome: OperationOutcome | Settled) -> None:
-    """Mark the operation finished as its recorded outcome says. (`Settled`: the server
-    validation's, until it records a commands.outcome too.)"""
+async def close(log: OperationLog, outcome: OperationOutcome) -> None:
+    """Mark the operation finished as its recorded outcome says."""
     match outcome:
-        case (
-            FailedAt(step=step, message=message) | Settled(failed=True, step=step, message=message)
-        ):
+        case FailedAt(step=step, message=message):
             await log.fail(step, message)
-        case Succeeded() | Settled():
+        case Succeeded():
             await log.succeed()
+        case _:
+            assert_never(outcome)
 
 
 def last_started_step(log: OperationLog) -> str | None:

@@ -67,15 +67,17 @@ export function gradeBadge(grade, score) {
   return h("span", { class: `badge grade-${grade}`, title: `score ${score}` }, `${grade} ${score}`);
 }
 
-// Draws `fetchOnce` now and again every `ms` after each finishes; returns its stop.
-export function poll(fetchOnce, ms, onError) {
+// Draws `fetchOnce` now and again every `ms` after each finishes, telling `report` the
+// error of each round (null when it went through); returns its stop.
+export function poll(fetchOnce, ms, report) {
   let stopped = false;
   let timer = null;
   const tick = async () => {
     try {
       if ((await fetchOnce()) === poll.STOP) stopped = true;
+      report(null);
     } catch (error) {
-      onError(error);
+      report(error);
     }
     if (!stopped) timer = setTimeout(tick, ms);
   };

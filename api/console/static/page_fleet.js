@@ -1,7 +1,7 @@
 // Fleet: every instance of the organization, filtered and searched here, refreshed by polling.
 import { allPages, get } from "./api.js";
 import { ago, gradeBadge, h, poll, statusBadge } from "./dom.js";
-import { flashProblem } from "./ui.js";
+import { reportRefresh } from "./ui.js";
 
 export const STATUSES = ["creating", "running", "stopped", "starting", "stopping", "restarting", "failed", "removing"];
 const REFRESH_MS = 2000;
@@ -43,7 +43,7 @@ export function fleetPage(main) {
     servers = new Map(serverList.map((s) => [s.id, s]));
     syncServerOptions(serverFilter, serverList);
     draw();
-  }, REFRESH_MS, flashProblem);
+  }, REFRESH_MS, reportRefresh);
 }
 
 // A token without view:servers still sees its fleet, with server ids instead of names.

@@ -2,7 +2,7 @@
 import { call, can, get } from "./api.js";
 import { factorChart, sparkline } from "./charts.js";
 import { ago, bytes, duration, gradeBadge, h, poll, statusBadge, when } from "./dom.js";
-import { confirmed, flash, flashProblem, navigate, notFound } from "./ui.js";
+import { confirmed, flash, flashProblem, navigate, notFound, reportRefresh } from "./ui.js";
 
 const REFRESH_MS = 2000;
 
@@ -79,10 +79,10 @@ export function instancePage(main, id) {
     } finally {
       busy = false;
     }
-    await refresh().catch(flashProblem);
+    await refresh().catch(reportRefresh);
   };
 
-  return poll(refresh, REFRESH_MS, flashProblem);
+  return poll(refresh, REFRESH_MS, reportRefresh);
 }
 
 function drawHead(head, instance) {

@@ -1,7 +1,7 @@
 // Servers: status, facts, instances on each, and re-validation.
 import { allPages, call, can, get } from "./api.js";
 import { ago, bytes, h, poll, statusBadge } from "./dom.js";
-import { flash, flashProblem } from "./ui.js";
+import { flash, flashProblem, reportRefresh } from "./ui.js";
 
 const REFRESH_MS = 3000;
 
@@ -37,7 +37,7 @@ export function serversPage(main) {
     if (!servers.servers.length) {
       rows.append(h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, "No servers. Register one with POST /api/servers.")));
     }
-  }, REFRESH_MS, flashProblem);
+  }, REFRESH_MS, reportRefresh);
 }
 
 async function instancesOrNone() {

@@ -19,6 +19,14 @@ export function flashProblem(error) {
   flash(error.status ? `${problem.title || "Refused"} (${error.status}): ${detail}` : String(error.message || error));
 }
 
+// A refresh that failed: a refusal shows its problem; an unreachable odoofleet shows one
+// quiet line until a refresh goes through again (the page keeps its last data meanwhile).
+export function reportRefresh(error) {
+  const offline = $("#offline");
+  offline.hidden = !error || Boolean(error.status);
+  if (error && error.status) flashProblem(error);
+}
+
 export function navigate(path) {
   history.pushState(null, "", path);
   window.dispatchEvent(new Event("navigate"));

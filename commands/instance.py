@@ -30,15 +30,14 @@ from commands.refusals import (
     RemovalNotFailed,
 )
 from events.instance import (
+    CHANGEABLE,
     ActionRequested,
     ControlAction,
-    EnvironmentType,
+    InstanceChanges,
     InstanceCreated,
+    InstanceDefinition,
     InstanceRemovalForced,
-    InstanceSettings,
     InstanceUpdated,
-    OdooEdition,
-    OdooVersion,
     ProvisioningRequested,
     RedeployRequested,
     RemovalRequested,
@@ -47,51 +46,24 @@ from events.instance import (
 from events.registry import DomainEvent
 from events.secrets import Sealed
 
-# What an update may change, and of that what the instance's files on its server are
-# rendered from (workers/render.py): a change to those must be deployed.
-CHANGEABLE: Final = ("name", "addons_path", "env_vars", "mcp_write_enabled")
+# Of what an update may change (events.instance.CHANGEABLE), what the instance's files on its
+# server are rendered from (workers/render.py): a change to those must be deployed.
 RUNTIME: Final = frozenset({"addons_path", "env_vars"})
 
 
-class CreateInstance(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything already resolved at the edge: ids, ports, defaults and sealed secrets."""
+class CreateInstance(InstanceDefinition[Sealed], frozen=True, kw_only=True):
+    """Everything resolved at the edge and reserved by the create's transaction (the fields:
+    events.instance.InstanceDefinition), sealed."""
 
-    instance_id: str
     operation_id: str
-    name: str
-    slug: str
-    server_id: str
-    project_id: str | None
-    template_id: str | None
-    branch: str | None
-    environment_type: EnvironmentType
-    odoo_version: OdooVersion
-    odoo_edition: OdooEdition
-    addons_path: str | None
-    env_vars: dict[str, Sealed]
-    auto_subdomain: str
-    http_port: int
-    longpolling_port: int
-    http_port_host: int
-    longpolling_port_host: int
-    settings: InstanceSettings
-    mcp_write_enabled: bool
-    db_name: str
-    admin_password: Sealed
-    db_password: Sealed
-    admin_user_password: Sealed
 
 
-class UpdateInstance(msgspec.Struct, frozen=True, kw_only=True):
+class UpdateInstance(InstanceChanges[Sealed], frozen=True, kw_only=True):
     """Fields left UNSET are not being changed. `env_vars` arrives sealed, and only when the
     edge found the plaintext different from the current values: sealed values never compare
     equal, so the comparison happens where the secrets can be read. `operation_id` names the
     redeploy that a runtime change may need; without one the change is only recorded."""
 
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
-    env_vars: dict[str, Sealed] | msgspec.UnsetType = msgspec.UNSET
-    mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
     operation_id: str | None = None
 
 

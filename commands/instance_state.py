@@ -9,6 +9,7 @@ import msgspec
 from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from commands.runner import folder
 from events.instance import (
+    CHANGEABLE,
     ActionFailed,
     ActionRequested,
     AdminPasswordRotated,
@@ -272,9 +273,7 @@ def _created(event: InstanceCreated) -> Creating:
 
 def _updated(facts: InstanceFacts, event: InstanceUpdated) -> InstanceFacts:
     changes = {
-        name: value
-        for name in ("name", "addons_path", "env_vars", "mcp_write_enabled")
-        if (value := getattr(event, name)) is not msgspec.UNSET
+        name: value for name in CHANGEABLE if (value := getattr(event, name)) is not msgspec.UNSET
     }
     return msgspec.structs.replace(facts, **changes)
 

@@ -14,6 +14,8 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
+from api.console.routes import with_security_headers
+
 BEARER: Final = "BearerToken"
 SCHEMA_PATH: Final = "/schema"
 ASSETS_PATH: Final = "/assets"  # Swagger UI's files, under SCHEMA_PATH
@@ -82,6 +84,7 @@ class OfflineSwaggerUI(OpenAPIRenderPlugin):
                 directories=[Path(str(swagger_ui_path))],
                 name="swagger-ui-assets",
                 cache_control=CacheControlHeader(max_age=3600),
+                after_request=with_security_headers,
             )
         )
 

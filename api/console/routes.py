@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Final
 
-from litestar import MediaType, Router, get
+from litestar import MediaType, Response, Router, get
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.static_files import create_static_files_router
 
@@ -27,6 +27,13 @@ SECURITY_HEADERS: Final = [
     ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
     ResponseHeader(name="Referrer-Policy", value="no-referrer"),
 ]
+
+
+async def with_security_headers(response: Response[object]) -> Response[object]:
+    """SECURITY_HEADERS on a file response too (app-level headers do not reach those)."""
+    for header in SECURITY_HEADERS:
+        response.headers.setdefault(header.name, header.value or "")
+    return response
 
 
 def static_dir() -> Path:
@@ -55,4 +62,5 @@ def static_files() -> Router:
         directories=[static_dir()],
         name="console-static",
         cache_control=CacheControlHeader(no_cache=True),
+        after_request=with_security_headers,
     )

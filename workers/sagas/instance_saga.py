@@ -93,7 +93,9 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
             await _cancel(deps, log, op, opened.instance, reaction.reason)
             return
         await log.start(op.kind, op.instance_id, facts.server_id, deps.worker)
-        ctx = InstanceContext(deps, trigger, log, locks, facts, *opened[1:])
+        ctx = InstanceContext(
+            deps, trigger, log, locks, facts, opened.secrets, opened.server, opened.server_secrets
+        )
         carried = await _carried(deps, trigger, reaction, op.operation_id)
         steps = await reaction.steps(ctx)
         while True:
@@ -123,6 +125,10 @@ async def record_exhausted(
     if (await log.load()).finished:
         return
     opened = await _open(deps, op, log)
+    settled = opened.instance.facts.outcomes.get(op.operation_id)
+    if settled is not None:
+        await close(log, settled)
+        return
     reaction = op.react(opened.instance)
     if isinstance(reaction, Cancel):
         await _cancel(deps, log, op, opened.instance, reaction.reason)

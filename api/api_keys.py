@@ -157,7 +157,7 @@ class ApiKeys:
         )
 
     def check_scope(
-        self, principal: Principal, connection: ASGIConnection[Any, Any, Any, Any]
+        self, principal: Principal, connection: ASGIConnection[Any, Any, Any, Any], needed: str
     ) -> None:
         """A key limited to some instances reaches only those: another instance is a 404,
         as if it did not exist, and creating one is refused (it would be out of reach)."""
@@ -168,9 +168,19 @@ class ApiKeys:
         instance_id = params.get("instance_id")
         if instance_id is not None and str(instance_id) not in scope:
             raise InstanceNotFound()
-        if getattr(connection.route_handler, "operation_id", None) == "createInstance":
+        operation = getattr(connection.route_handler, "operation_id", None)
+        if operation == "createInstance":
             raise problem(
                 403, "forbidden", "an API key limited to some instances cannot create instances"
+            )
+        # Org-wide views of every instance's events: the audit trail, and webhooks (which
+        # would deliver the other instances' events). The event stream filters by the scope.
+        if operation == "listAuditLogs" or needed.endswith(":webhooks"):
+            raise problem(
+                403,
+                "forbidden",
+                "an API key limited to some instances cannot use this organization-wide"
+                " endpoint; read an instance's history at /api/instances/{id}/events",
             )
 
 

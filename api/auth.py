@@ -202,7 +202,7 @@ async def _api_key(
     needed = connection.route_handler.opt.get(_PERMISSION, "undeclared")
     if not principal.may(needed):
         raise Forbidden(needed)
-    keys.check_scope(principal, connection)
+    keys.check_scope(principal, connection, needed)
     return AuthenticationResult(user=principal, auth=token)
 
 

@@ -142,6 +142,21 @@ async def test_a_key_limited_to_instances_sees_and_touches_only_those(
     assert made.status_code == 403
 
 
+async def test_a_key_limited_to_instances_cannot_read_organization_wide_history(
+    app: Litestar, admin: Caller
+) -> None:
+    server_id = await new_server(admin)
+    mine = await new_instance(admin, server_id)
+    created = await issue(admin, permissions=["view:audit"], instanceIds=[mine["id"]])
+
+    async with client_of(app, created["key"]) as key:
+        audit = await key.get("/api/audit-logs")
+        own_history = await key.get(f"/api/instances/{mine['id']}/events")
+
+    assert audit.status_code == 403
+    assert own_history.status_code == 200
+
+
 async def test_a_limited_key_can_only_issue_keys_within_its_instances(
     app: Litestar, admin: Caller
 ) -> None:

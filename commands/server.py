@@ -21,8 +21,6 @@ from commands.server_state import (
     Unpinned,
     Unreachable,
 )
-from commands.server_state import evolve as evolve  # create_instance's import, until it moves
-from commands.server_state import initial_state as initial_state
 from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import (

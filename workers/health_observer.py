@@ -24,8 +24,6 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from commands.instance_state import Abandoned, Removed, Removing, fold
-from commands.refusals import ConcurrentModification
-from commands.server_commands import record_server_outcome
 from events.errors import WrongExpectedVersion
 from events.health import HealthObserved, health_stream
 from events.instance import instance_stream
@@ -38,7 +36,7 @@ from events.store import NO_STREAM, EventStore, ExpectedVersion, NewEvents
 from projections.health_score import FRESH_SECONDS
 from workers.health_fleet import WatchedInstance, WatchedServer, load_fleet
 from workers.health_probe import ContainerSample, HealthTarget, health_command, parse_health_output
-from workers.health_servers import Outage, ServerLinks, outage_command
+from workers.health_servers import ServerLinks, outage_command
 from workers.health_window import (
     Reading,
     Tracker,
@@ -175,7 +173,7 @@ class HealthObserver:
         meta = self._metadata(server.org_id)
         outage = outage_command(server.status, answer.unreachable, answer.failure or "")
         if outage is not None:
-            await self._record_outage(server.id, outage, at, meta)
+            await self._links.record(server.id, outage, at, meta)
         pending: list[_Pending] = []
         for instance in server.instances:
             tracker = self._trackers.get(instance.id) or restore(instance.last, at)
@@ -192,16 +190,6 @@ class HealthObserver:
             append = NewEvents(health_stream(instance.id), expected, [event], meta)
             pending.append(_Pending(instance.id, tracker, event, append))
         return await self._append(pending)
-
-    async def _record_outage(
-        self, server_id: str, outage: Outage, at: datetime, meta: EventMetadata
-    ) -> None:
-        """Decided on the server's stream, which may say so already (another observer for a
-        moment, or a validation meanwhile): then nothing is appended."""
-        try:
-            await record_server_outcome(self._store, server_id, outage, now=at, metadata=meta)
-        except ConcurrentModification:
-            log.warning("health observer: server %s kept changing; next cycle decides", server_id)
 
     async def _being_removed(self, instance_id: str) -> bool:
         """Asked of the instance's own stream, which the read model the fleet came from may

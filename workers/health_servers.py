@@ -5,7 +5,13 @@ once when it answers again — for the server's decider to record (commands.serv
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
+from commands.refusals import ConcurrentModification
 from commands.server import MarkServerReachable, MarkServerUnreachable
+from commands.server_commands import record_server_outcome
+from events.metadata import EventMetadata
 from events.secrets import Vault
 from events.store import EventStore
 from workers.server_credentials import (
@@ -16,6 +22,8 @@ from workers.server_credentials import (
     profile_of,
 )
 from workers.ssh_connection import ServerConnectionInfo
+
+log = logging.getLogger(__name__)
 
 Outage = MarkServerUnreachable | MarkServerReachable
 
@@ -49,3 +57,13 @@ class ServerLinks:
         info = connection_info(profile, secrets, self._connect_timeout)
         self._known[server_id] = (version, info)
         return info
+
+    async def record(
+        self, server_id: str, outage: Outage, at: datetime, metadata: EventMetadata
+    ) -> None:
+        """Decided on the server's stream, which may say so already (another observer for a
+        moment, or a validation meanwhile): then nothing is appended."""
+        try:
+            await record_server_outcome(self._store, server_id, outage, now=at, metadata=metadata)
+        except ConcurrentModification:
+            log.warning("health observer: server %s kept changing; next cycle decides", server_id)

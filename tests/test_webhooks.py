@@ -19,8 +19,8 @@ from webhook_fixtures import Answer, Hang, Received, Receiver, always, receivers
 
 from events.pool import Pool
 from events.relay import Relay, RelayConfig
-from events.server import ServerReachable, server_stream
-from events.store import ANY, EventStore
+from events.server import ServerReachable, ServerRegistered, server_stream
+from events.store import ANY, NO_STREAM, EventStore
 from odoofleet.settings import Settings
 from workers.network_policy import IpAddress
 from workers.webhooks.delivery import DeliveryConfig
@@ -87,6 +87,20 @@ class World:
     async def server_events(self, count: int, org: str = "org-a") -> list[str]:
         """`count` server.reachable events, appended one by one; their ids in log order."""
         server_id = str(uuid.uuid4())
+        registered = ServerRegistered(
+            server_id=server_id,
+            name="hooked",
+            host="192.0.2.1",
+            port=22,
+            ssh_user="root",
+            auth_method="key",
+            ssh_private_key=None,
+            ssh_password=None,
+            host_key=None,
+            max_ssh_sessions=1,
+            created_at=datetime.now(UTC),
+        )
+        await self.store.append(server_stream(server_id), NO_STREAM, [registered], meta(org))
         ids = []
         for _ in range(count):
             event_id = uuid.uuid4()

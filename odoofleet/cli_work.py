@@ -1,5 +1,6 @@
 """`odoofleet work`: the saga workers (server validation, provisioning, control, teardown,
-redeploy), until SIGINT or SIGTERM. Run as many as you like: they share the work."""
+redeploy) and the webhook deliveries, until SIGINT or SIGTERM. Run as many as you like: they
+share the work."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings, SettingsError, load_settings
 from workers.layout import DEFAULT_ROOT
 from workers.run import run_workers
+from workers.webhooks.run import run_webhooks
 
 
 def register(commands: Any) -> None:
@@ -49,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_work(settings: Settings, args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> None:
-        pool = await open_pool(settings.database_url, max_size=4 + 2 * args.concurrency)
+        pool = await open_pool(settings.database_url, max_size=12 + 2 * args.concurrency)
         try:
-            await run_workers(
+            sagas = run_workers(
                 settings,
                 pool,
                 stop,
@@ -60,6 +62,7 @@ def run_work(settings: Settings, args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 observe_health=args.observe_health,
             )
+            await asyncio.gather(sagas, run_webhooks(settings, pool, stop))
         finally:
             await pool.close()
 

@@ -27,6 +27,7 @@ from odoofleet.settings import Settings
 from projections.run import run_projections
 from workers.network_policy import LOOPBACK_NETWORKS
 from workers.run import run_workers
+from workers.webhooks.run import run_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class DevServices:
         if "ODOOFLEET_SERVER_ALLOWED_NETWORKS" not in self.env_has:
             # The sandbox server listens on 127.0.0.1; servers of a laptop's own are there too.
             overrides["server_allowed_networks"] = LOOPBACK_NETWORKS
+        if "ODOOFLEET_WEBHOOK_ALLOWED_NETWORKS" not in self.env_has:
+            # A receiver under development listens on the laptop itself.
+            overrides["webhook_allowed_networks"] = LOOPBACK_NETWORKS
         return _with(self.base, overrides)
 
     def stop(self) -> None:
@@ -161,6 +165,7 @@ async def run_dev(
             "relay": lambda: _relay(settings, pool, stop),
             "projections": lambda: run_projections(pool, settings.database_url, stop),
             "workers": lambda: _workers(settings, pool, stop, options),
+            "webhooks": lambda: run_webhooks(settings, pool, stop),
             "api": server.serve,
         }
         tasks = {name: asyncio.create_task(part(), name=name) for name, part in parts.items()}

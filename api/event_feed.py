@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Collection
 from typing import Final
 
 import msgspec
+import psycopg
 
 from events.log_reads import read_range
 from events.store import Checkpoint, EventStore, RecordedEvent
@@ -103,7 +104,8 @@ class Subscription:
                 raise TooSlow()
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await self._ready.wait()
             if not self._buffer and not self.overflowed:
                 return None
         if self.overflowed:
@@ -139,13 +141,19 @@ class LiveFeed:
     def open_streams(self) -> int:
         return len(self._subscribers)
 
-    async def subscribe(self, shows: StreamFilter) -> Subscription:
+    async def start(self) -> None:
+        """Start the reader at the head of the log, on the first stream (a database that is
+        down fails this, before a response has begun)."""
         async with self._starting:
             if self._task is None:
                 self._checkpoint = await self._store.head()
                 self._wakeup.start()
                 self._task = asyncio.create_task(self._read(), name="event-stream-feed")
-        assert self._checkpoint is not None
+
+    def subscribe(self, shows: StreamFilter) -> Subscription:
+        """A new stream's buffer, filled from the reader's checkpoint on (after `start`)."""
+        if self._checkpoint is None:
+            raise RuntimeError("the feed has not started")
         subscription = Subscription(shows, self._capacity, self._checkpoint)
         self._subscribers.add(subscription)
         return subscription
@@ -186,10 +194,10 @@ class LiveFeed:
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # A dependency down (PostgreSQL restarting): the streams stay open and the
-                # reader takes up from its checkpoint, so nothing is missed.
-                log.exception("the event stream feed could not read the log; retrying")
+            except psycopg.Error as e:
+                # PostgreSQL restarting: the streams stay open and the reader takes up from its
+                # checkpoint, so nothing is missed.
+                log.warning("the event stream feed could not read the log (%s); retrying", e)
                 await asyncio.sleep(_POLL_SECONDS)
 
     async def _read_once(self) -> None:
@@ -202,9 +210,9 @@ class LiveFeed:
                 self._checkpoint = max(self._checkpoint, head)
             await self._wakeup.wait(_POLL_SECONDS)
             return
-        # A batch no larger than a buffer: a stream that keeps up drains its buffer while the
-        # next batch is read, so only one that falls behind overflows.
-        size = min(_BATCH, self._capacity)
+        # A batch no larger than half a buffer: a stream that keeps up drains its buffer while
+        # the next batch is read, so only one that falls behind overflows.
+        size = min(_BATCH, max(1, self._capacity // 2))
         batch = await self._store.read_all(self._checkpoint, size)
         for recorded in batch:
             delivery = await self._delivery(recorded)

@@ -70,6 +70,7 @@ async def stream(
         raise Unavailable("too many event streams are open on this server; retry")
     principal = request.user
     shows = filter_for(principal.org_id, names, resource_type, resource_id, principal.instance_ids)
+    await feed.start()
     return ServerSentEvent(_messages(feed, shows, resume))
 
 
@@ -78,7 +79,7 @@ async def _messages(
 ) -> AsyncIterator[ServerSentEventMessage]:
     # Subscribed here, not in the handler: a stream whose response never starts must not
     # leave a subscription behind.
-    subscription = await feed.subscribe(shows)
+    subscription = feed.subscribe(shows)
     try:
         yield ServerSentEventMessage(data=None, retry=_RETRY_MS, comment="odoofleet events")
         last = subscription.since

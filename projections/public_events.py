@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from events.health import HealthObserved, health_stream
+from events.health import HealthObserved
 from events.instance import (
     ActionFailed,
     InstanceCreated,
@@ -91,6 +91,7 @@ EVENT_NAMES: Final[tuple[str, ...]] = tuple(dict.fromkeys(PUBLIC_NAMES.values())
 # heartbeat per instance per few minutes besides status changes, so 24 hours of a stream is
 # well under this many events (projections/health_samples.py drops older windows anyway).
 _SCORE_HISTORY: Final = 2000
+_REMEMBERED_STATUSES: Final = 100_000
 
 
 class PublicEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -168,6 +169,9 @@ class PublicEvents:
     def __init__(self, registry: EventRegistry, store: EventStore) -> None:
         self._registry = registry
         self._store = store
+        # Health stream → (version, status) of the last observation translated: a reader that
+        # goes through the log in order finds the one before each observation here.
+        self._statuses: dict[str, tuple[int, str]] = {}
 
     async def of(self, logged: Logged) -> PublicEvent | None:
         """The public event, or None when the event is not one integrations see."""
@@ -184,14 +188,16 @@ class PublicEvents:
         return _public(logged, name, *_resource(logged.stream_id), public_data(event))
 
     async def _health(self, logged: Logged, event: HealthObserved) -> PublicEvent | None:
-        after = max(0, logged.version - _SCORE_HISTORY)
-        before = await self._store.read_stream(
-            health_stream(event.instance_id), after, logged.version - 1 - after
-        )
-        observed = [e for e in self._registry.decode_all(before) if isinstance(e, HealthObserved)]
-        previous = observed[-1].status if observed else None
+        previous = await self._status_before(logged.stream_id, logged.version)
+        if len(self._statuses) >= _REMEMBERED_STATUSES:
+            self._statuses.clear()
+        self._statuses[logged.stream_id] = (logged.version, event.status)
         if previous == event.status:
             return None
+        # A change: the score needs the observations of the 24 hours before it.
+        after = max(0, logged.version - _SCORE_HISTORY)
+        before = await self._store.read_stream(logged.stream_id, after, logged.version - 1 - after)
+        observed = [e for e in self._registry.decode_all(before) if isinstance(e, HealthObserved)]
         score = _score(observed, event)
         data = {
             "instanceId": event.instance_id,
@@ -206,6 +212,15 @@ class PublicEvents:
             "observedAt": msgspec.to_builtins(event.observed_at),
         }
         return _public(logged, HEALTH_CHANGED, "instance", event.instance_id, data)
+
+    async def _status_before(self, stream_id: str, version: int) -> str | None:
+        if version <= 1:
+            return None
+        known = self._statuses.get(stream_id)
+        if known is not None and known[0] == version - 1:
+            return known[1]
+        before = self._registry.decode_all(await self._store.read_stream(stream_id, version - 2, 1))
+        return before[0].status if before and isinstance(before[0], HealthObserved) else None
 
 
 def public_data(event: msgspec.Struct) -> dict[str, Any]:

@@ -309,23 +309,24 @@ async def test_the_stream_needs_view_audit(url: str, fast_settings: Settings) ->
 async def test_a_slow_reader_is_cut_off_without_holding_back_the_others(
     fast_settings: Settings, pool: Pool, store: EventStore
 ) -> None:
-    settings = msgspec.structs.replace(fast_settings, event_stream_buffer=5)
+    settings = msgspec.structs.replace(fast_settings, event_stream_buffer=10)
     app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
     instance_id = str(uuid.uuid4())
     async with serving(app):
         feed = app.state.event_feed
-        slow = await feed.subscribe(StreamFilter(org_id="org-a"))
-        fast = await feed.subscribe(StreamFilter(org_id="org-a"))
+        await feed.start()
+        slow = feed.subscribe(StreamFilter(org_id="org-a"))
+        fast = feed.subscribe(StreamFilter(org_id="org-a"))
         got: list[str] = []
 
         async def read_fast() -> None:
-            while len(got) < 20:
+            while len(got) < 40:
                 delivery = await fast.next(DEADLINE)
-                assert delivery is not None, f"the fast reader got {len(got)} of 20"
+                assert delivery is not None, f"the fast reader got {len(got)} of 40"
                 got.append(delivery.event.data["operationId"])
 
         reading = asyncio.create_task(read_fast())
-        for n in range(20):
+        for n in range(40):
             await started(store, instance_id, f"m{n}")
         await asyncio.wait_for(reading, DEADLINE)
 
@@ -333,7 +334,7 @@ async def test_a_slow_reader_is_cut_off_without_holding_back_the_others(
             await slow.next(DEADLINE)
         feed.unsubscribe(fast)
 
-    assert got == [f"m{n}" for n in range(20)]
+    assert got == [f"m{n}" for n in range(40)]
     assert feed.open_streams == 0
 
 

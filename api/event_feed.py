@@ -136,19 +136,27 @@ class LiveFeed:
         self._subscribers: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        self._wanted = asyncio.Event()  # set when a stream subscribes
 
     @property
     def open_streams(self) -> int:
         return len(self._subscribers)
 
     async def start(self) -> None:
-        """Start the reader at the head of the log, on the first stream (a database that is
-        down fails this, before a response has begun)."""
+        """Make the reader ready for a new stream (a database that is down fails this, before
+        a response has begun): started on the first stream, and moved to the head of the log
+        when no stream is open (it does not read the log for nobody)."""
         async with self._starting:
             if self._task is None:
                 self._checkpoint = await self._store.head()
                 self._wakeup.start()
                 self._task = asyncio.create_task(self._read(), name="event-stream-feed")
+                return
+        if not self._subscribers:
+            head = await self._store.head()
+            # Unless a stream subscribed meanwhile, at the old place the reader must go on from.
+            if not self._subscribers and self._checkpoint is not None:
+                self._checkpoint = max(self._checkpoint, head)
 
     def subscribe(self, shows: StreamFilter) -> Subscription:
         """A new stream's buffer, filled from the reader's checkpoint on (after `start`)."""
@@ -156,6 +164,7 @@ class LiveFeed:
             raise RuntimeError("the feed has not started")
         subscription = Subscription(shows, self._capacity, self._checkpoint)
         self._subscribers.add(subscription)
+        self._wanted.set()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -201,15 +210,11 @@ class LiveFeed:
                 await asyncio.sleep(_POLL_SECONDS)
 
     async def _read_once(self) -> None:
-        assert self._checkpoint is not None
         if not self._subscribers:
-            # Nobody listening: skip to the head in one cheap query, unless someone subscribed
-            # meanwhile (at the old checkpoint, which the reader must then go on from).
-            head = await self._store.head()
-            if not self._subscribers:
-                self._checkpoint = max(self._checkpoint, head)
-            await self._wakeup.wait(_POLL_SECONDS)
+            self._wanted.clear()
+            await self._wanted.wait()
             return
+        assert self._checkpoint is not None
         # A batch no larger than half a buffer: a stream that keeps up drains its buffer while
         # the next batch is read, so only one that falls behind overflows.
         size = min(_BATCH, max(1, self._capacity // 2))
@@ -220,7 +225,8 @@ class LiveFeed:
                 for subscription in list(self._subscribers):
                     if not subscription.offer(delivery):
                         self._subscribers.discard(subscription)
-            self._checkpoint = recorded.checkpoint
+            # max: `start` may have moved the checkpoint on while the last stream had gone.
+            self._checkpoint = max(self._checkpoint, recorded.checkpoint)
         if len(batch) < size:
             await self._wakeup.wait(_POLL_SECONDS)
 

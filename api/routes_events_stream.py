@@ -8,15 +8,18 @@ stream; a client that falls a buffer behind is cut off and resumes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Final, Literal
 
+import jwt
 from litestar import get
 from litestar.datastructures import State
 from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from api.auth import needs
+from api.api_keys import KEY_PREFIX, ApiKeys
+from api.auth import Unauthenticated, needs
 from api.errors import FieldError, InvalidRequest, Unavailable
 from api.event_feed import Delivery, LiveFeed, StreamFilter, TooSlow, filter_for
 from api.web import AuthRequest, problems
@@ -71,11 +74,37 @@ async def stream(
     principal = request.user
     shows = filter_for(principal.org_id, names, resource_type, resource_id, principal.instance_ids)
     await feed.start()
-    return ServerSentEvent(_messages(feed, shows, resume))
+    return ServerSentEvent(_messages(feed, shows, resume, _still_valid(state, request.auth)))
+
+
+def _still_valid(state: State, token: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the credential the stream was opened with still holds: an open stream is no
+    new request, so a revoked or expired API key, or an expired token, ends it."""
+    if token.startswith(KEY_PREFIX):
+        keys: ApiKeys = state.api_keys
+
+        async def key_holds() -> bool:
+            try:
+                await keys.authenticate(token)
+            except Unauthenticated:
+                return False
+            return True
+
+        return key_holds
+    # Verified when the stream opened; only its expiry is left to watch.
+    expires = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+    async def token_holds() -> bool:
+        return time.time() < expires
+
+    return token_holds
 
 
 async def _messages(
-    feed: LiveFeed, shows: StreamFilter, resume: Checkpoint | None
+    feed: LiveFeed,
+    shows: StreamFilter,
+    resume: Checkpoint | None,
+    still_valid: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[ServerSentEventMessage]:
     # Subscribed here, not in the handler: a stream whose response never starts must not
     # leave a subscription behind.
@@ -88,8 +117,14 @@ async def _messages(
             async for delivery in feed.catch_up(subscription, resume):
                 yield _message(delivery)
                 last = delivery.checkpoint
+        checked = time.monotonic()
         while True:
             live = await subscription.next(feed.heartbeat)
+            if time.monotonic() - checked >= feed.heartbeat:
+                if not await still_valid():
+                    yield ServerSentEventMessage(data=None, comment="credentials no longer valid")
+                    return
+                checked = time.monotonic()
             if live is None:
                 yield ServerSentEventMessage(data=None, comment="keepalive")
             elif live.checkpoint > last:

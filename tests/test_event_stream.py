@@ -368,3 +368,34 @@ async def test_a_key_limited_to_an_instance_streams_only_its_events(
         event = await next_event(messages)
 
     assert msgspec.json.decode(event.data or "")["data"]["operationId"] == "yours"
+
+
+async def ended(messages: AsyncIterator[Sse]) -> list[Sse]:
+    """The rest of a stream, once the server ends it."""
+    rest: list[Sse] = []
+    async with asyncio.timeout(DEADLINE):
+        async for message in messages:
+            rest.append(message)
+    return rest
+
+
+async def test_revoking_a_key_ends_the_streams_it_opened(url: str, fast_settings: Settings) -> None:
+    admin = token(fast_settings, permissions=("view:audit", "manage:api-keys"))
+    async with httpx.AsyncClient(base_url=url, headers=admin, timeout=DEADLINE) as api:
+        key = await api.post("/api/api-keys", json={"name": "s", "permissions": ["view:audit"]})
+        assert key.status_code == 201, key.text
+
+        async with opened(url, {"Authorization": f"Bearer {key.json()['key']}"}) as messages:
+            await subscribed(messages)
+            assert (await api.delete(f"/api/api-keys/{key.json()['id']}")).status_code == 204
+            rest = await ended(messages)
+
+    assert rest[-1].comment == "credentials no longer valid"
+
+
+async def test_a_stream_ends_when_its_token_expires(url: str, fast_settings: Settings) -> None:
+    async with opened(url, token(fast_settings, ttl=2)) as messages:
+        await subscribed(messages)
+        rest = await ended(messages)
+
+    assert rest[-1].comment == "credentials no longer valid"

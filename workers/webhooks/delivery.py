@@ -114,10 +114,10 @@ class Deliverer:
         try:
             recorded = await self._store.read_stream(webhook_stream(endpoint_id), 0, None)
             state = webhook.fold(self._store.decode_all(recorded))
-            for _ in range(self._config.drain_limit):
-                async with self._pool.connection() as conn:
-                    delivery = await queue.head(conn, endpoint_id)
-                if delivery is None or delivery.next_attempt_at > self._clock():
+            async with self._pool.connection() as conn:
+                pending = await queue.next_pending(conn, endpoint_id, self._config.drain_limit)
+            for delivery in pending:
+                if delivery.next_attempt_at > self._clock():
                     return
                 if not isinstance(state, webhook.Enabled):
                     async with self._pool.connection() as conn, conn.transaction():
@@ -157,7 +157,7 @@ class Deliverer:
             outcome = after_failure(self._config.schedule, delivery.attempts + 1, first, now)
             status = "pending" if isinstance(outcome, RetryAt) else "failed"
             next_at = outcome.at if isinstance(outcome, RetryAt) else now
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             await queue.settle(
                 conn, delivery, attempt, status=status, at=sent_at, next_attempt_at=next_at
             )

@@ -77,10 +77,10 @@ WHERE endpoint_id = (
     ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING endpoint_id
 """
-_HEAD: Final = b"""
+_NEXT: Final = b"""
 SELECT id, endpoint_id, event_id, payload, attempts, first_attempt_at, next_attempt_at
 FROM webhook_deliveries WHERE endpoint_id = %s AND status = 'pending'
-ORDER BY sequence LIMIT 1
+ORDER BY sequence LIMIT %s
 """
 _LOCK_LANE: Final = b"SELECT 1 FROM webhook_lanes WHERE endpoint_id = %s FOR UPDATE"
 _RELEASE: Final = b"""
@@ -106,6 +106,7 @@ _EXTEND: Final = b"""
 UPDATE webhook_lanes SET leased_until = clock_timestamp() + %(lease)s
 WHERE endpoint_id = %(endpoint)s AND leased_by = %(worker)s
 """
+_ASYNC_COMMIT: Final = b"SET LOCAL synchronous_commit TO off"
 _CANCEL: Final = b"""
 UPDATE webhook_deliveries SET status = 'cancelled'
 WHERE endpoint_id = %s AND status = 'pending'
@@ -151,10 +152,10 @@ async def claim_lane(
     return None if row is None else str(row[0])
 
 
-async def head(conn: AsyncConnection[Any], endpoint_id: str) -> Delivery | None:
-    cur = await conn.execute(_HEAD, (endpoint_id,))
-    row = await cur.fetchone()
-    return None if row is None else Delivery(*row)
+async def next_pending(conn: AsyncConnection[Any], endpoint_id: str, limit: int) -> list[Delivery]:
+    """The endpoint's first `limit` pending deliveries, in log order."""
+    cur = await conn.execute(_NEXT, (endpoint_id, limit))
+    return [Delivery(*row) for row in await cur.fetchall()]
 
 
 async def settle(
@@ -166,6 +167,10 @@ async def settle(
     at: datetime,
     next_attempt_at: datetime,
 ) -> None:
+    """Record an attempt and what follows it, in a transaction. Its commit does not wait for
+    the disk: an outcome lost in a crash only sends the delivery again, with the same id,
+    which at-least-once delivery allows; waiting would cost every delivery a flush."""
+    await conn.execute(_ASYNC_COMMIT)
     await conn.execute(
         _SETTLE,
         {

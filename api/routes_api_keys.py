@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 from litestar import Response, delete, get, post
@@ -111,7 +111,8 @@ async def create(
         instance_ids=instance_ids,
         expires_at=expires_at,
         created_by=principal.user_id,
-        creator_permissions=principal.permissions,
+        # What the creator holds as api/auth.py judges it (implications included).
+        creator_permissions=frozenset(p for p in get_args(Permission) if principal.may(p)),
         creator_instance_ids=principal.instance_ids,
     )
     try:

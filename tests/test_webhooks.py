@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest_asyncio
 from api_fixtures import Caller, CallerFactory
 from builders import meta
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from waiting import eventually
 from webhook_fixtures import Answer, Hang, Received, Receiver, always, receivers, verifies
 
@@ -66,12 +72,14 @@ class World:
         allowed: str | None = None,
         resolve: Callable[[str, int], Any] | None = None,
         clock: Callable[[], datetime] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         settings = self.settings
         if allowed is not None:
             settings = msgspec.structs.replace(settings, webhook_allowed_networks=allowed)
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
         extra |= {"config": config, "resolve": resolve, "fanout_ack_wait": 0.3}
+        extra |= {"ssl_context": ssl_context}
         self._start(lambda stop: run_webhooks(settings, self.pool, stop, **extra))
 
     def _start(self, run: Callable[[asyncio.Event], Any]) -> None:
@@ -388,3 +396,71 @@ async def test_endpoints_change_disable_and_delete_and_stay_in_their_organizatio
 
 async def _empty(hooks: Caller) -> bool:
     return bool((await hooks.get("/api/webhooks")).json()["webhooks"] == [])
+
+
+def certificate_for(name: str, folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A self-signed certificate for `name`: the receiver's TLS context, and the file a
+    client trusts it by."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    return server, cert_file
+
+
+async def test_https_dials_the_checked_address_and_still_verifies_the_host_name(
+    world: World, hooks: Caller, tmp_path: Path
+) -> None:
+    good, good_cert = certificate_for("hooks.test", tmp_path)
+    wrong, wrong_cert = certificate_for("other.test", tmp_path)
+    trusted = ssl.create_default_context(cafile=str(good_cert))
+    trusted.load_verify_locations(cafile=str(wrong_cert))
+
+    async def resolve(host: str, port: int) -> list[IpAddress]:
+        assert host in ("hooks.test", "mismatch.test"), host
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    world.start_webhooks(resolve=resolve, ssl_context=trusted)
+    matching, mismatched = Receiver(tls=good), Receiver(tls=wrong)
+    for receiver in (matching, mismatched):
+        await receiver.start()
+    try:
+        created = await create(hooks, f"https://hooks.test:{matching.port}/hook")
+        refused = await create(hooks, f"https://mismatch.test:{mismatched.port}/hook")
+        await eventually(lambda: matching.delivered_ids(), message="delivered over TLS")
+        assert verifies(created["secret"], matching.received[0])
+
+        async def tried() -> bool:
+            found = await deliveries(hooks, refused["id"])
+            return bool(found and found[0]["attempts"])
+
+        await eventually(tried, message="an attempt at the wrong certificate")
+        attempt = (await deliveries(hooks, refused["id"]))[0]["attempts"][0]
+        assert attempt["outcome"] == "network"
+        assert "CERTIFICATE_VERIFY_FAILED" in attempt["error"] or "hostname" in attempt["error"]
+        assert mismatched.received == []
+    finally:
+        for receiver in (matching, mismatched):
+            await receiver.close()

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     answered: list[tuple[Received, int]] = field(default_factory=list)
     port: int = 0
+    tls: ssl.SSLContext | None = None
     _server: asyncio.Server | None = None
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -71,7 +73,7 @@ class Receiver:
         return [r.id for r, status in self.answered if 200 <= status < 300]
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:

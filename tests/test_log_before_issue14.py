@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from api_fixtures import Caller
 from fixture_log import (
@@ -49,7 +49,17 @@ async def test_the_api_answers_from_the_old_log_what_it_answered_then(
     await catch_up(pool)
 
     answers = await dump_wire({"org-a": alice, "org-b": mallory})
-    assert json.loads(answers) == json.loads(_fixture(FIXTURE_WIRE))
+    assert _at_any_time(answers) == _at_any_time(_fixture(FIXTURE_WIRE))
+
+
+def _at_any_time(answers: str) -> Any:
+    """The answers without the health score and its grade, which are read at the current
+    time (their freshness factor ages: projections/health.py score_now)."""
+    found = json.loads(answers)
+    for org in found.values():
+        for instance in org["instances"]:
+            del instance["healthScore"], instance["healthScoreGrade"]
+    return found
 
 
 async def test_every_instance_stream_of_the_old_log_folds_to_its_phase_for_the_decider(

@@ -17,11 +17,9 @@ import msgspec
 import nats.errors
 import psycopg
 
-from events.catalog import build_registry
 from events.jetstream import connect_nats, ensure_stream
 from events.pool import Pool
 from events.publishing import WireEvent
-from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.logs import log_context
@@ -74,7 +72,6 @@ async def run_workers(
     config: SagaConfig | None = None,
     sagas: Collection[str] | None = None,
     runner: SshRunner | None = None,
-    registry: EventRegistry | None = None,
     shutdown_grace: float = 10.0,
     observe_health: bool = True,
 ) -> None:
@@ -90,10 +87,8 @@ async def run_workers(
     runner = runner or SshRunner(
         output_limit=settings.ssh_output_limit, policy=server_network_policy(settings)
     )
-    registry = registry or build_registry()
     deps = SagaDeps(
         store=EventStore(pool),
-        registry=registry,
         vault=Vault(pool, settings.secret_key),
         runner=runner,
         conninfo=settings.database_url,

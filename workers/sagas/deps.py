@@ -38,13 +38,17 @@ class SagaConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class SagaDeps:
-    store: EventStore
-    registry: EventRegistry
+    store: EventStore  # it holds the registry that decodes what it reads
     vault: Vault
     runner: SshRunner
     conninfo: str  # for the operations' own lock sessions (workers/slots.py)
     worker: str
     config: SagaConfig
+
+    @property
+    def registry(self) -> EventRegistry:
+        """The store's (for the callers that still pass it beside the store)."""
+        return self.store.registry
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class Trigger:
 def decode_trigger(deps: SagaDeps, wire: WireEvent) -> Trigger:
     origin = msgspec.json.decode(wire.metadata, type=EventMetadata)
     return Trigger(
-        event=deps.registry.decode(wire.type, wire.schema_version, bytes(wire.data)),
+        event=deps.store.registry.decode(wire.type, wire.schema_version, bytes(wire.data)),
         event_id=wire.event_id,
         stream_id=wire.stream_id,
         origin=origin,

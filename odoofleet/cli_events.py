@@ -84,6 +84,7 @@ def format_event(event: RecordedEvent) -> str:
 def run_tail(settings: Settings, args: argparse.Namespace) -> int:
     if args.api is not None:
         return _tail_remote(args)
+
     async def main(stop: asyncio.Event) -> None:
         pool = await open_pool(settings.database_url, max_size=2)
         store = EventStore(pool)

@@ -15,6 +15,9 @@ OperationType = Literal[
     "redeploy",
     "validate",
     "rotate-admin-password",
+    "backup",
+    "delete-backup",
+    "restore",
 ]
 
 

@@ -110,11 +110,9 @@ async def provision(store: EventStore, server_id: str, ports: list[int]) -> list
 async def cycles(
     pool: Pool, secret: str, fleet: dict[BenchSshd, list[str]]
 ) -> list[tuple[str, float]]:
-    store, registry, vault = EventStore(pool), build_registry(), Vault(pool, secret)
+    store, vault = EventStore(pool, build_registry()), Vault(pool, secret)
     runner = SshRunner()
-    observer = HealthObserver(
-        pool, store, registry, vault, runner, worker="bench", config=ObserverConfig()
-    )
+    observer = HealthObserver(pool, store, vault, runner, worker="bench", config=ObserverConfig())
     rows = [await _cycle("first (connects, records every instance)", observer)]
     for n in range(1, 4):
         rows.append(await _cycle(f"unchanged {n}", observer))

@@ -20,7 +20,7 @@ from commands.reservation import (
 )
 from commands.runner import Fold, execute
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.reservation import legacy_slug_stream, ports_stream, slug_stream, subdomain_stream
 from events.store import EventStore
 
@@ -30,7 +30,6 @@ Decide = Callable[[S], Sequence[DomainEvent]]
 
 async def release_reservations(
     store: EventStore,
-    registry: EventRegistry,
     command: ReleaseReservations,
     metadata: EventMetadata,
 ) -> str:
@@ -40,10 +39,9 @@ async def release_reservations(
     A slug reserved under its legacy stream id is released on its new stream (nothing is
     appended to a legacy stream any more, so reading it once is enough)."""
     org_id = metadata.org_id
-    legacy = registry.decode_all(await store.read_stream(legacy_slug_stream(org_id, command.slug)))
+    legacy = (await store.load_stream(legacy_slug_stream(org_id, command.slug))).events
     ports = await _run(
         store,
-        registry,
         metadata,
         ports_stream(command.server_id),
         fold_ports,
@@ -51,7 +49,6 @@ async def release_reservations(
     )
     slug = await _run(
         store,
-        registry,
         metadata,
         slug_stream(org_id, command.slug),
         partial(_slug_state, command.slug, legacy),
@@ -59,7 +56,6 @@ async def release_reservations(
     )
     host = await _run(
         store,
-        registry,
         metadata,
         subdomain_stream(command.subdomain),
         fold_subdomain,
@@ -81,7 +77,6 @@ def _slug_state(slug: str, legacy: list[DomainEvent], current: Iterable[DomainEv
 
 async def _run(
     store: EventStore,
-    registry: EventRegistry,
     metadata: EventMetadata,
     stream_id: str,
     fold: Fold[S],
@@ -95,6 +90,13 @@ async def _run(
         return decide(state)
 
     outcome = await execute(
-        store, registry, stream_id, fold, decision, metadata, retry_on_conflict=True, shared=shared
+        store,
+        store.registry,
+        stream_id,
+        fold,
+        decision,
+        metadata,
+        retry_on_conflict=True,
+        shared=shared,
     )
     return bool(outcome.events)

@@ -51,7 +51,6 @@ class HealthWorld:
         return HealthObserver(
             self.pool,
             self.fleet.store,
-            self.fleet.registry,
             self.fleet.vault,
             self.runner,
             worker=worker,

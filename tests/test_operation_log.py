@@ -5,29 +5,28 @@ from __future__ import annotations
 import pytest
 from builders import meta
 
-from events.registry import EventRegistry
 from events.store import EventStore
 from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 
 
-def _log(store: EventStore, registry: EventRegistry, op: str = "op-1") -> OperationLog:
-    return OperationLog(store, registry, op, meta())
+def _log(store: EventStore, op: str = "op-1") -> OperationLog:
+    return OperationLog(store, op, meta())
 
 
-async def test_a_resumed_operation_does_not_run_completed_steps_again(store, registry):
+async def test_a_resumed_operation_does_not_run_completed_steps_again(store: EventStore) -> None:
     ran: list[str] = []
 
     async def work(name: str) -> str:
         ran.append(name)
         return f"{name} ok"
 
-    first = _log(store, registry)
+    first = _log(store)
     await first.load()
     await first.start("provision", "i-1", "s-1", "w1")
     await first.step("preflight", lambda: work("preflight"))
     await first.step("layout", lambda: work("layout"))
 
-    resumed = _log(store, registry)
+    resumed = _log(store)
     await resumed.load()
     await resumed.start("provision", "i-1", "s-1", "w2")
     outputs = [
@@ -40,8 +39,8 @@ async def test_a_resumed_operation_does_not_run_completed_steps_again(store, reg
     assert (await resumed.load()).finished
 
 
-async def test_two_workers_cannot_both_start_one_step(store, registry):
-    a, b = _log(store, registry), _log(store, registry)
+async def test_two_workers_cannot_both_start_one_step(store: EventStore) -> None:
+    a, b = _log(store), _log(store)
     await a.load()
     await b.load()
     await a.start("provision", "i-1", "s-1", "a")
@@ -50,8 +49,8 @@ async def test_two_workers_cannot_both_start_one_step(store, registry):
         await b.start("provision", "i-1", "s-1", "b")
 
 
-async def test_a_failed_step_is_recorded_with_its_error(store, registry):
-    log = _log(store, registry)
+async def test_a_failed_step_is_recorded_with_its_error(store: EventStore) -> None:
+    log = _log(store)
     await log.load()
     await log.start("provision", "i-1", "s-1", "w")
 
@@ -67,12 +66,12 @@ async def test_a_failed_step_is_recorded_with_its_error(store, registry):
     assert progress.finished
 
 
-async def test_a_cancelled_operation_stops_at_its_next_step(store, registry):
-    runner = _log(store, registry)
+async def test_a_cancelled_operation_stops_at_its_next_step(store: EventStore) -> None:
+    runner = _log(store)
     await runner.load()
     await runner.start("provision", "i-1", "s-1", "w")
 
-    await _log(store, registry).cancel("removal requested")
+    await _log(store).cancel("removal requested")
 
     async def work() -> str:
         return "ran"

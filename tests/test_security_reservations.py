@@ -50,7 +50,7 @@ async def release(
         subdomain=instance["autoSubdomain"],
         server_id=instance["serverId"],
     )
-    return await release_reservations(store, registry, command, meta(org))
+    return await release_reservations(store, command, meta(org))
 
 
 async def test_organization_and_slug_split_elsewhere_at_a_hyphen_are_independent(

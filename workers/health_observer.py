@@ -30,7 +30,6 @@ from events.instance import instance_stream
 from events.leader import LeaderLock
 from events.metadata import EventMetadata, system_actor
 from events.pool import Pool
-from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import NO_STREAM, EventStore, ExpectedVersion, NewEvents
 from projections.health_score import FRESH_SECONDS
@@ -94,7 +93,6 @@ class HealthObserver:
         self,
         pool: Pool,
         store: EventStore,
-        registry: EventRegistry,
         vault: Vault,
         runner: SshRunner,
         *,
@@ -103,7 +101,7 @@ class HealthObserver:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config or ObserverConfig()
-        self._pool, self._store, self._registry, self._runner = pool, store, registry, runner
+        self._pool, self._store, self._runner = pool, store, runner
         self._links = ServerLinks(store, vault, self.config.connect_timeout)
         self._worker = worker
         self._clock = clock

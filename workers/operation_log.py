@@ -30,7 +30,7 @@ from events.operation import (
     OperationType,
     operation_stream,
 )
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.store import NO_STREAM, EventStore, ExpectedVersion
 
 OUTPUT_LIMIT: Final = 2000
@@ -104,13 +104,11 @@ class OperationLog:
     def __init__(
         self,
         store: EventStore,
-        registry: EventRegistry,
         operation_id: str,
         metadata: EventMetadata,
         mask: Callable[[str], str] = str,
     ) -> None:
         self.store = store
-        self.registry = registry
         self.operation_id = operation_id
         self.stream_id = operation_stream(operation_id)
         self.metadata = metadata
@@ -120,8 +118,7 @@ class OperationLog:
         self.progress = OperationProgress()
 
     async def load(self) -> OperationProgress:
-        recorded = await self.store.read_stream(self.stream_id)
-        self.progress = fold_progress(self.registry.decode_all(recorded))
+        self.progress = fold_progress((await self.store.load_stream(self.stream_id)).events)
         return self.progress
 
     async def start(

@@ -185,7 +185,7 @@ def _observer(deps: SagaDeps, pool: Pool, settings: Settings) -> HealthObserver:
         connect_timeout=deps.config.connect_timeout,
     )
     return HealthObserver(
-        pool, deps.store, deps.registry, deps.vault, deps.runner, worker=deps.worker, config=config
+        pool, deps.store, deps.vault, deps.runner, worker=deps.worker, config=config
     )
 
 

@@ -75,7 +75,7 @@ class _Opened(NamedTuple):
 
 
 async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceOperation) -> None:
-    log = OperationLog(deps.store, deps.registry, op.operation_id, trigger.metadata)
+    log = OperationLog(deps.store, op.operation_id, trigger.metadata)
     if (await log.load()).finished:
         return  # a redelivery of a finished operation: no SSH work, nothing appended again
     async with OperationLocks(deps.conninfo, deps.config.lock_poll) as locks:
@@ -121,7 +121,7 @@ async def record_exhausted(
     deps: SagaDeps, trigger: Trigger, op: InstanceOperation, error: BaseException
 ) -> None:
     """The failure of an operation that kept failing without a recorded step failure."""
-    log = OperationLog(deps.store, deps.registry, op.operation_id, trigger.metadata)
+    log = OperationLog(deps.store, op.operation_id, trigger.metadata)
     if (await log.load()).finished:
         return
     opened = await _open(deps, op, log)
@@ -183,7 +183,7 @@ async def _carried(
     done: set[str] = set()
     for earlier in plan.resume_from:
         if earlier != operation_id:
-            log = OperationLog(deps.store, deps.registry, earlier, trigger.metadata)
+            log = OperationLog(deps.store, earlier, trigger.metadata)
             done.update((await log.load()).completed)
     return frozenset(done - plan.checks)
 

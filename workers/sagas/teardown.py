@@ -124,7 +124,7 @@ async def _touched_server(ctx: InstanceContext) -> bool:
     while the server was still pending, say), there is nothing to take down over SSH, and a
     server that cannot be reached does not keep the instance from being removed."""
     for operation_id in ctx.facts.provisioning_ops:
-        log = OperationLog(ctx.deps.store, ctx.deps.registry, operation_id, ctx.trigger.metadata)
+        log = OperationLog(ctx.deps.store, operation_id, ctx.trigger.metadata)
         if set((await log.load()).attempts) - CHECKS:
             return True
     return False
@@ -138,9 +138,7 @@ async def _release(ctx: InstanceContext) -> str:
         subdomain=facts.auto_subdomain,
         server_id=facts.server_id,
     )
-    return await release_reservations(
-        ctx.deps.store, ctx.deps.registry, command, ctx.trigger.metadata
-    )
+    return await release_reservations(ctx.deps.store, command, ctx.trigger.metadata)
 
 
 async def _forget(ctx: InstanceContext) -> str:
@@ -159,9 +157,7 @@ async def handle(deps: SagaDeps, trigger: Trigger) -> None:
     event = trigger.event
     assert isinstance(event, RemovalRequested)
     if event.cancels_operation_id is not None:
-        cancelled = OperationLog(
-            deps.store, deps.registry, event.cancels_operation_id, trigger.metadata
-        )
+        cancelled = OperationLog(deps.store, event.cancels_operation_id, trigger.metadata)
         server_id = (await load_instance(deps, event.instance_id)).facts.server_id
         await cancel(
             cancelled,

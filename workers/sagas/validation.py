@@ -207,7 +207,7 @@ class _Validation:
 
 
 async def validate(deps: SagaDeps, trigger: Trigger, operation_id: str, server_id: str) -> None:
-    log = OperationLog(deps.store, deps.registry, operation_id, trigger.metadata)
+    log = OperationLog(deps.store, operation_id, trigger.metadata)
     if (await log.load()).finished:
         return
     async with OperationLocks(deps.conninfo, deps.config.lock_poll) as locks:
@@ -278,7 +278,7 @@ async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> N
     operation_id, server_id = await _operation_of(deps, trigger), _server_of(trigger)
     if operation_id is None:
         return
-    log = OperationLog(deps.store, deps.registry, operation_id, trigger.metadata)
+    log = OperationLog(deps.store, operation_id, trigger.metadata)
     if (await log.load()).finished:
         return
     with contextlib.suppress(OperationTakenOver):

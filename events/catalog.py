@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from events.api_key import API_KEY_EVENTS
+from events.domain import DOMAIN_EVENTS
 from events.backup import BACKUP_EVENTS
 from events.health import HEALTH_EVENTS
 from events.instance import INSTANCE_EVENTS, INSTANCE_UPCASTERS
@@ -23,6 +24,7 @@ def build_registry() -> EventRegistry:
             *HEALTH_EVENTS,
             *API_KEY_EVENTS,
             *WEBHOOK_EVENTS,
+            *DOMAIN_EVENTS,
             *BACKUP_EVENTS,
         )
     )

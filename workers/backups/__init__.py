@@ -1,0 +1,1 @@
+"""Backups: the encrypted stream format, the destinations, the scheduler."""

@@ -44,6 +44,7 @@ class DomainFacts(msgspec.Struct, frozen=True, kw_only=True):
     domain: str
     verified: bool = False
     verification: DomainVerificationRequested | None = None  # the check in flight
+    last_failure: DomainVerificationFailed | None = None  # of the last check, if it failed
     settled_requests: frozenset[str] = frozenset()  # request ids whose outcome is recorded
     certificate_expires_at: datetime | None = None
     certificate_request: str | None = None  # the order in flight
@@ -72,10 +73,11 @@ class AddDomain(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VerifyDomain(msgspec.Struct, frozen=True, kw_only=True):
-    """Check the DNS now; `retry_of` the failed check this one retries (None: asked for)."""
+    """Check the DNS now: asked for (a new series of checks), or `retry` of the last failed
+    check by the workers' backoff (the series goes on)."""
 
     request_id: str
-    retry_of: DomainVerificationFailed | None = None
+    retry: bool = False
 
 
 class RecordVerified(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,7 +134,9 @@ def evolve(state: DomainState, event: DomainEvent) -> DomainState:
         return state
     if isinstance(event, DomainAdded):
         return DomainLive(
-            DomainFacts(domain_id=event.domain_id, instance_id=event.instance_id, domain=event.domain)
+            DomainFacts(
+                domain_id=event.domain_id, instance_id=event.instance_id, domain=event.domain
+            )
         )
     if isinstance(state, DomainAbsent):
         return state
@@ -144,11 +148,25 @@ def evolve(state: DomainState, event: DomainEvent) -> DomainState:
         case DomainVerified(request_id=request_id):
             settled = facts.settled_requests | {request_id}
             return DomainLive(
-                replace(facts, verified=True, verification=None, settled_requests=settled)
+                replace(
+                    facts,
+                    verified=True,
+                    verification=None,
+                    last_failure=None,
+                    settled_requests=settled,
+                )
             )
         case DomainVerificationFailed(request_id=request_id):
             settled = facts.settled_requests | {request_id}
-            return DomainLive(replace(facts, verification=None, settled_requests=settled))
+            return DomainLive(
+                replace(
+                    facts,
+                    verified=False,
+                    verification=None,
+                    last_failure=event,
+                    settled_requests=settled,
+                )
+            )
         case CertificateRequested(request_id=request_id):
             return DomainLive(replace(facts, certificate_request=request_id))
         case CertificateIssued(request_id=request_id, expires_at=expires_at):
@@ -221,11 +239,15 @@ def _verify(command: VerifyDomain, facts: DomainFacts, now: datetime) -> list[Do
     if facts.verification is not None:
         return []  # a check is running: its outcome answers this request too
     ids = {"domain_id": facts.domain_id, "instance_id": facts.instance_id}
-    failed = command.retry_of
-    if failed is None:
-        return [DomainVerificationRequested(**ids, request_id=command.request_id, first_requested_at=now)]
-    if facts.verified:
-        return []
+    failed = facts.last_failure
+    if not command.retry:
+        return [
+            DomainVerificationRequested(
+                **ids, request_id=command.request_id, first_requested_at=now
+            )
+        ]
+    if failed is None or failed.retry_at is None:
+        return []  # verified meanwhile, or the 24 h of retries are over
     return [
         DomainVerificationRequested(
             **ids,

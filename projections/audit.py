@@ -15,6 +15,16 @@ from typing import Any, Final
 import msgspec
 from psycopg import AsyncConnection
 
+from events.domain import (
+    CertificateFailed,
+    CertificateIssued,
+    CertificateRenewed,
+    DomainAdded,
+    DomainRemoved,
+    DomainVerificationFailed,
+    DomainVerified,
+    PrimaryDomainChanged,
+)
 from events.instance import (
     ActionFailed,
     ActionRequested,
@@ -33,6 +43,7 @@ from events.registry import DomainEvent, EventRegistry
 from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
 from events.store import RecordedEvent
 from projections.audit_changes import changes
+from projections.domains import DOMAINS
 from projections.instances import INSTANCES
 from projections.runtime.envelope import Envelope
 from projections.runtime.fold import Folder, Row, fold_batch
@@ -68,6 +79,14 @@ ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
     ServerValidated: _fixed("server.validated"),
     ServerValidationFailed: _fixed("server.validated"),
     ServerDeleted: _fixed("server.deleted"),
+    DomainAdded: _fixed("domain.added"),
+    DomainVerified: _fixed("domain.verified"),
+    DomainVerificationFailed: _fixed("domain.verification_failed"),
+    PrimaryDomainChanged: _fixed("domain.made_primary"),
+    CertificateIssued: _fixed("domain.certificate_issued"),
+    CertificateRenewed: _fixed("domain.certificate_renewed"),
+    CertificateFailed: _fixed("domain.certificate_failed"),
+    DomainRemoved: _fixed("domain.removed"),
 }
 """Event type → its `resource.verb` action; events not listed are not audited."""
 
@@ -166,11 +185,15 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = ("instance", "server")
+    stream_types = ("instance", "server", "domain")
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
-        self._folders: dict[str, Folder[Any]] = {"instance": INSTANCES, "server": SERVERS}
+        self._folders: dict[str, Folder[Any]] = {
+            "instance": INSTANCES,
+            "server": SERVERS,
+            "domain": DOMAINS,
+        }
         self._subjects = SubjectRows(self._folders)
         self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}
 

@@ -7,6 +7,7 @@ from typing import Final
 from events.registry import EventRegistry
 from projections.api_keys import API_KEYS
 from projections.audit import AuditProjection
+from projections.domains import DOMAINS
 from projections.health import HEALTH
 from projections.instances import HEALTH_FIELDS, INSTANCES
 from projections.operations import OPERATIONS
@@ -15,7 +16,16 @@ from projections.runtime.tables import TableRows
 from projections.servers import SERVERS
 from projections.webhooks import WEBHOOKS
 
-NAMES: Final = ("instances", "servers", "operations", "health", "audit", "webhooks", "api_keys")
+NAMES: Final = (
+    "instances",
+    "servers",
+    "operations",
+    "health",
+    "audit",
+    "webhooks",
+    "api_keys",
+    "domains",
+)
 READS: Final[dict[str, tuple[str, ...]]] = {
     "instances": (INSTANCES.stream_type,),
     "servers": (SERVERS.stream_type,),
@@ -24,6 +34,7 @@ READS: Final[dict[str, tuple[str, ...]]] = {
     "audit": AuditProjection.stream_types,
     "webhooks": (WEBHOOKS.stream_type,),
     "api_keys": (API_KEYS.stream_type,),
+    "domains": (DOMAINS.stream_type,),
 }
 """The kinds of stream each projection reads."""
 
@@ -66,6 +77,9 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
             API_KEYS,
             TableRows("api_keys", "id", "apikey", API_KEYS.row_type),
             registry,
+        ),
+        FoldProjection(
+            "domains", DOMAINS, TableRows("domains", "id", "domain", DOMAINS.row_type), registry
         ),
     ]
     return {projection.name: projection for projection in projections}

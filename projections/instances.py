@@ -199,20 +199,14 @@ def action_requested(row: InstanceView | None, e: ActionRequested, env: Envelope
 
 
 def provisioned(row: InstanceView | None, e: InstanceProvisioned, env: Envelope) -> InstanceView:
-    current = need(row, env)
-    live = [
-        msgspec.structs.replace(d, dns_status="active", ssl_status="active")
-        if d.is_auto_generated
-        else d
-        for d in current.domains
-    ]
+    # The auto subdomain stays dns/ssl "pending": nothing checked its DNS and no certificate
+    # was issued for it (issue 16); custom domains carry their own, checked, statuses.
     return _changed(
-        current,
+        need(row, env),
         env,
         status="running",
         status_message=None,
         active_color=e.active_color,
-        domains=live,
     )
 
 

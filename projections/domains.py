@@ -1,0 +1,169 @@
+"""The custom domain read model: one row per domain not removed, how events build it, and
+its reads (an instance's domains; the domains whose DNS check or certificate is due)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Literal
+
+import msgspec
+
+from events.domain import (
+    CertificateFailed,
+    CertificateIssued,
+    CertificateRenewed,
+    CertificateRequested,
+    DomainAdded,
+    DomainRemoved,
+    DomainVerificationFailed,
+    DomainVerificationRequested,
+    DomainVerified,
+    PrimaryDomainChanged,
+)
+from projections.runtime.envelope import Envelope
+from projections.runtime.fold import Folder, Row, need
+from projections.runtime.reader import Reader, fetch_text
+
+DnsStatus = Literal["pending", "verified", "failed"]
+SslStatus = Literal["pending", "active", "expired", "error"]
+
+
+class DomainView(Row, frozen=True, kw_only=True):
+    id: str
+    org_id: str
+    instance_id: str
+    name: str  # the domain (`name`: what the audit trail shows a resource by)
+    created_at: datetime
+    primary_since: int | None = None
+    dns_status: DnsStatus = "pending"
+    dns_message: str | None = None
+    dns_retry_at: datetime | None = None
+    ssl_expires_at: datetime | None = None
+    ssl_message: str | None = None  # why the last order failed; None once one succeeds
+    ssl_retry_at: datetime | None = None
+    certificate_request: str | None = None  # the order in flight
+
+    def ssl_status(self, now: datetime) -> SslStatus:
+        """`active` only with a certificate installed that has not expired; `error` when the
+        last order failed (a renewal's failure too), `expired` once the date has passed."""
+        if self.ssl_expires_at is not None and self.ssl_expires_at <= now:
+            return "expired"
+        if self.ssl_message is not None:
+            return "error"
+        return "active" if self.ssl_expires_at is not None else "pending"
+
+
+def added(_: DomainView | None, e: DomainAdded, env: Envelope) -> DomainView:
+    return DomainView(
+        id=e.domain_id,
+        org_id=env.meta.org_id,
+        instance_id=e.instance_id,
+        name=e.domain,
+        created_at=e.added_at,
+        version=env.version,
+    )
+
+
+def verification_requested(
+    row: DomainView | None, _: DomainVerificationRequested, env: Envelope
+) -> DomainView:
+    return msgspec.structs.replace(need(row, env), dns_retry_at=None)
+
+
+def verified(row: DomainView | None, _: DomainVerified, env: Envelope) -> DomainView:
+    return msgspec.structs.replace(
+        need(row, env), dns_status="verified", dns_message=None, dns_retry_at=None
+    )
+
+
+def verification_failed(
+    row: DomainView | None, e: DomainVerificationFailed, env: Envelope
+) -> DomainView:
+    return msgspec.structs.replace(
+        need(row, env), dns_status="failed", dns_message=e.message, dns_retry_at=e.retry_at
+    )
+
+
+def primary(row: DomainView | None, _: PrimaryDomainChanged, env: Envelope) -> DomainView:
+    return msgspec.structs.replace(need(row, env), primary_since=env.recorded.position)
+
+
+def certificate_requested(
+    row: DomainView | None, e: CertificateRequested, env: Envelope
+) -> DomainView:
+    return msgspec.structs.replace(need(row, env), certificate_request=e.request_id)
+
+
+def certificate_issued(row: DomainView | None, e: CertificateIssued, env: Envelope) -> DomainView:
+    return msgspec.structs.replace(
+        need(row, env),
+        ssl_expires_at=e.expires_at,
+        ssl_message=None,
+        ssl_retry_at=None,
+        certificate_request=None,
+    )
+
+
+def certificate_failed(row: DomainView | None, e: CertificateFailed, env: Envelope) -> DomainView:
+    return msgspec.structs.replace(
+        need(row, env), ssl_message=e.reason, ssl_retry_at=e.retry_at, certificate_request=None
+    )
+
+
+def removed(_: DomainView | None, __: DomainRemoved, ___: Envelope) -> None:
+    return None
+
+
+DOMAINS: Folder[DomainView] = Folder(
+    "domain",
+    DomainView,
+    {
+        DomainAdded: added,
+        DomainVerificationRequested: verification_requested,
+        DomainVerified: verified,
+        DomainVerificationFailed: verification_failed,
+        PrimaryDomainChanged: primary,
+        CertificateRequested: certificate_requested,
+        CertificateIssued: certificate_issued,
+        CertificateRenewed: certificate_issued,
+        CertificateFailed: certificate_failed,
+        DomainRemoved: removed,
+    },
+)
+
+
+class ListedDomain(DomainView, frozen=True, kw_only=True):
+    is_primary: bool
+
+
+# The primary is the domain made primary last; rows of an instance are few (no pagination).
+_OF_INSTANCE: Final = (
+    b"SELECT coalesce(json_agg(d ORDER BY d.created_at, d.id), '[]')::text FROM ("
+    b" SELECT t.*, (t.primary_since IS NOT NULL AND t.primary_since ="
+    b"  max(t.primary_since) OVER ()) AS is_primary"
+    b" FROM domains t WHERE t.org_id = %s AND t.instance_id = %s) d"
+)
+_DUE: Final = (
+    b"SELECT coalesce(json_agg(d ORDER BY d.id), '[]')::text FROM domains d WHERE"
+    b" (d.dns_retry_at IS NOT NULL AND d.dns_retry_at <= %(now)s)"
+    b" OR (d.ssl_expires_at IS NOT NULL AND d.ssl_expires_at <= %(renew_before)s"
+    b"  AND d.certificate_request IS NULL"
+    b"  AND (d.ssl_retry_at IS NULL OR d.ssl_retry_at <= %(now)s))"
+    b" OR (d.dns_status = 'verified' AND d.ssl_expires_at IS NULL"
+    b"  AND d.certificate_request IS NULL AND d.ssl_retry_at <= %(now)s)"
+)
+
+_listed: Final = msgspec.json.Decoder(list[ListedDomain])
+_rows: Final = msgspec.json.Decoder(list[DomainView])
+
+
+async def list_domains(conn: Reader, org_id: str, instance_id: str) -> list[ListedDomain]:
+    """The instance's domains, oldest first (none of another organization's)."""
+    return _listed.decode(await fetch_text(conn, _OF_INSTANCE, (org_id, instance_id)) or "[]")
+
+
+async def due_domains(conn: Reader, now: datetime, renew_before: datetime) -> list[DomainView]:
+    """Across organizations (the workers' leader): domains whose failed DNS check is due again,
+    whose certificate expires before `renew_before`, or whose failed first order is due."""
+    found = await fetch_text(conn, _DUE, {"now": now, "renew_before": renew_before})
+    return _rows.decode(found or "[]")

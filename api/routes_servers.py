@@ -92,7 +92,6 @@ async def register(
         )
         outcome = await server_commands.register_server(
             services.store,
-            services.registry,
             services.vault,
             draft,
             now=datetime.now(UTC),
@@ -158,7 +157,6 @@ async def remove(
     live = await count_live_instances_on_server(services.pool, principal.org_id, str(server_id))
     outcome = await server_commands.delete_server(
         services.store,
-        services.registry,
         str(server_id),
         live_instances=live,
         now=datetime.now(UTC),
@@ -185,7 +183,6 @@ async def validate(
     services.validations.take(request.user.org_id, "server validations")
     outcome = await server_commands.validate_server(
         services.store,
-        services.registry,
         str(server_id),
         operation_id=str(uuid.uuid4()),
         now=datetime.now(UTC),

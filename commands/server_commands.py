@@ -18,7 +18,6 @@ from commands.server import (
 )
 from commands.server_state import evolve, initial_state
 from events.metadata import EventMetadata
-from events.registry import EventRegistry
 from events.secrets import Vault
 from events.server import AuthMethod, server_stream
 from events.store import EventStore
@@ -46,7 +45,6 @@ class ServerDraft(msgspec.Struct, frozen=True, kw_only=True):
 
 async def register_server(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     draft: ServerDraft,
     *,
@@ -58,12 +56,11 @@ async def register_server(
     for secret in ("ssh_private_key", "ssh_password"):
         if fields[secret] is not None:
             fields[secret] = await vault.seal(stream_id, fields[secret])
-    return await _run(store, registry, draft.server_id, RegisterServer(**fields), now, metadata)
+    return await _run(store, draft.server_id, RegisterServer(**fields), now, metadata)
 
 
 async def validate_server(
     store: EventStore,
-    registry: EventRegistry,
     server_id: str,
     *,
     operation_id: str,
@@ -71,12 +68,11 @@ async def validate_server(
     metadata: EventMetadata,
 ) -> Outcome:
     command = ValidateServer(operation_id=operation_id)
-    return await _run(store, registry, server_id, command, now, metadata)
+    return await _run(store, server_id, command, now, metadata)
 
 
 async def delete_server(
     store: EventStore,
-    registry: EventRegistry,
     server_id: str,
     *,
     live_instances: int,
@@ -84,7 +80,7 @@ async def delete_server(
     metadata: EventMetadata,
 ) -> Outcome:
     command = DeleteServer(live_instances=live_instances)
-    return await _run(store, registry, server_id, command, now, metadata)
+    return await _run(store, server_id, command, now, metadata)
 
 
 async def record_server_outcome(
@@ -97,16 +93,17 @@ async def record_server_outcome(
 ) -> Outcome:
     """What a saga or the health observer concluded about the server, decided on its stream
     (no events when the stream says so already, or the server is gone)."""
-    return await _run(store, store.registry, server_id, command, now, metadata)
+    return await _run(store, server_id, command, now, metadata)
 
 
 async def _run(
     store: EventStore,
-    registry: EventRegistry,
     server_id: str,
     command: ServerCommand,
     now: datetime,
     metadata: EventMetadata,
 ) -> Outcome:
     stream_id = server_stream(server_id)
-    return await execute_command(store, registry, stream_id, _fold, decide, command, now, metadata)
+    return await execute_command(
+        store, store.registry, stream_id, _fold, decide, command, now, metadata
+    )

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 from commands.server_commands import ServerDraft, register_server
-from events.catalog import build_registry
 from events.metadata import Actor, EventMetadata
 from events.pool import Pool
 from events.secrets import Vault
@@ -51,7 +50,6 @@ async def ensure_registered(
     )
     await register_server(
         store,
-        build_registry(),
         Vault(pool, settings.secret_key),
         draft,
         now=datetime.now(UTC),

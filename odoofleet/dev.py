@@ -33,6 +33,17 @@ log = logging.getLogger(__name__)
 
 # The organization that `odoofleet dev`'s token and sandbox server belong to.
 DEV_ORG = "default"
+STREAMS_CUT_AFTER = 1.0  # seconds
+
+
+def _streams_cut_on_stop(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's error lines for the streams cut at Ctrl-C (its count of them, and each
+    one's cancellation): that is the plan, not news."""
+    if str(record.msg).startswith("Cancel %s running task(s)"):
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    cut = isinstance(error, asyncio.CancelledError) and "graceful shutdown" in str(error)
+    return not cut
 
 
 class SandboxInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,8 +170,12 @@ async def run_dev(
                 log_config=None,
                 access_log=options.verbose,
                 lifespan="on",
+                # An open event stream (a console tab, curl) never ends by itself: at Ctrl-C
+                # it is cut after this long instead of holding the stop for ever.
+                timeout_graceful_shutdown=STREAMS_CUT_AFTER,
             )
         )
+        logging.getLogger("uvicorn.error").addFilter(_streams_cut_on_stop)
         parts: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "relay": lambda: _relay(settings, pool, stop),
             "projections": lambda: run_projections(pool, settings.database_url, stop),

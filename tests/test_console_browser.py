@@ -395,9 +395,16 @@ def test_no_page_broke_the_content_security_policy_or_threw(browser: WebDriver) 
 
 
 async def test_dev_printed_no_warnings_and_ctrl_c_prints_one_line(dev: Dev) -> None:
-    before = dev.log.read_text()
-    dev.process.send_signal(signal.SIGINT)
-    await asyncio.wait_for(dev.process.wait(), 60)
+    headers = {"Authorization": f"Bearer {dev.token}"}
+    async with (
+        httpx.AsyncClient(base_url=dev.base, headers=headers, timeout=30) as client,
+        client.stream("GET", "/api/events/stream") as events,  # open while odoofleet stops
+    ):
+        assert events.status_code == 200
+        await anext(events.aiter_lines())
+        before = dev.log.read_text()
+        dev.process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(dev.process.wait(), 60)
     after = dev.log.read_text()[len(before) :]
 
     assert dev.process.returncode == 0

@@ -4,6 +4,9 @@ import { ago, gradeBadge, h, poll, statusBadge } from "./dom.js";
 import { reportRefresh } from "./ui.js";
 
 export const STATUSES = ["creating", "running", "stopped", "starting", "stopping", "restarting", "failed", "removing"];
+// Polling rather than GET /api/events/stream: over HTTP/1.1 a stream holds one of the
+// browser's six connections to odoofleet, and Chromium keeps a cancelled one for a minute
+// (draining it), so a few reloads would leave the console waiting for a free connection.
 const REFRESH_MS = 2000;
 
 export function fleetPage(main) {

@@ -4,7 +4,7 @@ import { factorChart, sparkline } from "./charts.js";
 import { ago, bytes, duration, gradeBadge, h, poll, statusBadge, when } from "./dom.js";
 import { confirmed, flash, flashProblem, navigate, notFound, reportRefresh } from "./ui.js";
 
-const REFRESH_MS = 2000;
+const REFRESH_MS = 2000; // polled, as the fleet page is (page_fleet.js says why)
 
 // Which states allow which action (API.md "Control body"), and why not otherwise.
 const ACTIONS = [

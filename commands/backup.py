@@ -162,7 +162,11 @@ def evolve(state: BackupState, event: DomainEvent) -> BackupState:
             return state
 
 
-fold = folder(Absent(), evolve)
+def initial_state() -> BackupState:
+    return Absent()
+
+
+fold = folder(initial_state(), evolve)
 
 
 def decide(command: BackupCommand, state: BackupState, now: datetime) -> list[DomainEvent]:

@@ -61,7 +61,11 @@ def evolve(state: DestinationState, event: DomainEvent) -> DestinationState:
             return state
 
 
-fold = folder(Absent(), evolve)
+def initial_state() -> DestinationState:
+    return Absent()
+
+
+fold = folder(initial_state(), evolve)
 
 
 def decide(

@@ -25,7 +25,11 @@ def evolve(state: BackupScheduleSet | None, event: DomainEvent) -> BackupSchedul
     return event if isinstance(event, BackupScheduleSet) else state
 
 
-fold = folder(None, evolve)
+def initial_state() -> BackupScheduleSet | None:
+    return None
+
+
+fold = folder(initial_state(), evolve)
 
 
 def decide(

@@ -27,7 +27,15 @@ from odoofleet.settings import Settings
 from workers.consumer import ConsumerSpec, Deferred, consume
 from workers.control_plane_addresses import server_network_policy
 from workers.health_observer import HealthObserver, ObserverConfig
-from workers.sagas import control, provisioning, redeploy, rotate_admin, teardown, validation
+from workers.sagas import (
+    backup,
+    control,
+    provisioning,
+    redeploy,
+    rotate_admin,
+    teardown,
+    validation,
+)
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
 from workers.ssh import SshRunner
 
@@ -52,6 +60,7 @@ SAGAS: Final = (
     Saga("RemovalRequested", "instance", teardown.handle, teardown.exhausted),
     Saga("RedeployRequested", "instance", redeploy.handle, redeploy.exhausted),
     Saga("AdminPasswordRotationRequested", "instance", rotate_admin.handle, rotate_admin.exhausted),
+    Saga("BackupRequested", "backup", backup.handle, backup.exhausted),
 )
 
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import posixpath
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import asyncssh
@@ -42,12 +42,18 @@ def partial_name(path: str) -> str:
 
 
 class SftpDestination:
-    """A directory reached over SFTP on an open SSH connection."""
+    """A directory reached over SFTP; `start` opens the SFTP session, `done` lets go of the
+    connection (closes it, or leaves a shared one to its owner)."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection, root: str, *, owned: bool) -> None:
-        self._conn = conn
+    def __init__(
+        self,
+        start: Callable[[], Awaitable[asyncssh.SFTPClient]],
+        root: str,
+        done: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._start = start
         self._root = root.rstrip("/") or "/"
-        self._owned = owned
+        self._done = done
         self._sftp: asyncssh.SFTPClient | None = None
 
     def _path(self, key: str) -> str:
@@ -59,7 +65,7 @@ class SftpDestination:
     async def _client(self) -> asyncssh.SFTPClient:
         if self._sftp is None:
             try:
-                self._sftp = await self._conn.start_sftp_client()
+                self._sftp = await self._start()
             except (asyncssh.Error, OSError) as e:
                 raise DestinationError(f"cannot start SFTP: {e}") from e
         return self._sftp
@@ -81,9 +87,9 @@ class SftpDestination:
         sftp = await self._client()
         path = self._path(key)
         try:
-            async with sftp.open(path, "rb") as handle:
+            async with sftp.open(path, "rb", encoding=None) as handle:
                 while chunk := await handle.read(READ_BYTES):
-                    yield bytes(chunk)
+                    yield chunk if isinstance(chunk, bytes) else chunk.encode()
         except (asyncssh.SFTPError, OSError) as e:
             raise DestinationError(f"cannot read {path}: {_reason(e)}") from e
 
@@ -105,9 +111,7 @@ class SftpDestination:
         if self._sftp is not None:
             self._sftp.exit()
             self._sftp = None
-        if self._owned:
-            self._conn.close()
-            await self._conn.wait_closed()
+        await self._done()
 
 
 class _SftpWriter:

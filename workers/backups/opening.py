@@ -3,12 +3,13 @@ opened by the Vault only here, in the worker (or the API's probe) that uses them
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import asyncssh
-import boto3
+import boto3  # type: ignore[import-untyped]
 import msgspec
-from botocore.config import Config
+from botocore.config import Config  # type: ignore[import-untyped]
 
 from events.backup import DestinationKind
 from workers.backups.destinations import (
@@ -18,7 +19,7 @@ from workers.backups.destinations import (
     SftpDestination,
 )
 from workers.network_policy import NetworkPolicy
-from workers.ssh_connection import ServerConnectionInfo, open_connection
+from workers.ssh_connection import Connection, ServerConnectionInfo, open_connection
 from workers.ssh_errors import SshError
 
 KEEPALIVE: Final = 15.0
@@ -38,21 +39,21 @@ class DestinationSpec(msgspec.Struct, frozen=True, kw_only=True):
 async def open_destination(
     spec: DestinationSpec,
     *,
-    local_server: ServerConnectionInfo | None,
+    local_sftp: Callable[[], Awaitable[asyncssh.SFTPClient]] | None,
     policy: NetworkPolicy | None,
     connect_timeout: float = 10.0,
 ) -> Destination:
-    """`local_server`: the server a `local` destination is a directory of (the backed-up
-    instance's). DestinationError says why it cannot be opened."""
+    """`local_sftp`: an SFTP session on the server a `local` destination is a directory of
+    (the backed-up instance's, on the connection the steps use). DestinationError says why
+    it cannot be opened."""
     settings = spec.settings
     try:
         match spec.kind:
             case "local":
-                if local_server is None:
+                if local_sftp is None:
                     raise DestinationError("a local destination needs the instance's server")
-                held = await open_connection(local_server, KEEPALIVE, policy)
                 path = settings.get("path") or DEFAULT_LOCAL_PATH
-                return SftpDestination(held.conn, path, owned=True)
+                return SftpDestination(local_sftp, path, _nothing)
             case "sftp":
                 server = ServerConnectionInfo(
                     server_id=f"backupdest-{spec.destination_id}",
@@ -66,7 +67,7 @@ async def open_destination(
                     connect_timeout=connect_timeout,
                 )
                 held = await open_connection(server, KEEPALIVE, policy)
-                return SftpDestination(held.conn, settings["path"], owned=True)
+                return SftpDestination(held.conn.start_sftp_client, settings["path"], _closer(held))
             case "s3":
                 client = boto3.session.Session().client(
                     "s3",
@@ -85,3 +86,15 @@ async def open_destination(
         raise DestinationError(str(e)) from e
     except KeyError as e:
         raise DestinationError(f"the destination has no {e.args[0]}") from e
+
+
+async def _nothing() -> None:
+    """The instance's server connection is the runner's: it stays open."""
+
+
+def _closer(held: Connection) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        held.conn.close()
+        await held.conn.wait_closed()
+
+    return close

@@ -9,19 +9,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import msgspec
 from litestar import Response, delete, get, post, put
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from api.errors import FieldError, InvalidRequest, problem
 from api.routes_instances import MANAGE, VIEW
 from api.services import Deps, Services
 from api.web import WRITE_HEADERS, AuthRequest, MinPosition, metadata_for, problems, write_headers
 from api.wire_domains import AddDomainBody, Domain, DomainList, domain_of
-from commands.domain import AddDomain, DomainNotFound, MakePrimary, VerifyDomain
+from commands.domain import AddDomain, DomainNotFound, MakePrimary, VerifyDomain, fold, live
 from commands.domain_name import DomainTaken, InvalidDomainName, normalize_domain
 from commands.domain_requests import add_domain, domain_command, remove_domain
 from commands.refusals import InstanceNotFound
-from projections.domains import ListedDomain, list_domains
+from commands.runner import load
+from events.domain import domain_stream
+from projections.domains import list_domains
 from projections.instances import get_instance
 
 _PATH = "/instances/{instance_id:uuid}/domains"
@@ -95,7 +98,10 @@ async def list_all(
     tags=["domains"],
 )
 async def add(
-    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID], data: AddDomainBody
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    data: JSONBody[AddDomainBody],
 ) -> Response[Domain]:
     """The domain is checked at once and again in the background (for 24 h, with backoff)
     until its A/AAAA records (or CNAME chain) point at the instance's server; once verified,
@@ -224,15 +230,33 @@ async def _command(
         )
     services.reads.wrote(principal, outcome.position)
     await services.reads.before_read(principal, outcome.position, ("domains",))
-    shown = await _listed(services, principal.org_id, str(instance_id), str(domain_id))
+    listed = await list_domains(services.pool, principal.org_id, str(instance_id))
+    now = datetime.now(UTC)
+    shown = next((domain_of(d, now) for d in listed if d.id == str(domain_id)), None)
+    if shown is None:  # the read model lags behind (it waited WAIT_SECONDS): the stream's word
+        shown = await _from_stream(services, principal.org_id, str(domain_id), now)
+    if isinstance(command, MakePrimary):
+        shown = msgspec.structs.replace(shown, is_primary=True)
     headers = write_headers(outcome.version, outcome.position)
-    return Response(domain_of(shown, datetime.now(UTC)), status_code=status, headers=headers)
+    return Response(shown, status_code=status, headers=headers)
 
 
-async def _listed(
-    services: Services, org_id: str, instance_id: str, domain_id: str
-) -> ListedDomain:
-    for listed in await list_domains(services.pool, org_id, instance_id):
-        if listed.id == domain_id:
-            return listed
-    raise problem(404, "not-found", "domain not found")
+async def _from_stream(services: Services, org_id: str, domain_id: str, now: datetime) -> Domain:
+    stream_id = domain_stream(domain_id)
+    loaded = await load(services.store, services.registry, stream_id, fold, org_id=org_id)
+    facts = live(loaded.state)
+    failure = facts.last_failure
+    expires = facts.certificate_expires_at
+    return Domain(
+        id=domain_id,
+        instance_id=facts.instance_id,
+        domain=facts.domain,
+        is_primary=False,
+        is_auto_generated=False,
+        dns_status="verified" if facts.verified else "pending" if failure is None else "failed",
+        dns_message=None if failure is None else failure.message,
+        ssl_status="pending" if expires is None else "active" if expires > now else "expired",
+        ssl_message=None,
+        ssl_expires_at=expires,
+        created_at=now,
+    )

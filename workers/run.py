@@ -32,6 +32,7 @@ from workers.sagas import (
     control,
     provisioning,
     redeploy,
+    restore,
     rotate_admin,
     teardown,
     validation,
@@ -61,6 +62,7 @@ SAGAS: Final = (
     Saga("RedeployRequested", "instance", redeploy.handle, redeploy.exhausted),
     Saga("AdminPasswordRotationRequested", "instance", rotate_admin.handle, rotate_admin.exhausted),
     Saga("BackupRequested", "backup", backup.handle, backup.exhausted),
+    Saga("RestoreRequested", "backup", restore.handle, restore.exhausted),
 )
 
 

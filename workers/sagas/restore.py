@@ -1,0 +1,268 @@
+"""The restore saga (on RestoreRequested): every part of the backup is read back and checked
+against the size and SHA-256 recorded when it was taken (a mismatch refuses the restore before
+anything is touched); a restore into the backed-up instance itself takes a safety backup
+first; then the app is stopped, the database recreated and restored with pg_restore inside
+its db container, the filestore replaced, optionally neutralized (no outgoing mail, no
+scheduled actions), the app started, and the result checked (the database answers with its
+tables, the filestore is in place, Odoo is ready) before InstanceRestored is recorded."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from commands import backup
+from commands.instance_state import Abandoned, Existing, Removed, Removing
+from commands.outcome import FailedAt, Succeeded
+from commands.runner import execute_command
+from events import backup as backup_events
+from events.backup import BackupPart, RestoreRequested, backup_stream
+from workers.backups.commands import (
+    database_answers_command,
+    filestore_files_command,
+    neutralize_command,
+    recreate_database_command,
+    restore_database_command,
+    restore_filestore_command,
+)
+from workers.backups.destinations import Destination
+from workers.backups.parts import open_part, verify_part
+from workers.backups.remote_stream import stream_in
+from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.readiness import wait_stopped
+from workers.remote import StepError
+from workers.sagas.backup import take_backup
+from workers.sagas.backup_access import (
+    data_key,
+    destination_of,
+    instance_context,
+    instance_of,
+    load_backup,
+)
+from workers.sagas.context import InstanceContext
+from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.provision_steps import app_up, ready
+from workers.sagas.runtime import Step, close, last_started_step, resume
+from workers.server_commands import stop_command
+from workers.slots import OperationLocks
+
+TIME_LIMIT: Final = 6 * 3600.0
+_SAFETY: Final = uuid.UUID("b0b5a1e2-4c1d-4f7a-9d3e-5a6b7c8d9e0f")
+
+
+async def handle(deps: SagaDeps, trigger: Trigger) -> None:
+    event = trigger.event
+    assert isinstance(event, RestoreRequested)
+    log = OperationLog(deps.store, event.operation_id, trigger.metadata)
+    if (await log.load()).finished:
+        return
+    async with OperationLocks(deps.conninfo, deps.config.lock_poll) as locks:
+        await locks.hold(f"instance {event.target_instance_id}", deps.config.lock_timeout)
+        await _restore(deps, trigger, event, log, locks)
+
+
+async def _restore(
+    deps: SagaDeps,
+    trigger: Trigger,
+    event: RestoreRequested,
+    log: OperationLog,
+    locks: OperationLocks,
+) -> None:
+    state = await load_backup(deps, event.backup_id)
+    if not isinstance(state, backup.Completed) or event.operation_id in state.settled:
+        await _close_as(log, deps, event)
+        return
+    target = await instance_of(deps, event.target_instance_id)
+    await log.start("restore", event.target_instance_id, target.facts.server_id, deps.worker)
+    if isinstance(target, Removing | Abandoned | Removed) or target.facts.active_color is None:
+        failure = StepFailed("target", "the target instance is not a running instance any more")
+        await _settle(deps, trigger, log, event, failure)
+        return
+    ctx = await instance_context(deps, trigger, log, locks, target)
+    source = ctx
+    if event.source_instance_id != event.target_instance_id:
+        # A `local` destination is a directory of the backed-up instance's server.
+        source_instance = await instance_of(deps, event.source_instance_id)
+        source = await instance_context(deps, trigger, log, locks, source_instance)
+    opened: list[Destination] = []
+
+    async def destination() -> Destination:
+        if not opened:
+            opened.append(await destination_of(deps, state.requested.destination_id, source))
+        return opened[0]
+
+    try:
+        key = await data_key(deps, state.requested)
+        steps = _steps(ctx, trigger, event, state, target, key, destination)
+        await resume(log, steps)
+    except StepFailed as e:
+        await _settle(deps, trigger, log, event, e)
+        return
+    except OperationTakenOver:
+        return
+    finally:
+        for held in opened:
+            with contextlib.suppress(Exception):
+                await held.close()
+    await _settle(deps, trigger, log, event, None)
+
+
+def _steps(
+    ctx: InstanceContext,
+    trigger: Trigger,
+    event: RestoreRequested,
+    state: backup.Completed,
+    target: Existing,
+    key: bytes,
+    destination: Callable[[], Awaitable[Destination]],
+) -> list[Step]:
+    parts = {part.name: part for part in state.parts}
+    color = target.facts.active_color
+    assert color is not None
+    db_name = target.facts.created.db_name
+
+    async def verify() -> str:
+        checked = [await verify_part(await destination(), part, key) for part in state.parts]
+        return "\n".join(checked)
+
+    async def safety_backup() -> str:
+        return await _safety_backup(ctx, trigger, event, state)
+
+    async def stop() -> str:
+        stopped = await ctx.remote.check(stop_command(ctx.layout, color))
+        return (
+            stopped + "\n" + await wait_stopped(ctx.remote, ctx.layout, color, ctx.config.stopping)
+        )
+
+    def feed(part: BackupPart) -> Callable[[], AsyncIterator[bytes]]:
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in open_part(await destination(), part, key):
+                yield chunk
+
+        return chunks
+
+    async def restore_database() -> str:
+        await ctx.remote.check(recreate_database_command(ctx.layout, db_name))
+        command = restore_database_command(ctx.layout, db_name)
+        return await stream_in(
+            ctx.deps.runner, ctx.remote.server, command, feed(parts["database"])(),
+            what="pg_restore", time_limit=TIME_LIMIT,
+        )  # fmt: skip
+
+    async def restore_filestore() -> str:
+        command = restore_filestore_command(ctx.layout, db_name)
+        return await stream_in(
+            ctx.deps.runner, ctx.remote.server, command, feed(parts["filestore"])(),
+            what="the filestore restore", time_limit=TIME_LIMIT,
+        )  # fmt: skip
+
+    async def neutralize() -> str:
+        return await ctx.remote.check(neutralize_command(ctx.layout, db_name))
+
+    async def check() -> str:
+        tables = await ctx.remote.check(database_answers_command(ctx.layout, db_name))
+        files = await ctx.remote.check(filestore_files_command(ctx.layout, db_name))
+        if not tables.strip().isdigit() or int(tables.strip()) == 0:
+            raise StepError(f"the restored database {db_name} holds no tables ({tables})")
+        return f"{db_name}: {tables.strip()} tables; filestore: {files.strip()} files"
+
+    same = event.source_instance_id == event.target_instance_id
+    return [
+        Step("verify", verify),
+        *([Step("safety-backup", safety_backup)] if same else []),
+        Step("stop", stop),
+        Step("restore-database", restore_database),
+        Step("restore-filestore", restore_filestore),
+        *([Step("neutralize", neutralize)] if event.neutralize else []),
+        Step("start", lambda: app_up(ctx, color)),
+        Step("readiness", lambda: ready(ctx, color)),
+        Step("check", check),
+    ]
+
+
+async def _safety_backup(
+    ctx: InstanceContext, trigger: Trigger, event: RestoreRequested, state: backup.Completed
+) -> str:
+    """A backup of the instance as it is, to the same destination, before it is overwritten
+    (taken here, under this operation's hold on the instance; its own saga then finds it
+    done). Its ids derive from the restore, so a resumed restore finds the same one."""
+    deps = ctx.deps
+    backup_id = str(uuid.uuid5(_SAFETY, f"{event.operation_id}/backup"))
+    operation_id = str(uuid.uuid5(_SAFETY, f"{event.operation_id}/operation"))
+    stream_id = backup_stream(backup_id)
+    sealed = await deps.vault.seal(stream_id, base64.b64encode(os.urandom(32)).decode())
+    command = backup.RequestBackup(
+        backup_id=backup_id,
+        instance_id=event.target_instance_id,
+        operation_id=operation_id,
+        destination_id=state.requested.destination_id,
+        reason="safety",
+        data_key=sealed,
+    )
+    await execute_command(
+        deps.store, deps.registry, stream_id, backup.fold, backup.decide, command,
+        datetime.now(UTC), trigger.metadata, idempotency_key=f"{operation_id}/requested",
+    )  # fmt: skip
+    requested = (await load_backup(deps, backup_id)).requested  # type: ignore[union-attr]
+    done = await take_backup(deps, trigger.metadata, trigger, requested, ctx.locks)
+    if not isinstance(done, backup.Completed):
+        why = done.message if isinstance(done, backup.Failed) else done.status
+        raise StepError(f"the safety backup {backup_id} failed, nothing was restored: {why}")
+    return f"safety backup {backup_id} taken"
+
+
+async def _settle(
+    deps: SagaDeps,
+    trigger: Trigger,
+    log: OperationLog,
+    event: RestoreRequested,
+    failure: StepFailed | None,
+) -> None:
+    command: backup.RecordRestored | backup.RecordRestoreFailed = (
+        backup.RecordRestored(operation_id=event.operation_id)
+        if failure is None
+        else backup.RecordRestoreFailed(
+            operation_id=event.operation_id, step=failure.step, message=log.mask(failure.message)
+        )
+    )
+    await execute_command(
+        deps.store, deps.registry, backup_stream(event.backup_id), backup.fold, backup.decide,
+        command, datetime.now(UTC), trigger.metadata,
+        idempotency_key=f"{event.operation_id}/outcome",
+    )  # fmt: skip
+    with contextlib.suppress(OperationTakenOver):
+        await _close_as(log, deps, event)
+
+
+async def _close_as(log: OperationLog, deps: SagaDeps, event: RestoreRequested) -> None:
+    """Close the operation as the backup's stream recorded its outcome."""
+    if log.progress.finished:
+        return
+    for recorded in reversed(await deps.store.read_stream(backup_stream(event.backup_id))):
+        outcome = deps.registry.decode(recorded.event_type, recorded.schema_version, recorded.data)
+        if getattr(outcome, "operation_id", None) != event.operation_id:
+            continue
+        if log.progress.started is None:
+            await log.start("restore", event.target_instance_id, "", deps.worker)
+        if isinstance(outcome, backup_events.RestoreFailed):
+            await close(log, FailedAt(outcome.step, outcome.message))
+        elif isinstance(outcome, backup_events.InstanceRestored):
+            await close(log, Succeeded())
+        else:
+            await log.cancel("the backup cannot be restored any more")
+        return
+
+
+async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:
+    event = trigger.event
+    assert isinstance(event, RestoreRequested)
+    log = OperationLog(deps.store, event.operation_id, trigger.metadata)
+    await log.load()
+    step = last_started_step(log) or "start"
+    failure = StepFailed(step, f"gave up after repeated failures: {error}")
+    await _settle(deps, trigger, log, event, failure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -369,6 +370,31 @@ def test_the_audit_page_lists_who_did_what(dev: Dev, browser: WebDriver, shots: 
     assert "instance.created" in actions
     assert "instance.stopped" in actions
     browser.save_screenshot(str(shots / "audit.png"))
+
+
+def test_the_audit_page_exports_what_it_found_as_csv_and_json(
+    dev: Dev, browser: WebDriver, tmp_path: Path
+) -> None:
+    browser.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    browser.find_element(By.CSS_SELECTOR, "#audit-form input[name=action]").send_keys(
+        "instance.stopped"
+    )
+    click(browser, "#audit-form button[type=submit]")
+    text_with(browser, ".pager", "· 1 entry")
+    click(browser, "#export-csv")
+    click(browser, "#export-json")
+
+    csv_file, json_file = tmp_path / "odoofleet-audit.csv", tmp_path / "odoofleet-audit.json"
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(
+        lambda _: csv_file.exists() and json_file.exists()
+    )
+    header, row = csv_file.read_text().splitlines()
+    assert header.startswith("createdAt,action,resourceType,resourceId")
+    assert ",instance.stopped,instance," in row
+    [entry] = json.loads(json_file.read_text())
+    assert entry["action"] == "instance.stopped"
 
 
 def test_the_api_docs_render_from_odoofleets_own_assets(

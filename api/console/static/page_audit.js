@@ -49,7 +49,7 @@ export function auditPage(main) {
       const last = Math.max(1, Math.ceil(found.total / PER_PAGE));
       pager.replaceChildren(
         h("button", { type: "button", disabled: page <= 1, onclick: () => { page -= 1; load(); } }, "‹ Newer"),
-        h("span", { class: "muted" }, `page ${page} of ${last} · ${found.total} entries`),
+        h("span", { class: "muted" }, `page ${page} of ${last} · ${found.total} ${found.total === 1 ? "entry" : "entries"}`),
         h("button", { type: "button", disabled: page >= last, onclick: () => { page += 1; load(); } }, "Older ›"));
     } catch (error) {
       flashProblem(error);

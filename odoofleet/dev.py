@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The organization that `odoofleet dev`'s token and sandbox server belong to.
 DEV_ORG = "default"
-STREAMS_CUT_AFTER = 1.0  # seconds
+STREAMS_CUT_AFTER = 1  # seconds
 
 
 def _streams_cut_on_stop(record: logging.LogRecord) -> bool:

@@ -1,4 +1,5 @@
-"""An instance stream folded into its lifecycle phase: one small frozen Struct per phase."""
+"""An instance stream folded into its lifecycle phase (one small frozen Struct per phase), each
+carrying the facts its deciders and its sagas need."""
 
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ def evolve(state: InstanceState, event: DomainEvent) -> InstanceState:
         return _created(event) if isinstance(event, InstanceCreated) else state
     facts = _learned(state.facts, event)
     if isinstance(state, Removing | Abandoned | Removed):
-        # A late result of an operation that the removal overtook must not revive it.
+        # Once removal was asked for, only the removal moves the phase (the outcome decider,
+        # commands/instance_outcomes.py, refuses any other operation's outcome by then).
         return _while_removing(msgspec.structs.replace(state, facts=facts), event)
     match event:
         case ProvisioningRequested(operation_id=operation_id) if isinstance(state, Creating):

@@ -22,6 +22,11 @@ from workers.yaml_out import Yaml, dump
 
 NGINX_IMAGE = "nginx:1.27-alpine"
 ROUTES_MOUNT = "/etc/nginx/odoofleet/routes"
+# Inside the routes directory (mounted already, so no proxy is recreated to add them) and not
+# `*.conf`: ACME's HTTP-01 challenge files, and the certificates with their keys (0600).
+ACME_DIR = "acme"
+TLS_DIR = "tls"
+TLS_FORWARDER = "odoofleet-tls"
 
 _PROXY_HEADERS = (
     "proxy_set_header Host $host;",
@@ -131,9 +136,116 @@ proxy_connect_timeout 10s;
 client_max_body_size 200m;
 server {{
     listen {check_port(http_port)} default_server;
-    return 404;
+{_indent(acme_challenge_location())}
+    location / {{
+        return 404;
+    }}
 }}
 include {ROUTES_MOUNT}/*.conf;
+"""
+
+
+def acme_challenge_location() -> str:
+    """HTTP-01 (RFC 8555 §8.3): the CA fetches `/.well-known/acme-challenge/<token>` over
+    plain HTTP on port 80, whatever host name it validates; the files are written by the
+    certificate saga before it answers the challenge."""
+    return f"""\
+location ^~ /.well-known/acme-challenge/ {{
+    root {ROUTES_MOUNT}/{ACME_DIR};
+    default_type text/plain;
+    try_files $uri =404;
+}}
+"""
+
+
+def _indent(block: str) -> str:
+    return "\n".join(f"    {line}" for line in block.splitlines())
+
+
+def render_domain_route(
+    spec: InstanceSpec,
+    color: str,
+    domain: str,
+    *,
+    hsts: bool,
+    http_port: int = 80,
+    https_port: int = 443,
+) -> str:
+    """A custom domain with its certificate: HTTPS on 443 to the instance's colour (the
+    /websocket route kept), plain HTTP redirected to it except ACME's challenges.
+    Strict-Transport-Security only when asked for: once a browser saw it, the domain cannot go
+    back to plain HTTP for its max-age, so it is the operator's decision (issue 16)."""
+    check_spec(spec)
+    upstream = InstanceLayout(spec.slug).app_container(check_color(color))
+    port = check_port(https_port)
+    target = "https://$host" + ("" if port == 443 else f":{port}") + "$request_uri"
+    redirect = f"""\
+server {{
+    listen {check_port(http_port)};
+    server_name {domain};
+{_indent(acme_challenge_location())}
+    location / {{
+        return 301 {target};
+    }}
+}}
+"""
+    tls = [
+        f"ssl_certificate {ROUTES_MOUNT}/{TLS_DIR}/{domain}.pem;",
+        f"ssl_certificate_key {ROUTES_MOUNT}/{TLS_DIR}/{domain}.key;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_session_cache shared:odoofleet:10m;",
+    ]
+    if hsts:
+        tls.append('add_header Strict-Transport-Security "max-age=31536000" always;')
+    secure = _server("443 ssl", upstream, domain, both=True, extra=tls)
+    head = f"# Domain {domain} of odoofleet instance {spec.instance_id} ({spec.slug}), colour "
+    return head + f"{color}; generated, replaced atomically\n" + redirect + secure
+
+
+def render_tls_forwarder_compose(https_port: int = 443) -> str:
+    """Like an instance's forwarder: the proxy's own published ports are fixed when it is
+    created, so HTTPS reaches it through this container (created once, never recreated),
+    which passes the TCP streams of `https_port` to the proxy's 443."""
+    port = check_port(https_port)
+    document: dict[str, Yaml] = {
+        "name": TLS_FORWARDER,
+        "services": {
+            "tls": {
+                "image": NGINX_IMAGE,
+                "container_name": TLS_FORWARDER,
+                "restart": "unless-stopped",
+                "ports": [f"{port}:443"],
+                "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro"],
+                "networks": ["edge"],
+                "logging": LOGGING,
+                "labels": {"odoofleet.role": "tls"},
+            }
+        },
+        "networks": {"edge": {"external": True, "name": EDGE_NETWORK}},
+    }
+    return "# Compose file of the odoofleet HTTPS forwarder; generated, do not edit\n" + dump(
+        document
+    )
+
+
+def render_tls_forwarder_conf() -> str:
+    return f"""\
+# HTTPS forwarder of the odoofleet proxy; generated, do not edit
+include /etc/nginx/modules-enabled/*.conf;
+worker_processes 1;
+events {{
+    worker_connections 1024;
+}}
+stream {{
+    resolver 127.0.0.11 valid=10s ipv6=off;
+    proxy_connect_timeout 10s;
+    proxy_timeout 720s;
+    server {{
+        listen 443;
+        set $odoofleet_proxy {PROXY_CONTAINER}:443;
+        proxy_pass $odoofleet_proxy;
+    }}
+}}
 """
 
 
@@ -150,10 +262,18 @@ def render_route(spec: InstanceSpec, color: str, http_port: int = 80) -> str:
     return head + "generated, replaced atomically on every switch\n" + "".join(blocks)
 
 
-def _server(listen: str, upstream: str, server_name: str | None, *, both: bool) -> str:
+def _server(
+    listen: str,
+    upstream: str,
+    server_name: str | None,
+    *,
+    both: bool,
+    extra: list[str] | None = None,
+) -> str:
     lines = [f"listen {listen};"]
     if server_name is not None:
         lines.append(f"server_name {server_name};")
+    lines.extend(extra or ())
     lines.append(f"set $odoo_upstream {upstream};")
     # Since Odoo 16 the bus is /websocket on the gevent port, with the upgrade headers.
     websocket = ("/websocket" if both else "/", "8072", True)

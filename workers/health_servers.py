@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TypeAlias
 
 from commands.refusals import ConcurrentModification
 from commands.server import MarkServerReachable, MarkServerUnreachable
@@ -25,7 +26,7 @@ from workers.ssh_connection import ServerConnectionInfo
 
 log = logging.getLogger(__name__)
 
-Outage = MarkServerUnreachable | MarkServerReachable
+Outage: TypeAlias = MarkServerUnreachable | MarkServerReachable
 
 
 def outage_command(status: str, unreachable: bool, failure: str) -> Outage | None:

@@ -287,6 +287,7 @@ def test_the_instance_page_draws_the_health_chart_and_the_operation_timeline(
         "availability", "latency", "stability", "headroom", "freshness",
     }  # fmt: skip
     assert "ms" in text_of(browser, '#timeline li[data-type="provision"] .step-time')
+    assert "sandbox" in text_of(browser, "#settings")  # the server by its name
     browser.save_screenshot(str(shots / "instance.png"))
 
 

@@ -35,6 +35,7 @@ export function instancePage(main, id) {
 
   let busy = false;
   let instance = null;
+  const servers = new Map(); // id → name, looked up once (a token without view:servers keeps ids)
   const refresh = async () => {
     try {
       instance = await get(`/api/instances/${encodeURIComponent(id)}`);
@@ -51,7 +52,8 @@ export function instancePage(main, id) {
     ]);
     drawHead(parts.head, instance);
     drawActions(parts.actions, instance, busy, act);
-    drawSettings(parts.settings, instance);
+    if (!servers.has(instance.serverId)) servers.set(instance.serverId, await serverName(instance.serverId));
+    drawSettings(parts.settings, instance, servers.get(instance.serverId));
     drawDomains(parts.domains, instance.domains);
     drawHealth(parts.health, score, history, health);
     drawOperations(parts.operations, operations.operations, opened);
@@ -117,10 +119,19 @@ function table(heads, rows, empty) {
   return h("table", { class: "grid" }, h("thead", {}, h("tr", {}, heads.map((c) => h("th", {}, c)))), h("tbody", {}, rows));
 }
 
-function drawSettings(box, i) {
+async function serverName(id) {
+  try {
+    return (await get(`/api/servers/${id}`)).name;
+  } catch (error) {
+    if (error.status === 403 || error.status === 404) return null;
+    throw error;
+  }
+}
+
+function drawSettings(box, i, server) {
   const rows = [
     ["Odoo", `${i.odooVersion} ${i.odooEdition}`], ["Environment", i.environmentType],
-    ["Active colour", i.activeColor || "—"], ["Server", h("code", {}, i.serverId)],
+    ["Active colour", i.activeColor || "—"], ["Server", server ? h("a", { href: "/servers", "data-link": true }, server) : h("code", {}, i.serverId)],
     ["HTTP port", i.httpPortHost ? `${i.httpPortHost} (host) → ${i.httpPort}` : i.httpPort],
     ["Workers", `${i.workers} · cron threads ${i.maxCronThreads}`],
     ["Memory limits", `${bytes(i.limitMemorySoft)} soft · ${bytes(i.limitMemoryHard)} hard`],

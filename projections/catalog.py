@@ -7,6 +7,7 @@ from typing import Final
 from events.registry import EventRegistry
 from projections.api_keys import API_KEYS
 from projections.audit import AuditProjection
+from projections.backups import BACKUPS, DESTINATIONS, SCHEDULES
 from projections.domains import DOMAINS
 from projections.health import HEALTH
 from projections.instances import HEALTH_FIELDS, INSTANCES
@@ -25,6 +26,9 @@ NAMES: Final = (
     "webhooks",
     "api_keys",
     "domains",
+    "backups",
+    "backup_destinations",
+    "backup_schedules",
 )
 READS: Final[dict[str, tuple[str, ...]]] = {
     "instances": (INSTANCES.stream_type,),
@@ -35,6 +39,9 @@ READS: Final[dict[str, tuple[str, ...]]] = {
     "webhooks": (WEBHOOKS.stream_type,),
     "api_keys": (API_KEYS.stream_type,),
     "domains": (DOMAINS.stream_type,),
+    "backups": (BACKUPS.stream_type,),
+    "backup_destinations": (DESTINATIONS.stream_type,),
+    "backup_schedules": (SCHEDULES.stream_type,),
 }
 """The kinds of stream each projection reads."""
 
@@ -80,6 +87,21 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
         ),
         FoldProjection(
             "domains", DOMAINS, TableRows("domains", "id", "domain", DOMAINS.row_type), registry
+        ),
+        FoldProjection(
+            "backups", BACKUPS, TableRows("backups", "id", "backup", BACKUPS.row_type), registry
+        ),
+        FoldProjection(
+            "backup_destinations",
+            DESTINATIONS,
+            TableRows("backup_destinations", "id", "backupdest", DESTINATIONS.row_type),
+            registry,
+        ),
+        FoldProjection(
+            "backup_schedules",
+            SCHEDULES,
+            TableRows("backup_schedules", "instance_id", "backupschedule", SCHEDULES.row_type),
+            registry,
         ),
     ]
     return {projection.name: projection for projection in projections}

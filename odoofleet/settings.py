@@ -61,6 +61,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_stream_heartbeat: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     event_stream_buffer: Positive = 1000
     event_stream_max: Positive = 1000
+    # Custom domains (issue 16): the ACME CA and account, the CA bundle its directory's HTTPS
+    # is checked against (empty: the system's), the DNS resolvers domains are checked
+    # against (comma-separated host[:port]; empty: the system's), renewal lead time in days,
+    # HSTS on custom domains (opt-in), the port the servers' HTTPS forwarder publishes.
+    acme_directory_url: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str = ""
+    acme_ca_bundle: str = ""
+    acme_account_key_file: str = ""
+    dns_resolvers: str = ""
+    certificate_renew_days: Positive = 30
+    hsts: bool = False
+    https_port: Positive = 443
+    domain_check_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
 
 
 _ENV_NAMES: dict[str, str] = {
@@ -92,6 +105,15 @@ _ENV_NAMES: dict[str, str] = {
     "event_stream_heartbeat": "ODOOFLEET_EVENT_STREAM_HEARTBEAT",
     "event_stream_buffer": "ODOOFLEET_EVENT_STREAM_BUFFER",
     "event_stream_max": "ODOOFLEET_EVENT_STREAM_MAX",
+    "acme_directory_url": "ODOOFLEET_ACME_DIRECTORY_URL",
+    "acme_email": "ODOOFLEET_ACME_EMAIL",
+    "acme_ca_bundle": "ODOOFLEET_ACME_CA_BUNDLE",
+    "acme_account_key_file": "ODOOFLEET_ACME_ACCOUNT_KEY_FILE",
+    "dns_resolvers": "ODOOFLEET_DNS_RESOLVERS",
+    "certificate_renew_days": "ODOOFLEET_CERTIFICATE_RENEW_DAYS",
+    "hsts": "ODOOFLEET_HSTS",
+    "https_port": "ODOOFLEET_HTTPS_PORT",
+    "domain_check_interval": "ODOOFLEET_DOMAIN_CHECK_INTERVAL",
 }
 
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "RS256", "ES256")

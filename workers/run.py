@@ -24,6 +24,8 @@ from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.logs import log_context
 from odoofleet.settings import Settings
+from workers.acme.config import DomainConfig, domain_config
+from workers.acme.renewal import run_domain_leader
 from workers.consumer import ConsumerSpec, Deferred, consume
 from workers.control_plane_addresses import server_network_policy
 from workers.health_observer import HealthObserver, ObserverConfig
@@ -38,6 +40,7 @@ from workers.sagas import (
     validation,
 )
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
+from workers.sagas.domain_sagas import domain_sagas
 from workers.ssh import SshRunner
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ async def run_workers(
     runner: SshRunner | None = None,
     shutdown_grace: float = 10.0,
     observe_health: bool = True,
+    domains: DomainConfig | None = None,
 ) -> None:
     """Run the saga consumers, and the health observer unless `observe_health` is False,
     until `stop` is set.
@@ -112,9 +116,11 @@ async def run_workers(
         await _ensure_stream(js, settings, stop)
         busy = _Busy()
         shares = _OrgShares(settings.worker_org_concurrency)
+        domain = domains or domain_config(settings)
+        served = (*SAGAS, *(Saga(*fields) for fields in domain_sagas(domain)))
         specs = [
             _consumer(deps, settings, saga, busy, shares, ack_wait, max_deliver, retry_delay)
-            for saga in SAGAS
+            for saga in served
             if sagas is None or saga.trigger in sagas
         ]
         loops = [
@@ -122,6 +128,9 @@ async def run_workers(
             for spec in specs
             for _ in range(max(1, concurrency))
         ]
+        if sagas is None or "CertificateRequested" in sagas:
+            leader = run_domain_leader(pool, deps.store, settings.database_url, domain, name, stop)
+            loops.append(asyncio.create_task(leader))
         if observe_health:
             observer = _observer(deps, pool, settings)
             loops.append(asyncio.create_task(observer.run(stop, settings.database_url)))

@@ -206,11 +206,18 @@ def decide(command: DomainCommand, state: DomainState, now: datetime) -> list[Do
         case AddDomain():
             if not isinstance(state, DomainAbsent):
                 return []  # the same add sent again (its ids are fresh per request)
-            ids = {"domain_id": command.domain_id, "instance_id": command.instance_id}
             return [
-                DomainAdded(**ids, domain=command.domain, added_at=now),
+                DomainAdded(
+                    domain_id=command.domain_id,
+                    instance_id=command.instance_id,
+                    domain=command.domain,
+                    added_at=now,
+                ),
                 DomainVerificationRequested(
-                    **ids, request_id=command.request_id, first_requested_at=now
+                    domain_id=command.domain_id,
+                    instance_id=command.instance_id,
+                    request_id=command.request_id,
+                    first_requested_at=now,
                 ),
             ]
         case VerifyDomain():
@@ -238,19 +245,22 @@ def decide(command: DomainCommand, state: DomainState, now: datetime) -> list[Do
 def _verify(command: VerifyDomain, facts: DomainFacts, now: datetime) -> list[DomainEvent]:
     if facts.verification is not None:
         return []  # a check is running: its outcome answers this request too
-    ids = {"domain_id": facts.domain_id, "instance_id": facts.instance_id}
     failed = facts.last_failure
     if not command.retry:
         return [
             DomainVerificationRequested(
-                **ids, request_id=command.request_id, first_requested_at=now
+                domain_id=facts.domain_id,
+                instance_id=facts.instance_id,
+                request_id=command.request_id,
+                first_requested_at=now,
             )
         ]
     if failed is None or failed.retry_at is None:
         return []  # verified meanwhile, or the 24 h of retries are over
     return [
         DomainVerificationRequested(
-            **ids,
+            domain_id=facts.domain_id,
+            instance_id=facts.instance_id,
             request_id=command.request_id,
             attempt=failed.attempt + 1,
             first_requested_at=failed.first_requested_at,

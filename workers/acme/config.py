@@ -28,15 +28,24 @@ class DomainConfig(msgspec.Struct, frozen=True, kw_only=True):
 class DomainSettings(Protocol):
     """The settings fields this configuration comes from (odoofleet.settings.Settings)."""
 
-    acme_directory_url: str
-    acme_email: str
-    acme_ca_bundle: str
-    acme_account_key_file: str
-    dns_resolvers: str
-    certificate_renew_days: int
-    hsts: bool
-    https_port: int
-    domain_check_interval: float
+    @property
+    def acme_directory_url(self) -> str: ...
+    @property
+    def acme_email(self) -> str: ...
+    @property
+    def acme_ca_bundle(self) -> str: ...
+    @property
+    def acme_account_key_file(self) -> str: ...
+    @property
+    def dns_resolvers(self) -> str: ...
+    @property
+    def certificate_renew_days(self) -> int: ...
+    @property
+    def hsts(self) -> bool: ...
+    @property
+    def https_port(self) -> int: ...
+    @property
+    def domain_check_interval(self) -> float: ...
 
 
 def domain_config(settings: DomainSettings) -> DomainConfig:

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
-import josepy as jose
 import msgspec
 from acme import challenges, client, errors, messages
 from acme.crypto_util import make_csr
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy.jwk import JWKRSA
 
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 # How long the CA may take to validate and issue before the order counts as failed.
@@ -64,7 +65,7 @@ class AcmeClient:
 
     config: AcmeConfig
     _client: client.ClientV2 | None = field(default=None, repr=False)
-    _key: jose.JWKRSA | None = field(default=None, repr=False)
+    _key: JWKRSA | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def issue(
@@ -77,8 +78,9 @@ class AcmeClient:
         key_pem = _new_private_key()
         try:
             async with self._lock:
-                acme = self._client or await asyncio.to_thread(self._register)
-                self._client = acme
+                if self._client is None:
+                    self._client = await asyncio.to_thread(self._register)
+                acme = self._client
             order, todo = await asyncio.to_thread(self._order, acme, domain, key_pem)
             await publish([(c.path, c.content) for c in todo])
             fullchain = await asyncio.to_thread(self._finish, acme, order, todo)
@@ -91,7 +93,8 @@ class AcmeClient:
 
     def _register(self) -> client.ClientV2:
         key = self._account_key()
-        verify: bool | str = self.config.ca_bundle or True
+        # requests takes a CA bundle's path where the library's annotation says bool.
+        verify = cast(bool, self.config.ca_bundle or True)
         net = client.ClientNetwork(key, user_agent="odoofleet", verify_ssl=verify)
         directory = client.ClientV2.get_directory(self.config.directory_url, net)
         acme = client.ClientV2(directory, net)
@@ -108,15 +111,15 @@ class AcmeClient:
             raise AcmeFailed(_describe(e), rate_limited=e.typ == RATE_LIMITED) from e
         return acme
 
-    def _account_key(self) -> jose.JWKRSA:
+    def _account_key(self) -> JWKRSA:
         if self._key is None:
             if self.config.account_key_file:
                 pem = Path(self.config.account_key_file).read_bytes()
                 loaded = serialization.load_pem_private_key(pem, password=None)
                 assert isinstance(loaded, rsa.RSAPrivateKey), "the ACME account key must be RSA"
-                self._key = jose.JWKRSA(key=loaded)
+                self._key = JWKRSA(key=loaded)
             else:
-                self._key = jose.JWKRSA(key=rsa.generate_private_key(65537, 2048))
+                self._key = JWKRSA(key=rsa.generate_private_key(65537, 2048))
         return self._key
 
     def _order(

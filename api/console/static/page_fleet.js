@@ -68,7 +68,9 @@ function syncServerOptions(select, serverList) {
 
 function row(instance, servers) {
   const server = servers.get(instance.serverId);
-  const lastBackup = instance.lastBackupAt || (instance.lastBackup && instance.lastBackup.createdAt);
+  // The latest completed backup, and the latest asked for when it is running or failed.
+  const backupNow = instance.lastBackupStatus && instance.lastBackupStatus !== "completed"
+    ? statusBadge(instance.lastBackupStatus) : null;
   return h("tr", { dataset: { instanceId: instance.id } },
     h("td", {}, h("a", { href: `/instances/${instance.id}`, "data-link": true, class: "name" }, instance.name),
       h("div", { class: "muted" }, instance.slug)),
@@ -77,5 +79,5 @@ function row(instance, servers) {
     h("td", {}, server ? server.name : h("code", {}, instance.serverId.slice(0, 8))),
     h("td", {}, `${instance.odooVersion} ${instance.odooEdition === "enterprise" ? "EE" : "CE"}`),
     h("td", {}, instance.activeColor ? h("span", { class: `colour colour-${instance.activeColor}` }, instance.activeColor) : "—"),
-    h("td", {}, lastBackup ? ago(lastBackup) : "—"));
+    h("td", {}, instance.lastBackupAt ? ago(instance.lastBackupAt) : "—", backupNow ? " " : null, backupNow));
 }

@@ -118,6 +118,14 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
     enterprise_update_available: bool | None
     wkhtmltopdf_status: str | None
     wkhtmltopdf_version: str | None
+    last_backup_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When the latest completed backup finished (null: none yet)"),
+    ]
+    last_backup_status: Annotated[
+        Literal["running", "completed", "failed"] | None,
+        msgspec.Meta(description="The status of the latest backup asked for (null: none)"),
+    ]
     created_at: datetime
     updated_at: datetime
     version: int

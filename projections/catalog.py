@@ -10,7 +10,7 @@ from projections.audit import AuditProjection
 from projections.backups import BACKUPS, DESTINATIONS, SCHEDULES
 from projections.domains import DOMAINS
 from projections.health import HEALTH
-from projections.instances import HEALTH_FIELDS, INSTANCES
+from projections.instances import BACKUP_FIELDS, HEALTH_FIELDS, INSTANCES
 from projections.operations import OPERATIONS
 from projections.runtime.projection import FoldProjection, Projection
 from projections.runtime.tables import TableRows
@@ -51,7 +51,13 @@ def build_projections(registry: EventRegistry) -> dict[str, Projection]:
         FoldProjection(
             "instances",
             INSTANCES,
-            TableRows("instances", "id", "instance", INSTANCES.row_type, exclude=HEALTH_FIELDS),
+            TableRows(
+                "instances",
+                "id",
+                "instance",
+                INSTANCES.row_type,
+                exclude=(*HEALTH_FIELDS, *BACKUP_FIELDS),
+            ),
             registry,
         ),
         FoldProjection(

@@ -111,6 +111,10 @@ class InstanceView(Row, frozen=True, kw_only=True):
     enterprise_update_available: bool | None = None
     wkhtmltopdf_status: str | None = None
     wkhtmltopdf_version: str | None = None
+    # From the backups read model (joined on read): the latest completed backup's time, and
+    # the status of the latest backup asked for (running, completed, failed).
+    last_backup_at: datetime | None = None
+    last_backup_status: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -123,6 +127,7 @@ HEALTH_FIELDS = (
     "last_restart_at",
     "restart_count",
 )
+BACKUP_FIELDS = ("last_backup_at", "last_backup_status")
 
 
 def _changed(row: InstanceView, env: Envelope, **changes: Any) -> InstanceView:
@@ -320,7 +325,12 @@ INSTANCES: Folder[InstanceView] = Folder(
 # JSON object.
 _ROW: Final = (
     b"jsonb_build_object('instance', to_jsonb(i) || jsonb_build_object('last_seen_at',"
-    b" h.last_seen_at, 'last_restart_at', h.last_restart_at, 'restart_count', h.restart_count),"
+    b" h.last_seen_at, 'last_restart_at', h.last_restart_at, 'restart_count', h.restart_count,"
+    b" 'last_backup_at', (SELECT max(b.completed_at) FROM backups b WHERE b.instance_id = i.id"
+    b" AND b.org_id = i.org_id AND b.status IN ('completed', 'deleting')),"
+    b" 'last_backup_status', (SELECT b.status FROM backups b WHERE b.instance_id = i.id"
+    b" AND b.org_id = i.org_id AND b.status IN ('running', 'completed', 'failed')"
+    b" ORDER BY b.requested_at DESC LIMIT 1)),"
     b" 'score', " + STORED_SCORE_SQL + b")"
 )
 _HEALTH: Final = b" LEFT JOIN health h ON h.instance_id = i.id AND h.org_id = i.org_id"
@@ -429,4 +439,5 @@ async def with_health(
     stored = await get_instance(conn, view.org_id, view.id, now=now)
     if stored is None:
         return view
-    return msgspec.structs.replace(view, **{name: getattr(stored, name) for name in HEALTH_FIELDS})
+    joined = (*HEALTH_FIELDS, *BACKUP_FIELDS)
+    return msgspec.structs.replace(view, **{name: getattr(stored, name) for name in joined})

@@ -362,6 +362,28 @@ def test_another_organizations_instance_is_not_found(
     assert browser.find_elements(By.CSS_SELECTOR, "#actions button") == []
 
 
+def test_an_api_key_signs_in_and_a_refusal_shows_the_403s_detail(
+    dev: Dev, browser: WebDriver, shared: Shared
+) -> None:
+    # A key's permissions cannot be read in the browser: its buttons are shown, and the
+    # server's refusal is what the operator sees.
+    with dev.api(dev.mint("default", "manage:api-keys", "view:instances")) as api:
+        made = api.post(
+            "/api/api-keys", json={"name": "console", "permissions": ["view:instances"]}
+        )
+    assert made.status_code == 201, made.text
+    sign_in_by_form(browser, dev, made.json()["key"])
+    assert text_of(browser, "#who") == "API key"
+
+    browser.get(f"{dev.base}/instances/{shared.instance_id}")
+    click(browser, "#action-restart")
+    click(browser, "#confirm-ok")
+
+    flash = text_with(browser, "#flash:not([hidden]) .flash-text", "(403)")
+    assert "manage:instances" in flash
+    assert "Needs the view:audit permission" in text_of(browser, "#audit-trail")
+
+
 def test_the_audit_page_lists_who_did_what(dev: Dev, browser: WebDriver, shots: Path) -> None:
     sign_in_by_form(browser, dev, dev.token)
     browser.get(f"{dev.base}/audit")

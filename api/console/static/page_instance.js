@@ -182,24 +182,32 @@ function drawOperations(box, operations, opened) {
     items.length ? h("ol", { class: "timeline", id: "timeline" }, items) : h("p", { class: "muted" }, "No operations yet."));
 }
 
-async function drawHistory(historyBox, auditBox, instance, opened) {
-  if (!can("view:audit")) {
-    historyBox.replaceChildren(h("h2", {}, "Event history"), h("p", { class: "muted" }, "Needs the view:audit permission."));
-    auditBox.replaceChildren();
-    return;
+// A section the caller may not read (403: an API key, whose permissions the page could not
+// know beforehand) says so instead of failing the page.
+async function unlessForbidden(request) {
+  try {
+    return await request;
+  } catch (error) {
+    if (error.status === 403) return null;
+    throw error;
   }
+}
+
+async function drawHistory(historyBox, auditBox, instance, opened) {
+  const withheld = h("p", { class: "muted" }, "Needs the view:audit permission.");
+  const readable = can("view:audit");
   const [events, audit] = await Promise.all([
-    get(`/api/instances/${instance.id}/events`),
-    get(`/api/audit-logs?resource_type=instance&resource_id=${instance.id}&per_page=50`),
+    readable ? unlessForbidden(get(`/api/instances/${instance.id}/events`)) : null,
+    readable ? unlessForbidden(get(`/api/audit-logs?resource_type=instance&resource_id=${instance.id}&per_page=50`)) : null,
   ]);
-  historyBox.replaceChildren(h("h2", {}, "Event history"), table(["#", "Event", "Recorded", "Data"],
+  historyBox.replaceChildren(h("h2", {}, "Event history"), events === null ? withheld : table(["#", "Event", "Recorded", "Data"],
     events.events.slice().reverse().map((e) => {
       const key = `event/${e.position}`;
       return h("tr", {}, h("td", {}, e.version), h("td", {}, e.type), h("td", {}, when(e.recordedAt)),
         h("td", {}, h("details", { dataset: { key }, open: opened.has(key) }, h("summary", {}, "data"),
           h("pre", {}, JSON.stringify(e.data, null, 2)))));
     }), "No events."));
-  auditBox.replaceChildren(h("h2", {}, "Audit trail"), table(["When", "Action", "Who", "From"],
+  auditBox.replaceChildren(h("h2", {}, "Audit trail"), audit === null ? withheld.cloneNode(true) : table(["When", "Action", "Who", "From"],
     audit.items.map((a) => h("tr", {}, h("td", {}, when(a.createdAt)), h("td", {}, a.action),
       h("td", {}, a.userName || a.userId), h("td", {}, a.ipAddress || "—"))), "Nothing recorded."));
 }

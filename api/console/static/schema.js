@@ -5,4 +5,5 @@ window.SwaggerUIBundle({
   domNode: root,
   deepLinking: true,
   persistAuthorization: false,
+  validatorUrl: null, // the default badge would load an image from validator.swagger.io
 });

@@ -69,10 +69,13 @@ class Principal(msgspec.Struct, frozen=True):
     instance_ids: frozenset[str] | None = None
 
     def may(self, permission: str) -> bool:
-        """`manage:<resource>` implies `view:<resource>`."""
+        """`manage:<resource>` implies `view:<resource>`; `<verb>:instances` implies
+        `<verb>:backups` (API.md, second wave)."""
         if permission in self.permissions:
             return True
         verb, _, resource = permission.partition(":")
+        if resource == "backups" and self.may(f"{verb}:instances"):
+            return True
         return verb == "view" and f"manage:{resource}" in self.permissions
 
     def reaches(self, instance_id: str) -> bool:

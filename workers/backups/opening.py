@@ -3,6 +3,7 @@ opened by the Vault only here, in the worker (or the API's probe) that uses them
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -18,7 +19,7 @@ from workers.backups.destinations import (
     S3Destination,
     SftpDestination,
 )
-from workers.network_policy import NetworkPolicy
+from workers.network_policy import AddressNotAllowed, NetworkPolicy
 from workers.ssh_connection import Connection, ServerConnectionInfo, open_connection
 from workers.ssh_errors import SshError
 
@@ -69,6 +70,7 @@ async def open_destination(
                 held = await open_connection(server, KEEPALIVE, policy)
                 return SftpDestination(held.conn.start_sftp_client, settings["path"], _closer(held))
             case "s3":
+                await _allowed_endpoint(settings.get("endpointUrl"), policy)
                 client = boto3.session.Session().client(
                     "s3",
                     endpoint_url=settings.get("endpointUrl") or None,
@@ -98,3 +100,20 @@ def _closer(held: Connection) -> Callable[[], Awaitable[None]]:
         await held.conn.wait_closed()
 
     return close
+
+
+async def _allowed_endpoint(url: str | None, policy: NetworkPolicy | None) -> None:
+    """An endpoint the servers' network policy permits (no metadata or private address a
+    tenant could point the control plane at, unless the operator allowed its network)."""
+    if not url or policy is None:
+        return
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise DestinationError(f"the endpoint URL {url!r} is not an http(s) URL")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        await policy.resolve(parsed.hostname, port)
+    except AddressNotAllowed as e:
+        raise DestinationError(f"the endpoint {parsed.hostname} is not allowed: {e}") from e
+    except (OSError, TimeoutError) as e:
+        raise DestinationError(f"the endpoint {parsed.hostname} does not resolve: {e}") from e

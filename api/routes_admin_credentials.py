@@ -40,7 +40,6 @@ async def reveal(
     this password (rotate to set one)."""
     revealed, outcome = await reveal_admin_credentials(
         services.store,
-        services.registry,
         services.vault,
         str(instance_id),
         revealed_by=request.user.user_id,
@@ -74,7 +73,6 @@ async def rotate(
     now = datetime.now(UTC)
     outcome = await rotate_admin_password(
         services.store,
-        services.registry,
         services.vault,
         str(instance_id),
         admin_user_password(),

@@ -118,7 +118,6 @@ async def create(
     try:
         outcome = await execute_command(
             services.store,
-            services.registry,
             api_key_stream(key_id),
             _fold,
             api_key.decide,
@@ -178,7 +177,6 @@ async def revoke(request: AuthRequest, services: Deps, key_id: FromPath[uuid.UUI
     try:
         outcome = await execute_command(
             services.store,
-            services.registry,
             api_key_stream(str(key_id)),
             _fold,
             api_key.decide,

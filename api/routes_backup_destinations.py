@@ -105,7 +105,7 @@ async def create(
         credentials=sealed,
     )
     outcome = await execute_command(
-        services.store, services.registry, stream_id, backup_destination.fold,
+        services.store, stream_id, backup_destination.fold,
         backup_destination.decide, command, datetime.now(UTC), metadata_for(request),
     )  # fmt: skip
     recorded = await services.store.read_stream(stream_id)
@@ -131,7 +131,7 @@ async def remove(request: AuthRequest, services: Deps, destination_id: FromPath[
     stream_id = destination_stream(str(destination_id))
     try:
         await execute_command(
-            services.store, services.registry, stream_id, backup_destination.fold,
+            services.store, stream_id, backup_destination.fold,
             backup_destination.decide, backup_destination.DeleteDestination(),
             datetime.now(UTC), metadata_for(request),
         )  # fmt: skip

@@ -228,7 +228,7 @@ async def set_schedule(
     await _check_destination(services, principal, data.destination_id)
     command = backup_schedule.SetSchedule(instance_id=iid, **msgspec.structs.asdict(data))
     outcome = await execute_command(
-        services.store, services.registry, schedule_stream(iid), backup_schedule.fold,
+        services.store, schedule_stream(iid), backup_schedule.fold,
         backup_schedule.decide, command, datetime.now(UTC), metadata_for(request),
     )  # fmt: skip
     next_run = croniter(data.cron, datetime.now(zone)).get_next(datetime).astimezone(UTC)
@@ -265,7 +265,7 @@ async def _execute(
 ) -> Outcome:
     try:
         return await execute_command(
-            services.store, services.registry, backup_stream(backup_id), backup.fold,
+            services.store, backup_stream(backup_id), backup.fold,
             backup.decide, command, datetime.now(UTC), metadata_for(request),
         )  # fmt: skip
     except backup.BackupNotFound as e:
@@ -276,7 +276,7 @@ async def _execute(
 
 async def _instance(services: Services, principal: Principal, instance_id: str) -> Existing:
     loaded = await load(
-        services.store, services.registry, instance_stream(instance_id), instance_fold,
+        services.store, instance_stream(instance_id), instance_fold,
         org_id=principal.org_id,
     )  # fmt: skip
     state = loaded.state

@@ -243,7 +243,7 @@ async def _command(
 
 async def _from_stream(services: Services, org_id: str, domain_id: str, now: datetime) -> Domain:
     stream_id = domain_stream(domain_id)
-    loaded = await load(services.store, services.registry, stream_id, fold, org_id=org_id)
+    loaded = await load(services.store, stream_id, fold, org_id=org_id)
     facts = live(loaded.state)
     failure = facts.last_failure
     expires = facts.certificate_expires_at

@@ -126,7 +126,6 @@ async def _record_reveal(request: AuthRequest, services: Services, instance_id: 
         raise Forbidden("manage:instances")
     outcome = await change_instance.record_env_vars_revealed(
         services.store,
-        services.registry,
         instance_id,
         revealed_by=principal.user_id,
         now=datetime.now(UTC),

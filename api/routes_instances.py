@@ -77,7 +77,6 @@ async def create(
         draft = instance_draft(data, services.settings)
         outcome = await create_instance(
             services.store,
-            services.registry,
             services.vault,
             draft,
             slugs_for(data),
@@ -126,7 +125,6 @@ async def update(
     principal = request.user
     outcome = await change_instance.update_instance(
         services.store,
-        services.registry,
         services.vault,
         str(instance_id),
         instance_changes(data),
@@ -168,7 +166,6 @@ async def remove(
         return await _forced(request, services, str(instance_id))
     outcome = await change_instance.delete_instance(
         services.store,
-        services.registry,
         str(instance_id),
         operation_id=str(uuid.uuid4()),
         now=datetime.now(UTC),
@@ -182,7 +179,6 @@ async def remove(
 async def _forced(request: AuthRequest, services: Services, instance_id: str) -> Response[Any]:
     outcome = await force_remove_instance(
         services.store,
-        services.registry,
         services.vault,
         instance_id,
         now=datetime.now(UTC),
@@ -216,7 +212,6 @@ async def control(
     async def act() -> Reply[Instance]:
         outcome = await change_instance.control_instance(
             services.store,
-            services.registry,
             str(instance_id),
             data.action,
             operation_id=str(uuid.uuid4()),

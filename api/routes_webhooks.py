@@ -239,7 +239,6 @@ async def _execute(
     try:
         outcome = await execute_command(
             services.store,
-            services.registry,
             webhook_stream(endpoint_id),
             webhook.fold,
             webhook.decide,

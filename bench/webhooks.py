@@ -131,7 +131,6 @@ async def create_endpoints(pool: Pool, urls: list[str]) -> None:
         )
         await execute_command(
             store,
-            store.registry,
             stream_id,
             webhook.fold,
             webhook.decide,

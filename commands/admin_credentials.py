@@ -18,7 +18,7 @@ from commands.instance_state import InstanceState, evolve, initial_state
 from commands.runner import Outcome, execute, folder
 from events.instance import ADMIN_LOGIN, instance_stream
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.secrets import MASK, StreamForgotten, Vault
 from events.store import EventStore
 
@@ -32,7 +32,6 @@ class AdminCredentials(msgspec.Struct, frozen=True, kw_only=True):
 
 async def reveal_admin_credentials(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     instance_id: str,
     *,
@@ -54,9 +53,7 @@ async def reveal_admin_credentials(
         opened.append(password)
         return events
 
-    outcome = await execute(
-        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
-    )
+    outcome = await execute(store, stream_id, _fold, decision, metadata, retry_on_conflict=True)
     # After a lost race the decision ran again: the last password is the one of the state
     # whose reveal was recorded.
     return AdminCredentials(login=ADMIN_LOGIN, password=opened[-1]), outcome
@@ -64,7 +61,6 @@ async def reveal_admin_credentials(
 
 async def rotate_admin_password(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     instance_id: str,
     new_password: str,
@@ -83,6 +79,4 @@ async def rotate_admin_password(
         command = RotateAdminPassword(operation_id=operation_id, admin_user_password=sealed)
         return decide(command, state, now)
 
-    return await execute(
-        store, registry, stream_id, _fold, decision, metadata, retry_on_conflict=True
-    )
+    return await execute(store, stream_id, _fold, decision, metadata, retry_on_conflict=True)

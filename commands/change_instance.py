@@ -19,7 +19,7 @@ from commands.instance_state import Absent, InstanceState, Removed, Removing, ev
 from commands.runner import Outcome, execute, execute_command, folder
 from events.instance import ControlAction, InstanceChanges, instance_stream
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.secrets import Vault
 from events.store import EventStore
 
@@ -28,7 +28,6 @@ _fold = folder(initial_state(), evolve)
 
 async def update_instance(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     instance_id: str,
     changes: InstanceChanges[str],
@@ -49,7 +48,6 @@ async def update_instance(
 
     return await execute(
         store,
-        registry,
         stream_id,
         _fold,
         decision,
@@ -81,7 +79,6 @@ async def _sealed(
 
 async def control_instance(
     store: EventStore,
-    registry: EventRegistry,
     instance_id: str,
     action: ControlAction,
     *,
@@ -90,12 +87,11 @@ async def control_instance(
     metadata: EventMetadata,
 ) -> Outcome:
     command = ControlInstance(action=action, operation_id=operation_id)
-    return await _run(store, registry, instance_id, command, now, metadata)
+    return await _run(store, instance_id, command, now, metadata)
 
 
 async def delete_instance(
     store: EventStore,
-    registry: EventRegistry,
     instance_id: str,
     *,
     operation_id: str,
@@ -103,12 +99,11 @@ async def delete_instance(
     metadata: EventMetadata,
 ) -> Outcome:
     command = DeleteInstance(operation_id=operation_id)
-    return await _run(store, registry, instance_id, command, now, metadata)
+    return await _run(store, instance_id, command, now, metadata)
 
 
 async def record_env_vars_revealed(
     store: EventStore,
-    registry: EventRegistry,
     instance_id: str,
     *,
     revealed_by: str,
@@ -117,16 +112,15 @@ async def record_env_vars_revealed(
 ) -> Outcome:
     """Record that `revealed_by` is being shown the envVars values (before showing them)."""
     command = RevealEnvVars(revealed_by=revealed_by)
-    return await _run(store, registry, instance_id, command, now, metadata)
+    return await _run(store, instance_id, command, now, metadata)
 
 
 async def _run(
     store: EventStore,
-    registry: EventRegistry,
     instance_id: str,
     command: InstanceCommand,
     now: datetime,
     metadata: EventMetadata,
 ) -> Outcome:
     stream_id = instance_stream(instance_id)
-    return await execute_command(store, registry, stream_id, _fold, decide, command, now, metadata)
+    return await execute_command(store, stream_id, _fold, decide, command, now, metadata)

@@ -36,7 +36,7 @@ from events.errors import WrongExpectedVersion
 from events.instance import InstanceChoices, instance_stream
 from events.legacy_reservations import legacy_held_labels
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.reservation import (
     PortsReserved,
     legacy_slug_stream,
@@ -46,7 +46,7 @@ from events.reservation import (
 )
 from events.secrets import Sealed, Vault
 from events.server import server_stream
-from events.store import NO_STREAM, EventStore, NewEvents, RecordedEvent
+from events.store import NO_STREAM, EventStore, NewEvents, Stream
 
 _server_fold = folder(server_state.initial_state(), server_state.evolve)
 
@@ -61,7 +61,6 @@ class InstanceDraft(InstanceChoices[str], frozen=True, kw_only=True):
 
 async def create_instance(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     draft: InstanceDraft,
     slugs: Sequence[str],
@@ -93,7 +92,6 @@ async def create_instance(
             async with turn:
                 return await _create_with_slug(
                     store,
-                    registry,
                     vault,
                     draft,
                     slug,
@@ -128,7 +126,6 @@ async def _sealed(vault: Vault, draft: InstanceDraft) -> InstanceChoices[Sealed]
 
 async def _create_with_slug(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     draft: InstanceDraft,
     slug: str,
@@ -155,7 +152,7 @@ async def _create_with_slug(
     }
     for _ in range(attempts):
         known = snapshots.get(ports_id)
-        found = await store.read_streams(
+        found = await store.load_streams(
             {
                 server_id: 0,
                 slug_id: 0,
@@ -164,16 +161,16 @@ async def _create_with_slug(
                 **{subdomain_stream(host): 0 for host in by_legacy},
             }
         )
-        placed = loaded_from(registry, found[server_id], _server_fold, org_id=metadata.org_id)
-        before = registry.decode_all(found[legacy_id])
-        held = loaded_from(registry, found[slug_id], partial(_slug_state, slug, before))
+        placed = loaded_from(found[server_id], _server_fold, org_id=metadata.org_id)
+        before = found[legacy_id].events
+        held = loaded_from(found[slug_id], partial(_slug_state, slug, before))
         hosts = {
             host: loaded_from(
-                registry, found[subdomain_stream(host)], partial(fold_subdomain, by_legacy=taken)
+                found[subdomain_stream(host)], partial(fold_subdomain, by_legacy=taken)
             )
             for host, taken in by_legacy.items()
         }
-        ports = _ports_since(registry, known, found[ports_id])
+        ports = _ports_since(known, found[ports_id])
         snapshots.put(ports_id, ports)
         server.ensure_can_host(placed.state)
         sealed = await _sealed(vault, draft)
@@ -210,15 +207,13 @@ def _slug_state(slug: str, legacy: list[DomainEvent], current: Iterable[DomainEv
     return fold_slug(slug_history(slug, legacy, current))
 
 
-def _ports_since(
-    registry: EventRegistry, known: Loaded[PortsState] | None, recorded: list[RecordedEvent]
-) -> Loaded[PortsState]:
+def _ports_since(known: Loaded[PortsState] | None, since: Stream) -> Loaded[PortsState]:
     """The ports state from a snapshot and the events appended after it."""
     if known is None:
-        return loaded_from(registry, recorded, fold_ports)
-    if not recorded:
+        return loaded_from(since, fold_ports)
+    if not since.events:
         return known
-    return Loaded(fold_ports(registry.decode_all(recorded), known.state), recorded[-1].version)
+    return Loaded(fold_ports(since.events, known.state), since.version)
 
 
 def _command(

@@ -39,10 +39,8 @@ async def add_domain(
 ) -> Outcome:
     """The instance must be the caller's and not being removed; a name held by any domain
     (of any organization) is DomainTaken, and two adds racing for one name: one wins."""
-    registry = store.registry
     instance = await load(
         store,
-        registry,
         instance_stream(command.instance_id),
         fold_instance,
         org_id=metadata.org_id,
@@ -53,7 +51,7 @@ async def add_domain(
         case Removing() | Abandoned():
             raise ActionNotAllowed("add a domain to", instance.state.status)
     name_id = domain_name_stream(command.domain)
-    held = loaded_from(registry, await store.read_stream(name_id), fold_domain_name)
+    held = loaded_from(await store.load_stream(name_id), fold_domain_name)
     reserve = ReserveDomainName(domain=command.domain, domain_id=command.domain_id)
     reserved = decide_reserve(reserve, held.state)
     added = decide(command, fold(()), now)
@@ -85,7 +83,6 @@ async def domain_command(
         await domain_of(store, domain_id, instance_id, metadata.org_id)
     return await execute_command(
         store,
-        store.registry,
         domain_stream(domain_id),
         fold,
         decide,
@@ -97,7 +94,7 @@ async def domain_command(
 
 
 async def domain_of(store: EventStore, domain_id: str, instance_id: str, org_id: str) -> None:
-    loaded = await load(store, store.registry, domain_stream(domain_id), fold, org_id=org_id)
+    loaded = await load(store, domain_stream(domain_id), fold, org_id=org_id)
     if live(loaded.state).instance_id != instance_id:
         raise DomainNotFound()
 
@@ -107,16 +104,15 @@ async def remove_domain(
 ) -> Outcome:
     """DomainRemoved and the name given back, in one transaction; a second remove is 404
     (the domain is gone from every read)."""
-    registry = store.registry
     stream_id = domain_stream(domain_id)
     for _ in range(3):
-        loaded = await load(store, registry, stream_id, fold, org_id=metadata.org_id)
+        loaded = await load(store, stream_id, fold, org_id=metadata.org_id)
         facts = live(loaded.state)
         if facts.instance_id != instance_id:
             raise DomainNotFound()
         removed = decide(RemoveDomain(), loaded.state, now)
         name_id = domain_name_stream(facts.domain)
-        held = loaded_from(registry, await store.read_stream(name_id), fold_domain_name)
+        held = loaded_from(await store.load_stream(name_id), fold_domain_name)
         release = ReleaseDomainName(domain=facts.domain, domain_id=domain_id)
         released = decide_release(release, held.state)
         batch = [NewEvents(stream_id, loaded.expected, removed, metadata)]

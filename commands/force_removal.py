@@ -23,7 +23,6 @@ from commands.runner import Outcome, folder, loaded_from
 from events.errors import WrongExpectedVersion
 from events.instance import instance_stream
 from events.metadata import EventMetadata
-from events.registry import EventRegistry
 from events.reservation import (
     legacy_slug_stream,
     ports_stream,
@@ -38,7 +37,6 @@ _fold = folder(initial_state(), evolve)
 
 async def force_remove_instance(
     store: EventStore,
-    registry: EventRegistry,
     vault: Vault,
     instance_id: str,
     *,
@@ -53,10 +51,9 @@ async def force_remove_instance(
     on any of the streams it appends to is decided again on fresh state."""
     stream_id = instance_stream(instance_id)
     for _ in range(attempts):
-        found = await store.read_streams({stream_id: 0})
-        loaded = loaded_from(registry, found[stream_id], _fold, org_id=metadata.org_id)
+        loaded = loaded_from(await store.load_stream(stream_id), _fold, org_id=metadata.org_id)
         events = decide(ForceRemoval(), loaded.state, now)
-        batch = await _releases(store, registry, _facts(loaded.state), metadata)
+        batch = await _releases(store, _facts(loaded.state), metadata)
         await vault.forget(stream_id)
         batch.append(NewEvents(stream_id, loaded.expected, events, metadata))
         try:
@@ -68,10 +65,7 @@ async def force_remove_instance(
 
 
 async def _releases(
-    store: EventStore,
-    registry: EventRegistry,
-    facts: InstanceFacts,
-    metadata: EventMetadata,
+    store: EventStore, facts: InstanceFacts, metadata: EventMetadata
 ) -> list[NewEvents]:
     """The slug, host name and host ports the instance still holds, given back (streams in
     the order a create locks them: slug, host name, ports). A slug reserved under its legacy
@@ -80,13 +74,13 @@ async def _releases(
     legacy_id = legacy_slug_stream(metadata.org_id, facts.slug)
     host_id = subdomain_stream(facts.auto_subdomain)
     ports_id = ports_stream(facts.server_id)
-    found = await store.read_streams({slug_id: 0, legacy_id: 0, host_id: 0, ports_id: 0})
-    before = registry.decode_all(found[legacy_id])
+    found = await store.load_streams({slug_id: 0, legacy_id: 0, host_id: 0, ports_id: 0})
+    before = found[legacy_id].events
     slug = loaded_from(
-        registry, found[slug_id], lambda events: fold_slug(slug_history(facts.slug, before, events))
+        found[slug_id], lambda events: fold_slug(slug_history(facts.slug, before, events))
     )
-    host = loaded_from(registry, found[host_id], fold_subdomain)
-    ports = loaded_from(registry, found[ports_id], fold_ports)
+    host = loaded_from(found[host_id], fold_subdomain)
+    ports = loaded_from(found[ports_id], fold_ports)
     release = ReleaseReservations(
         instance_id=facts.instance_id,
         slug=facts.slug,

@@ -91,7 +91,6 @@ async def _run(
 
     outcome = await execute(
         store,
-        store.registry,
         stream_id,
         fold,
         decision,

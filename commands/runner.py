@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Generic, TypeVar
 
-import msgspec
-
 from commands.refusals import ConcurrentModification, VersionMismatch
 from events.errors import WrongExpectedVersion
 from events.metadata import EventMetadata
-from events.registry import DomainEvent, EventRegistry
-from events.store import NO_STREAM, EventStore, ExpectedVersion, RecordedEvent
+from events.registry import DomainEvent
+from events.store import NO_STREAM, EventStore, ExpectedVersion, Stream
 
 # The namespace of derived event ids; the one the sagas' appends used before they went
 # through the runner, so an outcome appended then is recognised by its id.
@@ -46,13 +44,6 @@ class Outcome:
     events: Sequence[DomainEvent]
 
 
-class _Owner(msgspec.Struct):
-    org_id: str = ""
-
-
-_owner = msgspec.json.Decoder(_Owner)
-
-
 def folder(initial: S, evolve: Callable[[S, DomainEvent], S]) -> Fold[S]:
     """A fold from an initial state and an evolve function."""
 
@@ -67,7 +58,6 @@ def folder(initial: S, evolve: Callable[[S, DomainEvent], S]) -> Fold[S]:
 
 async def load(
     store: EventStore,
-    registry: EventRegistry,
     stream_id: str,
     fold: Fold[S],
     *,
@@ -75,26 +65,18 @@ async def load(
 ) -> Loaded[S]:
     """The stream's state and version. With `org_id`, a stream written for another
     organization loads as if it did not exist (tenancy: another org's resource is a 404)."""
-    return loaded_from(registry, await store.read_stream(stream_id), fold, org_id=org_id)
+    return loaded_from(await store.load_stream(stream_id), fold, org_id=org_id)
 
 
-def loaded_from(
-    registry: EventRegistry,
-    recorded: Sequence[RecordedEvent],
-    fold: Fold[S],
-    *,
-    org_id: str | None = None,
-) -> Loaded[S]:
-    """`load` of a stream already read (EventStore.read_streams reads several at once)."""
-    if not recorded or (org_id is not None and _owner_of(recorded[0]) != org_id):
+def loaded_from(stream: Stream, fold: Fold[S], *, org_id: str | None = None) -> Loaded[S]:
+    """`load` of a stream read whole already (EventStore.load_streams reads several at once)."""
+    if not stream.version or (org_id is not None and stream.org_id != org_id):
         return Loaded(fold(()), 0)
-    events = registry.decode_all(recorded)
-    return Loaded(fold(events), recorded[-1].version)
+    return Loaded(fold(stream.events), stream.version)
 
 
 async def execute(
     store: EventStore,
-    registry: EventRegistry,
     stream_id: str,
     fold: Fold[S],
     decision: Decision[S],
@@ -119,7 +101,7 @@ async def execute(
     """
     owner = None if shared else metadata.org_id
     for _ in range(attempts if retry_on_conflict else 1):
-        loaded = await load(store, registry, stream_id, fold, org_id=owner)
+        loaded = await load(store, stream_id, fold, org_id=owner)
         if if_match is not None and loaded.version != if_match:
             raise VersionMismatch(if_match, loaded.version)
         events = await decision(loaded.state)
@@ -138,7 +120,6 @@ async def execute(
 
 async def execute_command(
     store: EventStore,
-    registry: EventRegistry,
     stream_id: str,
     fold: Fold[S],
     decide: Callable[[C, S, datetime], Sequence[DomainEvent]],
@@ -157,7 +138,6 @@ async def execute_command(
 
     return await execute(
         store,
-        registry,
         stream_id,
         fold,
         decision,
@@ -173,7 +153,3 @@ def event_ids(key: str, count: int) -> list[uuid.UUID]:
     redelivered message carries the same ids, and the store answers it with the first one's
     result (EventStore.append)."""
     return [uuid.uuid5(_IDS, f"{key}#{n}") for n in range(count)]
-
-
-def _owner_of(event: RecordedEvent) -> str:
-    return _owner.decode(event.metadata).org_id

@@ -104,6 +104,4 @@ async def _run(
     metadata: EventMetadata,
 ) -> Outcome:
     stream_id = server_stream(server_id)
-    return await execute_command(
-        store, store.registry, stream_id, _fold, decide, command, now, metadata
-    )
+    return await execute_command(store, stream_id, _fold, decide, command, now, metadata)

@@ -166,7 +166,6 @@ async def create(fleet: Fleet, server_id: str, slug: str) -> Instance:
     metadata = meta(ORG)
     outcome = await create_instance(
         fleet.store,
-        fleet.registry,
         fleet.vault,
         draft,
         [slug],
@@ -191,7 +190,6 @@ async def control(fleet: Fleet, instance: Instance, action: ControlAction) -> st
     operation_id = str(uuid.uuid4())
     await control_instance(
         fleet.store,
-        fleet.registry,
         instance.id,
         action,
         operation_id=operation_id,

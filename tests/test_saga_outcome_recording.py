@@ -20,7 +20,6 @@ from commands.instance_state import fold, initial_state
 from commands.refusals import OutcomeOverruled
 from commands.runner import event_ids, execute_command
 from events.instance import InstanceProvisioned, RemovalRequested, instance_stream
-from events.registry import EventRegistry
 from events.store import NO_STREAM, EventStore
 
 
@@ -32,12 +31,9 @@ async def created(store: EventStore) -> tuple[str, str]:
     return instance_id, stream_id
 
 
-async def record(
-    store: EventStore, registry: EventRegistry, stream_id: str, command: RecordOutcome, key: str
-) -> int | None:
+async def record(store: EventStore, stream_id: str, command: RecordOutcome, key: str) -> int | None:
     outcome = await execute_command(
         store,
-        registry,
         stream_id,
         fold,
         decide_outcome,
@@ -49,14 +45,12 @@ async def record(
     return outcome.position
 
 
-async def test_an_outcome_sent_twice_is_appended_once(
-    store: EventStore, registry: EventRegistry
-) -> None:
+async def test_an_outcome_sent_twice_is_appended_once(store: EventStore) -> None:
     _, stream_id = await created(store)
     command = RecordProvisioned(operation_id="op-provision", active_color="blue")
 
-    first = await record(store, registry, stream_id, command, "op-provision/outcome")
-    again = await record(store, registry, stream_id, command, "op-provision/outcome")
+    first = await record(store, stream_id, command, "op-provision/outcome")
+    again = await record(store, stream_id, command, "op-provision/outcome")
 
     recorded = await store.read_stream(stream_id)
     assert [r.event_type for r in recorded].count("InstanceProvisioned") == 1
@@ -66,7 +60,7 @@ async def test_an_outcome_sent_twice_is_appended_once(
 
 
 async def test_an_outcome_already_stored_under_its_key_is_not_stored_again(
-    store: EventStore, registry: EventRegistry
+    store: EventStore,
 ) -> None:
     """What the decider cannot tell (an outcome appended by a worker whose reply was lost,
     sent again on a stream that moved on) the derived event ids still do."""
@@ -84,7 +78,7 @@ async def test_an_outcome_already_stored_under_its_key_is_not_stored_again(
 
 
 async def test_a_late_outcome_after_a_removal_is_refused_and_appends_nothing(
-    store: EventStore, registry: EventRegistry
+    store: EventStore,
 ) -> None:
     instance_id, stream_id = await created(store)
     removal = RemovalRequested(instance_id=instance_id, operation_id="op-rm")
@@ -92,6 +86,6 @@ async def test_a_late_outcome_after_a_removal_is_refused_and_appends_nothing(
     command = RecordActionSucceeded(operation_id="op-start", action="start")
 
     with pytest.raises(OutcomeOverruled):
-        await record(store, registry, stream_id, command, "op-start/outcome")
+        await record(store, stream_id, command, "op-start/outcome")
 
     assert len(await store.read_stream(stream_id)) == 3

@@ -178,7 +178,6 @@ async def _settle(
     operation), then the operation's end, which makes a redelivery do nothing."""
     await execute_command(
         deps.store,
-        deps.registry,
         backup_stream(requested.backup_id),
         backup.fold,
         backup.decide,

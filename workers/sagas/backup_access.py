@@ -29,7 +29,7 @@ from workers.slots import OperationLocks
 
 
 async def load_backup(deps: SagaDeps, backup_id: str) -> backup.BackupState:
-    return (await load(deps.store, deps.registry, backup_stream(backup_id), backup.fold)).state
+    return (await load(deps.store, backup_stream(backup_id), backup.fold)).state
 
 
 async def instance_context(
@@ -61,7 +61,7 @@ async def data_key(deps: SagaDeps, requested: BackupRequested) -> bytes:
 
 async def destination_spec(deps: SagaDeps, destination_id: str) -> DestinationSpec:
     stream_id = destination_stream(destination_id)
-    state = (await load(deps.store, deps.registry, stream_id, backup_destination.fold)).state
+    state = (await load(deps.store, stream_id, backup_destination.fold)).state
     if not isinstance(state, backup_destination.Active):
         raise StepError(f"the backup destination {destination_id} was deleted")
     created = state.created

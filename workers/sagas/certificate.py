@@ -40,7 +40,7 @@ class CertificateSaga:
         event = trigger.event
         assert isinstance(event, CertificateRequested)
         stream = domain_stream(event.domain_id)
-        state = (await load(deps.store, deps.registry, stream, fold)).state
+        state = (await load(deps.store, stream, fold)).state
         if not isinstance(state, DomainLive):
             return  # removed meanwhile
         if state.facts.certificate_request != event.request_id:

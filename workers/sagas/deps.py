@@ -10,7 +10,7 @@ import msgspec
 
 from events.metadata import EventMetadata, system_actor
 from events.publishing import WireEvent
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.secrets import Vault
 from events.store import EventStore
 from workers.layout import DEFAULT_ROOT
@@ -44,11 +44,6 @@ class SagaDeps:
     conninfo: str  # for the operations' own lock sessions (workers/slots.py)
     worker: str
     config: SagaConfig
-
-    @property
-    def registry(self) -> EventRegistry:
-        """The store's (for the callers that still pass it beside the store)."""
-        return self.store.registry
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from workers.render_proxy import (
 from workers.sagas.deps import SagaDeps
 from workers.sagas.instance_saga import load_instance
 from workers.sagas.instance_spec import open_secrets, spec_of
-from workers.server_commands import ensure_network_command, install_checked, staged
+from workers.server_commands import ensure_network_command, staged
 from workers.server_credentials import (
     connection_info,
     load_server,
@@ -135,14 +135,45 @@ async def install_certificate(
     await remote.upload(staged(paths.certificate), fullchain.encode(), PRIVATE)
     await remote.upload(staged(paths.key), private_key.encode(), PRIVATE)
     await remote.upload(staged(paths.route), route.encode(), PUBLIC)
-    swap = script(
-        cmd("mv", "-f", staged(paths.certificate), paths.certificate),
-        cmd("mv", "-f", staged(paths.key), paths.key),
-        install_checked(staged(paths.route), paths.route, f"route of {paths.domain}"),
+    swap = swap_checked(
+        [paths.certificate, paths.key, paths.route], f"certificate of {paths.domain}"
     )
     installed = await remote.check(locked(paths.proxy.lock, swap))
     await _ensure_forwarder(remote, paths, config.https_port)
     return installed
+
+
+def swap_checked(currents: list[str], what: str) -> str:
+    """Each staged file (`staged(current)`) in place, then `nginx -t` and `nginx -s reload`
+    (always: a renewed certificate under the same route needs the reload to be served). If
+    nginx rejects the result, every file is as it was and the script fails; nginx never
+    stopped serving the previous configuration. Run under the proxy's lock."""
+    keep = script(
+        *(
+            if_then(
+                f"[ -f {cmd(f)} ]", cmd("cp", "-p", f, f"{f}.prev"), cmd("rm", "-f", f"{f}.prev")
+            )
+            for f in currents
+        )
+    )
+    put = script(*(cmd("mv", "-f", staged(f), f) for f in currents))
+    restore = script(
+        *(
+            if_then(
+                f"[ -f {cmd(f + '.prev')} ]", cmd("mv", "-f", f"{f}.prev", f), cmd("rm", "-f", f)
+            )
+            for f in currents
+        )
+    )
+    check = if_then(
+        cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-t"),
+        script(
+            cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload"),
+            cmd("rm", "-f", *(f"{f}.prev" for f in currents)),
+        ),
+        script(restore, fail(f"nginx rejected the new {what}; the previous one is back")),
+    )
+    return f"( {keep} && {put} && {check} )"
 
 
 async def _ensure_forwarder(remote: Remote, paths: DomainPaths, https_port: int) -> None:

@@ -55,7 +55,7 @@ async def check(config: DomainConfig, deps: SagaDeps, trigger: Trigger) -> None:
     event = trigger.event
     assert isinstance(event, DomainVerificationRequested)
     stream = domain_stream(event.domain_id)
-    state = (await load(deps.store, deps.registry, stream, fold)).state
+    state = (await load(deps.store, stream, fold)).state
     if not isinstance(state, DomainLive):
         return  # removed meanwhile
     checking = state.facts.verification
@@ -89,7 +89,7 @@ async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> N
     event = trigger.event
     assert isinstance(event, DomainVerificationRequested)
     stream = domain_stream(event.domain_id)
-    if not isinstance((await load(deps.store, deps.registry, stream, fold)).state, DomainLive):
+    if not isinstance((await load(deps.store, stream, fold)).state, DomainLive):
         return
     command = RecordVerificationFailed(
         request_id=event.request_id, message=f"the check kept failing: {error}"

@@ -147,7 +147,6 @@ async def record_outcome(
     the append, so a redelivered message sending it again appends nothing twice."""
     return await execute_command(
         deps.store,
-        deps.registry,
         instance_stream(instance_id),
         fold,
         decide_outcome,
@@ -160,7 +159,7 @@ async def record_outcome(
 
 async def load_instance(deps: SagaDeps, instance_id: str) -> Existing:
     """The instance as its decider folds it (a trigger's instance always exists)."""
-    state = (await load(deps.store, deps.registry, instance_stream(instance_id), fold)).state
+    state = (await load(deps.store, instance_stream(instance_id), fold)).state
     if isinstance(state, Absent):
         raise LookupError(f"instance {instance_id} has no stream")
     return state

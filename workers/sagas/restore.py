@@ -205,7 +205,7 @@ async def _safety_backup(
         data_key=sealed,
     )
     await execute_command(
-        deps.store, deps.registry, stream_id, backup.fold, backup.decide, command,
+        deps.store, stream_id, backup.fold, backup.decide, command,
         datetime.now(UTC), trigger.metadata, idempotency_key=f"{operation_id}/requested",
     )  # fmt: skip
     requested = (await load_backup(deps, backup_id)).requested  # type: ignore[union-attr]
@@ -231,7 +231,7 @@ async def _settle(
         )
     )
     await execute_command(
-        deps.store, deps.registry, backup_stream(event.backup_id), backup.fold, backup.decide,
+        deps.store, backup_stream(event.backup_id), backup.fold, backup.decide,
         command, datetime.now(UTC), trigger.metadata,
         idempotency_key=f"{event.operation_id}/outcome",
     )  # fmt: skip
@@ -244,7 +244,7 @@ async def _close_as(log: OperationLog, deps: SagaDeps, event: RestoreRequested) 
     if log.progress.finished:
         return
     for recorded in reversed(await deps.store.read_stream(backup_stream(event.backup_id))):
-        outcome = deps.registry.decode(recorded.event_type, recorded.schema_version, recorded.data)
+        outcome = deps.store.decode(recorded)
         if getattr(outcome, "operation_id", None) != event.operation_id:
             continue
         if log.progress.started is None:

@@ -179,7 +179,6 @@ class Deliverer:
         org_id = msgspec.json.decode(metadata, type=_Owner).org_id
         await execute_command(
             self._store,
-            self._store.registry,
             webhook_stream(subscription.endpoint_id),
             webhook.fold,
             webhook.decide,

@@ -12,9 +12,20 @@ from dataclasses import dataclass
 from commands.domain_name import InvalidDomainName, normalize_domain
 from commands.instance_state import Existing, InstanceFacts
 from workers.acme.config import DomainConfig
-from workers.layout import EDGE_NETWORK, PROXY_CONTAINER, ProxyLayout
-from workers.remote import Remote, StepError
-from workers.render_proxy import (
+from workers.runtime.slots import OperationLocks
+from workers.sagas.deps import SagaDeps
+from workers.sagas.instance_saga import load_instance
+from workers.sagas.instance_spec import open_secrets, spec_of
+from workers.server.commands import ensure_network_command, staged
+from workers.server.credentials import (
+    connection_info,
+    load_server,
+    open_server_secrets,
+    profile_of,
+)
+from workers.server.layout import EDGE_NETWORK, PROXY_CONTAINER, ProxyLayout
+from workers.server.remote import Remote, StepError
+from workers.server.render_proxy import (
     ACME_DIR,
     TLS_DIR,
     TLS_FORWARDER,
@@ -22,18 +33,7 @@ from workers.render_proxy import (
     render_tls_forwarder_compose,
     render_tls_forwarder_conf,
 )
-from workers.sagas.deps import SagaDeps
-from workers.sagas.instance_saga import load_instance
-from workers.sagas.instance_spec import open_secrets, spec_of
-from workers.server_commands import ensure_network_command, staged
-from workers.server_credentials import (
-    connection_info,
-    load_server,
-    open_server_secrets,
-    profile_of,
-)
-from workers.shell import cmd, fail, if_then, locked, script
-from workers.slots import OperationLocks
+from workers.server.shell import cmd, fail, if_then, locked, script
 
 PUBLIC = 0o644
 PRIVATE = 0o600

@@ -1,0 +1,201 @@
+"""The backup decider, schedule times and GFS retention: given / when / then, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from commands import backup
+from commands.backup_retention import expired, latest_due
+from events.backup import (
+    BackupCompleted,
+    BackupDeleted,
+    BackupDeletionRequested,
+    BackupExpired,
+    BackupFailed,
+    BackupPart,
+    BackupRequested,
+    InstanceRestored,
+    RestoreFailed,
+    RestoreRequested,
+)
+from events.registry import DomainEvent
+from events.secrets import Sealed
+
+NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+PART = BackupPart(
+    name="database", key="i/b/database.dump.ofb", size=10, stored_size=60, sha256="ab"
+)
+
+
+def requested(operation_id: str = "op-1") -> BackupRequested:
+    return BackupRequested(
+        backup_id="b-1",
+        instance_id="i-1",
+        operation_id=operation_id,
+        destination_id="d-1",
+        reason="manual",
+        data_key=Sealed("v1:key"),
+        requested_at=NOW,
+    )
+
+
+def completed() -> BackupCompleted:
+    return BackupCompleted(
+        backup_id="b-1", instance_id="i-1", operation_id="op-1", parts=[PART], completed_at=NOW
+    )
+
+
+def given(*events: DomainEvent) -> backup.BackupState:
+    return backup.fold(events)
+
+
+def when(state: backup.BackupState, command: backup.BackupCommand) -> list[DomainEvent]:
+    return backup.decide(command, state, NOW)
+
+
+def request_command(operation_id: str = "op-1") -> backup.RequestBackup:
+    return backup.RequestBackup(
+        backup_id="b-1",
+        instance_id="i-1",
+        operation_id=operation_id,
+        destination_id="d-1",
+        reason="manual",
+        data_key=Sealed("v1:key"),
+    )
+
+
+def test_a_backup_is_requested_once() -> None:
+    assert when(given(), request_command()) == [requested()]
+    assert when(given(requested()), request_command()) == []
+
+
+def test_another_request_on_a_taken_backup_stream_is_refused() -> None:
+    with pytest.raises(backup.BackupBusy):
+        when(given(requested()), request_command("op-2"))
+
+
+def test_a_completed_backup_records_its_parts_once() -> None:
+    record = backup.RecordBackupCompleted(operation_id="op-1", parts=(PART,))
+    assert when(given(requested()), record) == [completed()]
+    assert when(given(requested(), completed()), record) == []
+
+
+def test_a_failure_after_the_completion_records_nothing() -> None:
+    record = backup.RecordBackupFailed(operation_id="op-1", step="database", message="x")
+    assert when(given(requested(), completed()), record) == []
+    failed = when(given(requested()), record)
+    assert failed == [
+        BackupFailed(
+            backup_id="b-1", instance_id="i-1", operation_id="op-1", step="database", message="x"
+        )
+    ]
+
+
+def test_a_running_backup_cannot_be_deleted_or_restored() -> None:
+    with pytest.raises(backup.BackupBusy):
+        when(given(requested()), backup.DeleteBackup(operation_id="op-d"))
+    with pytest.raises(backup.BackupBusy):
+        when(
+            given(requested()), backup.RequestRestore(operation_id="op-r", target_instance_id="i-1")
+        )
+
+
+def test_one_restore_at_a_time_and_its_outcome_once() -> None:
+    restore = backup.RequestRestore(operation_id="op-r", target_instance_id="i-2", neutralize=True)
+    asked = when(given(requested(), completed()), restore)
+    assert asked == [
+        RestoreRequested(
+            backup_id="b-1",
+            operation_id="op-r",
+            source_instance_id="i-1",
+            target_instance_id="i-2",
+            neutralize=True,
+        )
+    ]
+    state = given(requested(), completed(), *asked)
+    assert when(state, restore) == []
+    with pytest.raises(backup.BackupBusy):
+        when(state, backup.RequestRestore(operation_id="op-other", target_instance_id="i-1"))
+    with pytest.raises(backup.BackupBusy):
+        when(state, backup.DeleteBackup(operation_id="op-d"))
+    done = when(state, backup.RecordRestored(operation_id="op-r"))
+    assert done == [
+        InstanceRestored(
+            backup_id="b-1", operation_id="op-r", target_instance_id="i-2", restored_at=NOW
+        )
+    ]
+    after = given(requested(), completed(), *asked, *done)
+    failed = backup.RecordRestoreFailed(operation_id="op-r", step="verify", message="x")
+    assert when(after, failed) == []
+
+
+def test_a_failed_restore_is_recorded_with_its_step() -> None:
+    restore = backup.RequestRestore(operation_id="op-r", target_instance_id="i-1")
+    state = given(requested(), completed(), *when(given(requested(), completed()), restore))
+    failed = when(
+        state, backup.RecordRestoreFailed(operation_id="op-r", step="verify", message="m")
+    )
+    assert failed == [
+        RestoreFailed(
+            backup_id="b-1",
+            operation_id="op-r",
+            target_instance_id="i-1",
+            step="verify",
+            message="m",
+        )
+    ]
+
+
+def test_an_expired_backup_ends_as_expired_and_a_deleted_one_as_deleted() -> None:
+    for expiring, ended in ((True, BackupExpired), (False, BackupDeleted)):
+        asked = when(
+            given(requested(), completed()),
+            backup.DeleteBackup(operation_id="op-d", expired=expiring),
+        )
+        assert asked == [
+            BackupDeletionRequested(
+                backup_id="b-1", instance_id="i-1", operation_id="op-d", expired=expiring
+            )
+        ]
+        state = given(requested(), completed(), *asked)
+        assert when(state, backup.DeleteBackup(operation_id="op-again")) == []
+        done = when(state, backup.RecordBackupDeleted(operation_id="op-d"))
+        assert [type(e) for e in done] == [ended]
+        with pytest.raises(backup.BackupNotFound):
+            when(
+                given(requested(), completed(), *asked, *done),
+                backup.DeleteBackup(operation_id="x"),
+            )
+
+
+def test_a_schedule_is_due_at_its_latest_time_only_once() -> None:
+    since = NOW - timedelta(days=3)  # the workers were down for three nightly windows
+    assert latest_due("0 3 * * *", "UTC", NOW + timedelta(minutes=5), since) == NOW
+    assert latest_due("0 3 * * *", "UTC", NOW + timedelta(minutes=5), NOW) is None
+    assert (
+        latest_due("0 3 * * *", "UTC", NOW - timedelta(minutes=1), NOW - timedelta(hours=1)) is None
+    )
+
+
+def test_a_schedule_reads_its_cron_in_its_own_time_zone() -> None:
+    due = latest_due("0 3 * * *", "Europe/Brussels", NOW, NOW - timedelta(days=1))
+    assert due is not None
+    assert due.astimezone(UTC) == NOW - timedelta(hours=1)
+
+
+def test_retention_keeps_the_newest_of_each_recent_day_week_and_month() -> None:
+    daily = [(f"d{n}", NOW - timedelta(days=n)) for n in range(120)]
+    twice_today = [("today-early", NOW - timedelta(hours=2)), *daily]
+    gone = set(expired(twice_today, "UTC", keep_daily=7, keep_weekly=4, keep_monthly=3))
+    kept = {backup_id for backup_id, _ in twice_today} - gone
+    assert {f"d{n}" for n in range(7)} <= kept
+    assert "today-early" in gone  # the newer one of that day is kept
+    assert len(kept) <= 7 + 4 + 3
+    assert "d119" in gone
+
+
+def test_retention_never_lets_go_of_the_newest_backup() -> None:
+    only = [("b", NOW)]
+    assert expired(only, "UTC", keep_daily=0, keep_weekly=0, keep_monthly=0) == []

@@ -60,7 +60,8 @@ async def run_domain_leader(
 async def due_round(
     pool: Pool, store: EventStore, config: DomainConfig, worker: str, now: datetime
 ) -> int:
-    """Send every command that is due at `now`; how many were sent."""
+    """Send every command that is due at `now`; how many decided something (a command a
+    racing leader sent first counts too: its derived ids make the store append nothing)."""
     renew_before = now + timedelta(days=config.renew_before_days)
     sent = 0
     for domain in await due_domains(pool, now, renew_before):

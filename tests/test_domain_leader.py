@@ -41,7 +41,9 @@ async def instance(store: EventStore) -> str:
     return str(instance_id)
 
 
-async def domain(store: EventStore, instance_id: str) -> tuple[str, str]:
+async def domain(
+    store: EventStore, instance_id: str, added_at: datetime = NOW - timedelta(days=80)
+) -> tuple[str, str]:
     domain_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
     command = AddDomain(
         domain_id=domain_id,
@@ -49,7 +51,7 @@ async def domain(store: EventStore, instance_id: str) -> tuple[str, str]:
         domain=f"d-{domain_id[:8]}.example.com",
         request_id=request_id,
     )
-    await add_domain(store, command, NOW - timedelta(days=80), meta())
+    await add_domain(store, command, added_at, meta())
     return domain_id, request_id
 
 
@@ -142,7 +144,7 @@ async def test_a_failed_dns_check_is_checked_again_when_due_once(
     pool: Pool, store: EventStore
 ) -> None:
     instance_id = await instance(store)
-    domain_id, request_id = await domain(store, instance_id)
+    domain_id, request_id = await domain(store, instance_id, added_at=NOW)
     failed = RecordVerificationFailed(request_id=request_id, message="no A record")
     await domain_command(store, domain_id, failed, NOW, meta())
     await catch_up(pool, "domains")
@@ -159,3 +161,15 @@ async def test_a_failed_dns_check_is_checked_again_when_due_once(
     assert check.attempt == 2
     [listed] = await list_domains(pool, "org-a", instance_id)
     assert (listed.dns_status, listed.dns_message) == ("failed", "no A record")
+
+
+async def test_dns_checks_stop_24_hours_after_the_first(pool: Pool, store: EventStore) -> None:
+    instance_id = await instance(store)
+    domain_id, request_id = await domain(store, instance_id, added_at=NOW - timedelta(hours=24))
+    failed = RecordVerificationFailed(request_id=request_id, message="no A record")
+    await domain_command(store, domain_id, failed, NOW, meta())
+    await catch_up(pool, "domains")
+
+    assert await due_round(pool, store, CONFIG, "leader", NOW + timedelta(days=2)) == 0
+    [listed] = await list_domains(pool, "org-a", instance_id)
+    assert (listed.dns_status, listed.dns_retry_at) == ("failed", None)

@@ -48,7 +48,7 @@ AddonsPath = Annotated[
 ]
 EnvKey = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Z_][A-Z0-9_]*$")]
 # Names the Odoo container's environment already has a meaning for: the app compose file sets
-# HOST, PORT, USER and PASSWORD_FILE over instance.env (workers/render.py), the Odoo image's
+# HOST, PORT, USER and PASSWORD_FILE over instance.env (workers/server/render.py), the Odoo image's
 # entrypoint replaces PASSWORD with the content of PASSWORD_FILE, and ODOO_RC would point Odoo
 # away from the odoo.conf odoofleet writes (its limits, dbfilter and admin password). Accepting
 # them would store a value that is silently ignored, or that disables odoofleet's settings.

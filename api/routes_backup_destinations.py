@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 from litestar import Response, delete, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from api.auth import needs
 from api.errors import FieldError, InvalidRequest, problem
@@ -69,7 +69,7 @@ async def list_all(
     tags=_TAGS,
 )
 async def create(
-    request: AuthRequest, services: Deps, data: DestinationBody
+    request: AuthRequest, services: Deps, data: JSONBody[DestinationBody]
 ) -> Response[Destination]:
     """An `sftp` or `s3` destination is tested by writing, reading back and deleting a probe
     object; if that fails the answer is 400 with the destination's own error. A `local`

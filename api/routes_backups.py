@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from croniter import croniter  # type: ignore[import-untyped]
 from litestar import Response, delete, get, post, put
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import Forbidden, Principal, needs
 from api.errors import FieldError, InvalidRequest, problem
@@ -67,7 +67,7 @@ async def create(
     request: AuthRequest,
     services: Deps,
     instance_id: FromPath[uuid.UUID],
-    data: CreateBackupBody | None = None,
+    data: JSONBody[CreateBackupBody | None] = None,
 ) -> Response[Backup]:
     """The database (pg_dump, custom format), the filestore and a manifest, encrypted with a
     key of the backup's own, stored at the destination; follow it with GET /backups/{id}
@@ -178,7 +178,7 @@ async def restore(
     request: AuthRequest,
     services: Deps,
     backup_id: FromPath[uuid.UUID],
-    data: RestoreBody | None = None,
+    data: JSONBody[RestoreBody | None] = None,
 ) -> Response[RestoreAccepted]:
     """Every part is checked against its recorded SHA-256 first (a mismatch refuses the
     restore). Into the backed-up instance itself, a safety backup is taken first; then the
@@ -214,7 +214,10 @@ async def restore(
     tags=_TAGS,
 )
 async def set_schedule(
-    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID], data: ScheduleBody
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    data: JSONBody[ScheduleBody],
 ) -> Response[Schedule]:
     """`cron` (5 fields) in `timezone`; a missed time (workers down) runs once when they
     are back. Retention keeps the newest backup of each of the last `keepDaily` days,

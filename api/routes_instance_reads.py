@@ -102,9 +102,7 @@ async def get_one(
     if reveal is not None:
         await _record_reveal(request, services, str(instance_id))
     if as_of is not None:
-        view = await instance_as_of(
-            services.store, principal.org_id, str(instance_id), _utc(as_of)
-        )
+        view = await instance_as_of(services.store, principal.org_id, str(instance_id), _utc(as_of))
     else:
         await services.reads.before_read(principal, min_position, ("instances",))
         view = await get_instance(services.pool, principal.org_id, str(instance_id))

@@ -32,7 +32,7 @@ from projections.public_events import EVENT_NAMES
 from projections.runtime.fold import fold
 from projections.webhook_deliveries import delivery_exists, list_deliveries
 from projections.webhooks import WEBHOOKS, WebhookView, get_webhook, list_webhooks
-from workers.network_policy import NetworkPolicy, parse_networks
+from workers.ssh.network_policy import NetworkPolicy, parse_networks
 from workers.webhooks.addresses import PRIVATE_NETWORKS, WebhookAddresses, url_problem
 from workers.webhooks.signing import new_secret
 

@@ -1,10 +1,10 @@
-"""The check of a server's address at registration (workers/network_policy.py): refused with
+"""The check of a server's address at registration (workers/ssh/network_policy.py): refused with
 one message whatever the reason, naming the `host` field."""
 
 from __future__ import annotations
 
 from api.errors import FieldError, InvalidRequest
-from workers.network_policy import AddressNotAllowed, NetworkPolicy
+from workers.ssh.network_policy import AddressNotAllowed, NetworkPolicy
 
 
 async def refuse_internal_address(policy: NetworkPolicy, host: str, port: int) -> None:

@@ -25,8 +25,8 @@ from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.settings import Settings
-from workers.control_plane_addresses import server_network_policy
-from workers.network_policy import NetworkPolicy
+from workers.ssh.control_plane_addresses import server_network_policy
+from workers.ssh.network_policy import NetworkPolicy
 
 
 @dataclass(frozen=True, slots=True)

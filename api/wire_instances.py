@@ -58,6 +58,8 @@ class Domain(msgspec.Struct, rename="camel", kw_only=True):
     dns_provider: str | None
     dns_record_id: str | None
     created_at: datetime
+    # `dnsStatus` is verified, `sslStatus` active, only once checked and installed (issue 16).
+    dns_message: str | None = None
 
 
 class Instance(msgspec.Struct, rename="camel", kw_only=True):

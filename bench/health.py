@@ -48,8 +48,8 @@ from events.pool import Pool, open_pool  # noqa: E402
 from events.secrets import Vault  # noqa: E402
 from events.server import ServerRegistered, ServerValidated, server_stream  # noqa: E402
 from events.store import NO_STREAM, EventStore, NewEvents  # noqa: E402
-from workers.health_observer import HealthObserver, ObserverConfig  # noqa: E402
-from workers.ssh import SshRunner  # noqa: E402
+from workers.health.observer import HealthObserver, ObserverConfig  # noqa: E402
+from workers.ssh.runner import SshRunner  # noqa: E402
 
 META = EventMetadata(actor=system_actor("bench"), org_id="org-bench", correlation_id="bench")
 

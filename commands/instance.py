@@ -47,7 +47,7 @@ from events.registry import DomainEvent
 from events.secrets import Sealed
 
 # Of what an update may change (events.instance.CHANGEABLE), what the instance's files on its
-# server are rendered from (workers/render.py): a change to those must be deployed.
+# server are rendered from (workers/server/render.py): a change to those must be deployed.
 RUNTIME: Final = frozenset({"addons_path", "env_vars"})
 
 

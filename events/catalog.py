@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from events.api_key import API_KEY_EVENTS
-from events.domain import DOMAIN_EVENTS
 from events.backup import BACKUP_EVENTS
+from events.domain import DOMAIN_EVENTS
 from events.health import HEALTH_EVENTS
 from events.instance import INSTANCE_EVENTS, INSTANCE_UPCASTERS
 from events.operation import OPERATION_EVENTS

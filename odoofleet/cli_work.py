@@ -14,8 +14,8 @@ from events.pool import open_pool
 from odoofleet.logs import configure_logging
 from odoofleet.runtime import run_until_signalled
 from odoofleet.settings import Settings, SettingsError, load_settings
-from workers.layout import DEFAULT_ROOT
-from workers.run import run_workers
+from workers.runtime.run import run_workers
+from workers.server.layout import DEFAULT_ROOT
 from workers.webhooks.run import run_webhooks
 
 

@@ -25,8 +25,8 @@ from odoofleet.sandbox.register import LOCAL_DOCKER_NAME, SANDBOX_NAME, ensure_r
 from odoofleet.sandbox.server import SandboxServer
 from odoofleet.settings import Settings
 from projections.run import run_projections
-from workers.network_policy import LOOPBACK_NETWORKS
-from workers.run import run_workers
+from workers.runtime.run import run_workers
+from workers.ssh.network_policy import LOOPBACK_NETWORKS
 from workers.webhooks.run import run_webhooks
 
 log = logging.getLogger(__name__)

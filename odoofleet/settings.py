@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from workers.network_policy import parse_networks
+from workers.ssh.network_policy import parse_networks
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/odoofleet"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -42,7 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "json"
     log_level: str = "INFO"
     worker_name: str = ""
-    # Comma-separated CIDRs a server's address may (or may not) be in: workers/network_policy.py.
+    # Comma-separated CIDRs a server's address may (or may not) be in
+    # (workers/ssh/network_policy.py).
     server_allowed_networks: str = ""
     server_denied_networks: str = ""
     # Comma-separated CIDRs webhooks may reach besides public addresses (http only to these).

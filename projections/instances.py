@@ -62,6 +62,7 @@ class DomainView(msgspec.Struct, frozen=True, kw_only=True):
     dns_provider: str | None
     dns_record_id: str | None
     created_at: datetime
+    dns_message: str | None = None  # the resolver's answer to a failed check
 
 
 class InstanceView(Row, frozen=True, kw_only=True):
@@ -320,6 +321,28 @@ INSTANCES: Folder[InstanceView] = Folder(
 )
 
 
+# The instance's domains: its auto subdomain (primary until a custom domain was made primary),
+# then its custom domains from their read model (projections/domains.py), oldest first, with
+# sslStatus evaluated at the time of reading (`expired` once the date passed).
+_PRIMARY: Final = (
+    b"(SELECT max(p.primary_since) FROM domains p WHERE p.instance_id = i.id"
+    b" AND p.org_id = i.org_id)"
+)
+_DOMAINS: Final = (
+    b"(SELECT coalesce(jsonb_agg(x.v ORDER BY x.ord, x.at, x.v->>'id'), '[]'::jsonb) FROM ("
+    b" SELECT 0 AS ord, now() AS at, a.v || jsonb_build_object('is_primary', "
+    + _PRIMARY
+    + b" IS NULL) AS v FROM jsonb_array_elements(i.domains) AS a(v)"
+    b" UNION ALL SELECT 1, d.created_at, jsonb_build_object('id', d.id, 'domain', d.name,"
+    b" 'is_primary', d.primary_since IS NOT NULL AND d.primary_since = "
+    + _PRIMARY
+    + b", 'is_auto_generated', false, 'dns_status', d.dns_status, 'dns_message',"
+    b" d.dns_message, 'ssl_status', CASE WHEN d.ssl_expires_at <= now() THEN 'expired'"
+    b" WHEN d.ssl_message IS NOT NULL THEN 'error' WHEN d.ssl_expires_at IS NOT NULL"
+    b" THEN 'active' ELSE 'pending' END, 'ssl_expires_at', d.ssl_expires_at,"
+    b" 'dns_provider', NULL, 'dns_record_id', NULL, 'created_at', d.created_at)"
+    b" FROM domains d WHERE d.instance_id = i.id AND d.org_id = i.org_id) x)"
+)
 # The instance row with lastSeenAt and the restart fields from the health read model, and the
 # stored score that `_scored` evaluates at the time of reading (as /health-score does), as one
 # JSON object.
@@ -330,7 +353,7 @@ _ROW: Final = (
     b" AND b.org_id = i.org_id AND b.status IN ('completed', 'deleting')),"
     b" 'last_backup_status', (SELECT b.status FROM backups b WHERE b.instance_id = i.id"
     b" AND b.org_id = i.org_id AND b.status IN ('running', 'completed', 'failed')"
-    b" ORDER BY b.requested_at DESC LIMIT 1)),"
+    b" ORDER BY b.requested_at DESC LIMIT 1), 'domains', " + _DOMAINS + b"),"
     b" 'score', " + STORED_SCORE_SQL + b")"
 )
 _HEALTH: Final = b" LEFT JOIN health h ON h.instance_id = i.id AND h.org_id = i.org_id"

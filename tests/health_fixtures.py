@@ -21,9 +21,9 @@ from events.server import ServerValidated, server_stream
 from projections.health import HealthScoreView, HealthView, get_health, get_health_score
 from projections.instances import get_instance
 from projections.servers import get_server
-from workers.health_observer import CycleReport, HealthObserver, ObserverConfig
-from workers.run import run_workers
-from workers.ssh import SshRunner
+from workers.health.observer import CycleReport, HealthObserver, ObserverConfig
+from workers.runtime.run import run_workers
+from workers.ssh.runner import SshRunner
 
 
 class Clock:

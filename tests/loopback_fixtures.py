@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from odoofleet.settings import Settings
-from workers.network_policy import LOOPBACK_NETWORKS
+from workers.ssh.network_policy import LOOPBACK_NETWORKS
 
 
 @pytest.fixture(name="settings")

@@ -27,10 +27,10 @@ from sshd_harness import SshdServer
 from events.pool import Pool
 from events.registry import EventRegistry
 from odoofleet.settings import Settings
-from workers.network_policy import LOOPBACK_NETWORKS
-from workers.readiness import Patience
-from workers.run import run_workers
+from workers.runtime.run import run_workers
 from workers.sagas.deps import SagaConfig
+from workers.sagas.readiness import Patience
+from workers.ssh.network_policy import LOOPBACK_NETWORKS
 
 # The sagas' patience on real Docker: an Odoo colour takes seconds to answer, not milliseconds.
 REAL_DOCKER = SagaConfig(

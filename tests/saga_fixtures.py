@@ -48,10 +48,10 @@ from events.server import ServerRegistered, ServerValidationRequested, server_st
 from events.store import ANY, NO_STREAM, EventStore, NewEvents
 from odoofleet.sandbox.server import STANDIN_DIR
 from odoofleet.settings import Settings
-from workers.readiness import Patience
-from workers.run import run_workers
+from workers.runtime.run import run_workers
 from workers.sagas.deps import SagaConfig
-from workers.ssh import SshRunner
+from workers.sagas.readiness import Patience
+from workers.ssh.runner import SshRunner
 
 ORG = "org-a"
 # The steps of a provisioning, in order.

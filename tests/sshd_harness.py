@@ -27,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 from odoofleet.sandbox.server import STANDIN_DIR, compose_binary, stop_standin_servers
-from workers.ssh import ServerConnectionInfo, SshRunner
+from workers.ssh.runner import ServerConnectionInfo, SshRunner
 
 SSHD = "/usr/sbin/sshd"
 INPROCESS_SERVER = Path(__file__).with_name("sshd_inprocess.py")

@@ -18,7 +18,7 @@ from events.backup import BackupPart
 from workers.backups.destinations import Destination, DestinationError, probe
 from workers.backups.opening import DestinationSpec, open_destination
 from workers.backups.parts import open_part, part_key, store_part
-from workers.remote import StepError
+from workers.server.remote import StepError
 
 KEY = os.urandom(32)
 

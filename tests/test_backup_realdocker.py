@@ -27,7 +27,7 @@ from events.backup import (
     RestoreFailed,
     backup_stream,
 )
-from workers.layout import InstanceLayout
+from workers.server.layout import InstanceLayout
 
 pytestmark = pytest.mark.realdocker
 

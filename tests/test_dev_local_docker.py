@@ -22,7 +22,7 @@ from sshd_harness import free_port
 from waiting import eventually
 
 from odoofleet.settings import Settings
-from workers.layout import EDGE_NETWORK, PROXY_CONTAINER
+from workers.server.layout import EDGE_NETWORK, PROXY_CONTAINER
 
 DEV = [sys.executable, "-m", "odoofleet", "dev", "--local-docker"]
 

@@ -218,3 +218,24 @@ async def test_the_audit_trail_shows_the_domain_added_and_verified(
         return await trail() == {"domain.added", "domain.verified"}
 
     await eventually(complete, message="the domain's audit entries")
+
+
+async def test_the_instance_detail_lists_its_domains_with_their_true_statuses(
+    alice: Caller,
+) -> None:
+    instance = await new_instance(alice, await new_server(alice))
+    name = f"detail-{uuid.uuid4().hex[:8]}.example.com"
+    added = (await add(alice, instance, name)).json()
+    made = await alice.put(f"{domains(instance)}/{added['id']}/primary")
+
+    detail = await alice.get(
+        f"/api/instances/{instance['id']}", headers={"X-Min-Position": made.headers["X-Position"]}
+    )
+
+    shown = {d["domain"]: d for d in detail.json()["domains"]}
+    assert list(shown) == [instance["autoSubdomain"], name]
+    assert not shown[instance["autoSubdomain"]]["isPrimary"]
+    assert shown[name]["isPrimary"]
+    assert (shown[name]["dnsStatus"], shown[name]["sslStatus"]) == ("pending", "pending")
+    assert shown[name]["id"] == added["id"]
+    assert "dnsMessage" in shown[name]

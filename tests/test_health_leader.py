@@ -11,7 +11,7 @@ from waiting import eventually
 
 from events.health import health_stream
 from events.metadata import EventMetadata
-from workers.run import run_workers
+from workers.runtime.run import run_workers
 
 
 async def _authors(world: HealthWorld) -> list[str]:

@@ -17,9 +17,9 @@ from events.server import ServerReachable, ServerUnreachable, ServerValidated, s
 from projections.health import HealthScoreView
 from projections.health_score import WEIGHTS
 from projections.servers import get_server
-from workers.layout import InstanceLayout
-from workers.server_commands import app_up_command, stop_command
-from workers.shell import script
+from workers.server.commands import app_up_command, stop_command
+from workers.server.layout import InstanceLayout
+from workers.server.shell import script
 
 
 def _factors(score: HealthScoreView) -> dict[str, float | None]:

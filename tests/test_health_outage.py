@@ -14,7 +14,7 @@ from commands.server_state import Active, Unreachable, evolve, initial_state
 from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import HostKeyPinned, ServerReachable, ServerUnreachable, ServerValidated
-from workers.health_servers import outage_command
+from workers.health.servers import outage_command
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"

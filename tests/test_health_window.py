@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from events.health import HealthStatus
-from workers.health_fleet import LastObservation
-from workers.health_probe import ContainerSample
-from workers.health_window import (
+from workers.health.fleet import LastObservation
+from workers.health.probe import ContainerSample
+from workers.health.window import (
     Reading,
     Tracker,
     Window,

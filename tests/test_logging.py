@@ -15,7 +15,7 @@ from odoofleet.logs import JsonFormatter, TextFormatter, _ContextFilter, log_con
 
 
 def _record(message: str) -> logging.LogRecord:
-    record = logging.LogRecord("workers.ssh", logging.INFO, __file__, 1, message, (), None)
+    record = logging.LogRecord("workers.ssh.runner", logging.INFO, __file__, 1, message, (), None)
     _ContextFilter().filter(record)
     return record
 

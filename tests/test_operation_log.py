@@ -6,7 +6,7 @@ import pytest
 from builders import meta
 
 from events.store import EventStore
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 
 
 def _log(store: EventStore, op: str = "op-1") -> OperationLog:

@@ -13,7 +13,7 @@ from events.operation import (
     OperationSucceeded,
 )
 from events.registry import DomainEvent
-from workers.operation_log import OperationProgress, evolve, fold_progress
+from workers.sagas.operation_log import OperationProgress, evolve, fold_progress
 
 OP = "op-1"
 STARTED = OperationStarted(

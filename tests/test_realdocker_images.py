@@ -16,8 +16,8 @@ from realdocker_fixtures import DockerSshd, docker_engine_fixture, docker_server
 from realdocker_harness import DockerEngine
 from sshd_harness import free_port, wait_until
 
-from workers.render_proxy import ROUTES_MOUNT, render_proxy_conf
-from workers.ssh import SshRunner
+from workers.server.render_proxy import ROUTES_MOUNT, render_proxy_conf
+from workers.ssh.runner import SshRunner
 
 pytestmark = pytest.mark.realdocker
 

@@ -32,9 +32,9 @@ from events.pool import Pool
 from events.registry import EventRegistry
 from events.server import ServerValidated, server_stream
 from odoofleet.settings import Settings
-from workers.network_policy import LOOPBACK_NETWORKS
-from workers.run import run_workers
-from workers.ssh import KILL_GRACE_SECONDS
+from workers.runtime.run import run_workers
+from workers.ssh.network_policy import LOOPBACK_NETWORKS
+from workers.ssh.runner import KILL_GRACE_SECONDS
 
 pytestmark = pytest.mark.heavy
 

@@ -40,8 +40,8 @@ from projections.catalog import READS
 from projections.instances import get_instance
 from projections.run import run_projections
 from projections.waiting import wait_for_position
-from workers.readiness import Patience
-from workers.run import run_workers
+from workers.runtime.run import run_workers
+from workers.sagas.readiness import Patience
 
 pytestmark = pytest.mark.heavy
 
@@ -154,7 +154,7 @@ async def _projected(fleet: Fleet, instances: list[Instance]) -> None:
 
 def _retried_recording(caplog: pytest.LogCaptureFixture, operations: list[str]) -> bool:
     """Each operation's worker has failed to record its step this many times."""
-    messages = [r.getMessage() for r in caplog.records if r.name == "workers.operation_log"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "workers.sagas.operation_log"]
     return all(
         sum(f"operation {op}: cannot record" in m for m in messages) >= RECORDING_RETRIES
         for op in operations
@@ -164,7 +164,7 @@ def _retried_recording(caplog: pytest.LogCaptureFixture, operations: list[str]) 
 async def test_a_postgres_restart_mid_saga_loses_nothing_and_runs_no_step_twice(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="workers.operation_log")
+    caplog.set_level(logging.WARNING, logger="workers.sagas.operation_log")
     fleet = world.fleet
     server_id = await fleet.register_server()
     await fleet.wait_for(server_stream(server_id), ServerValidated)

@@ -13,18 +13,18 @@ import msgspec
 import pytest
 from sshd_harness import compose_binary
 
-from workers.layout import InstanceLayout
-from workers.render import ODOO_LAUNCHER, instance_files, render_odoo_conf
-from workers.render_proxy import (
+from workers.server.commands import admin_password_script, create_database_command
+from workers.server.layout import InstanceLayout
+from workers.server.render import ODOO_LAUNCHER, instance_files, render_odoo_conf
+from workers.server.render_proxy import (
     render_ports_compose,
     render_ports_conf,
     render_proxy_compose,
     render_proxy_conf,
     render_route,
 )
-from workers.server_commands import admin_password_script, create_database_command
-from workers.spec import InstanceSpec
-from workers.yaml_out import Yaml, dump
+from workers.server.spec import InstanceSpec
+from workers.server.yaml_out import Yaml, dump
 
 INSTANCE_ID = "0b6f1c6e-8a39-4b5e-9b7f-1f2e3d4c5b6a"
 HOSTILE_VALUES = [

@@ -13,7 +13,7 @@ from waiting import eventually
 from events.jetstream import ensure_stream
 from events.publishing import WireEvent
 from odoofleet.settings import Settings
-from workers.consumer import ConsumerSpec, consume
+from workers.runtime.consumer import ConsumerSpec, consume
 
 
 @pytest_asyncio.fixture

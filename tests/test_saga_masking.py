@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncssh
 
 from events.secrets import MASK
-from workers.masking import Masker
+from workers.server.masking import Masker
 
 
 def test_every_known_secret_is_masked_wherever_it_appears() -> None:

@@ -40,8 +40,8 @@ from events.secrets import MASK
 from events.server import ServerValidated, server_stream
 from events.store import EventStore, RecordedEvent
 from odoofleet.settings import Settings
-from workers.layout import InstanceLayout
-from workers.ssh import CommandResult, SshRunner
+from workers.server.layout import InstanceLayout
+from workers.ssh.runner import CommandResult, SshRunner
 
 
 async def test_a_requested_instance_is_provisioned_and_serves_its_route(fleet: Fleet) -> None:

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from workers.slots import LockTimeout, OperationLocks
+from workers.runtime.slots import LockTimeout, OperationLocks
 
 
 async def test_a_second_operation_on_an_instance_waits_for_the_first(database_url: str) -> None:

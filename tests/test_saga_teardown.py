@@ -33,9 +33,9 @@ from events.operation import (
 from events.reservation import PortsReleased, SlugReleased, ports_stream, slug_stream
 from events.secrets import MASK, Vault
 from events.server import ServerValidated, server_stream
-from workers.layout import InstanceLayout, ProxyLayout
-from workers.server_commands import verify_removed_command
-from workers.ssh import SshRunner
+from workers.server.commands import verify_removed_command
+from workers.server.layout import InstanceLayout, ProxyLayout
+from workers.ssh.runner import SshRunner
 
 TEARDOWN = [
     "remove-route",

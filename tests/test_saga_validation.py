@@ -16,7 +16,7 @@ from events.server import (
     ServerValidationFailed,
     server_stream,
 )
-from workers.hostkeys import fingerprint
+from workers.ssh.hostkeys import fingerprint
 
 
 async def test_the_first_validation_pins_the_key_it_sees_and_records_the_facts(

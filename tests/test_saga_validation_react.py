@@ -20,7 +20,7 @@ from commands.server_state import evolve, initial_state
 from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import ServerDeleted, ServerRegistered, ServerValidationRequested
-from workers.operation_log import StepFailed
+from workers.sagas.operation_log import StepFailed
 from workers.sagas.validation import (
     SERVER_DELETED,
     Cancel,
@@ -31,8 +31,8 @@ from workers.sagas.validation import (
     react,
     validated,
 )
-from workers.server_facts import ServerFacts
-from workers.ssh_errors import ServerUnreachable
+from workers.server.facts import ServerFacts
+from workers.ssh.errors import ServerUnreachable
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"

@@ -12,8 +12,8 @@ from test_standin_docker import Server, make_spec
 
 from odoofleet.sandbox.ports import bindable
 from odoofleet.sandbox.server import SandboxServer
-from workers.server_commands import app_up_command, container_status_command, db_up_command
-from workers.ssh import SshRunner
+from workers.server.commands import app_up_command, container_status_command, db_up_command
+from workers.ssh.runner import SshRunner
 
 
 def ports_of(sandbox: SandboxServer) -> set[int]:

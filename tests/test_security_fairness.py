@@ -32,8 +32,8 @@ from events.server import (
 )
 from events.store import NO_STREAM
 from odoofleet.settings import Settings
-from workers.network_policy import LOOPBACK_NETWORKS
-from workers.run import run_workers
+from workers.runtime.run import run_workers
+from workers.ssh.network_policy import LOOPBACK_NETWORKS
 
 pytestmark = pytest.mark.heavy
 

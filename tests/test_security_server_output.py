@@ -22,10 +22,10 @@ from api.app import create_app
 from events.pool import Pool
 from odoofleet.sandbox.server import STANDIN_DIR
 from odoofleet.settings import Settings
-from workers.health_observer import CycleReport
-from workers.health_probe import parse_health_output
-from workers.server_facts import MAX_FACT_CHARS, parse_server_facts
-from workers.ssh import DEFAULT_OUTPUT_LIMIT
+from workers.health.observer import CycleReport
+from workers.health.probe import parse_health_output
+from workers.server.facts import MAX_FACT_CHARS, parse_server_facts
+from workers.ssh.runner import DEFAULT_OUTPUT_LIMIT
 
 pytestmark = pytest.mark.heavy
 

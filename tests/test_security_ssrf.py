@@ -32,11 +32,11 @@ from events.server import (
 )
 from events.store import NO_STREAM
 from odoofleet.settings import Settings, SettingsError, load_settings
-from workers import network_policy
-from workers.control_plane_addresses import server_network_policy
-from workers.network_policy import LOOPBACK_NETWORKS, NetworkPolicy, parse_networks
-from workers.ssh import SshRunner
-from workers.ssh_errors import AddressRefused
+from workers.ssh import network_policy
+from workers.ssh.control_plane_addresses import server_network_policy
+from workers.ssh.errors import AddressRefused
+from workers.ssh.network_policy import LOOPBACK_NETWORKS, NetworkPolicy, parse_networks
+from workers.ssh.runner import SshRunner
 
 INTERNAL_HOSTS = [
     "127.0.0.1",

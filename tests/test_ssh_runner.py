@@ -19,16 +19,16 @@ from sshd_harness import (  # noqa: F401
 )
 from waiting import eventually
 
-from workers.hostkeys import fingerprint
-from workers.shell import cmd
-from workers.ssh import SshRunner
-from workers.ssh_errors import (
+from workers.server.shell import cmd
+from workers.ssh.errors import (
     AuthenticationFailed,
     CommandTimeout,
     HostKeyChanged,
     OutputTooLarge,
     ServerUnreachable,
 )
+from workers.ssh.hostkeys import fingerprint
+from workers.ssh.runner import SshRunner
 
 
 def processes_with(marker: str) -> list[int]:

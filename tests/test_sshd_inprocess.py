@@ -12,9 +12,9 @@ import asyncssh
 import pytest
 from sshd_harness import SshdServer, ssh_runner_fixture  # noqa: F401
 
-from workers.hostkeys import fingerprint
-from workers.ssh import SshRunner
-from workers.ssh_errors import AuthenticationFailed, HostKeyChanged
+from workers.ssh.errors import AuthenticationFailed, HostKeyChanged
+from workers.ssh.hostkeys import fingerprint
+from workers.ssh.runner import SshRunner
 
 
 @pytest.fixture

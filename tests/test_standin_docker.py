@@ -18,11 +18,8 @@ from sshd_harness import (  # noqa: F401
 )
 from waiting import eventually
 
-from workers.health_probe import HealthTarget, health_command, parse_health_output
-from workers.layout import InstanceLayout, ProxyLayout
-from workers.render import instance_files
-from workers.render_proxy import render_proxy_compose, render_proxy_conf, render_route
-from workers.server_commands import (
+from workers.health.probe import HealthTarget, health_command, parse_health_output
+from workers.server.commands import (
     app_down_command,
     app_health_command,
     app_up_command,
@@ -48,10 +45,13 @@ from workers.server_commands import (
     verify_removed_command,
     write_active_color_command,
 )
-from workers.server_facts import parse_server_facts, preflight_problems, server_facts_command
-from workers.shell import cmd
-from workers.spec import InstanceSpec
-from workers.ssh import CommandResult, SshRunner
+from workers.server.facts import parse_server_facts, preflight_problems, server_facts_command
+from workers.server.layout import InstanceLayout, ProxyLayout
+from workers.server.render import instance_files
+from workers.server.render_proxy import render_proxy_compose, render_proxy_conf, render_route
+from workers.server.shell import cmd
+from workers.server.spec import InstanceSpec
+from workers.ssh.runner import CommandResult, SshRunner
 
 INSTANCE_ID = "6f0d3c1e-2b4a-4c8e-9d7f-0a1b2c3d4e5f"
 

@@ -28,7 +28,7 @@ from events.relay import Relay, RelayConfig
 from events.server import ServerReachable, ServerRegistered, server_stream
 from events.store import ANY, NO_STREAM, EventStore
 from odoofleet.settings import Settings
-from workers.network_policy import IpAddress
+from workers.ssh.network_policy import IpAddress
 from workers.webhooks.delivery import DeliveryConfig
 from workers.webhooks.run import run_webhooks
 from workers.webhooks.schedule import RetrySchedule

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from workers.layout import InstanceLayout
-from workers.render import POSTGRES_IMAGE
-from workers.shell import cmd
+from workers.server.layout import InstanceLayout
+from workers.server.render import POSTGRES_IMAGE
+from workers.server.shell import cmd
 
 DATA: Final = "/data"
 

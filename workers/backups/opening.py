@@ -19,9 +19,9 @@ from workers.backups.destinations import (
     S3Destination,
     SftpDestination,
 )
-from workers.network_policy import AddressNotAllowed, NetworkPolicy
-from workers.ssh_connection import Connection, ServerConnectionInfo, open_connection
-from workers.ssh_errors import SshError
+from workers.ssh.connection import Connection, ServerConnectionInfo, open_connection
+from workers.ssh.errors import SshError
+from workers.ssh.network_policy import AddressNotAllowed, NetworkPolicy
 
 KEEPALIVE: Final = 15.0
 DEFAULT_LOCAL_PATH: Final = "/var/backups/odoofleet"

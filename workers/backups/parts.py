@@ -11,7 +11,7 @@ from typing import Final
 from events.backup import BackupPart, PartName
 from workers.backups.destinations import Destination, DestinationError
 from workers.backups.sealing import Opener, Sealer, Tampered
-from workers.remote import StepError
+from workers.server.remote import StepError
 
 # Chunks in flight between the reader (the server) and the writer (the destination): the
 # two overlap, and memory stays a few MiB whatever the size of the part.

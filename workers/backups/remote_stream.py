@@ -11,11 +11,11 @@ from typing import Final
 
 import asyncssh
 
-from workers.remote import StepError
-from workers.shell import cmd
-from workers.ssh import KILL_GRACE_SECONDS, SshRunner
-from workers.ssh_connection import ServerConnectionInfo
-from workers.ssh_errors import ServerUnreachable
+from workers.server.remote import StepError
+from workers.server.shell import cmd
+from workers.ssh.connection import ServerConnectionInfo
+from workers.ssh.errors import ServerUnreachable
+from workers.ssh.runner import KILL_GRACE_SECONDS, SshRunner
 
 READ_BYTES: Final = 1 << 20
 _STDERR_LIMIT: Final = 16 * 1024

@@ -25,7 +25,7 @@ from workers.backups.commands import archive_filestore_command, dump_database_co
 from workers.backups.destinations import Destination
 from workers.backups.parts import FILE_NAMES, part_key, store_part
 from workers.backups.remote_stream import stream_out
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.runtime.slots import OperationLocks
 from workers.sagas.backup_access import (
     data_key,
     destination_of,
@@ -35,11 +35,11 @@ from workers.sagas.backup_access import (
 )
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.runtime import Step, close, last_started_step, resume
-from workers.slots import OperationLocks
 
 PARTS: tuple[PartName, ...] = ("database", "filestore", "manifest")
-# Longer than any dump should take; the server ends the command then (workers/ssh.py).
+# Longer than any dump should take; the server ends the command then (workers/ssh/runner.py).
 TIME_LIMIT: Final = 6 * 3600.0
 _part = msgspec.json.Decoder(BackupPart)
 _encode = msgspec.json.Encoder()

@@ -17,15 +17,15 @@ from events.backup import BackupRequested, backup_stream, destination_stream
 from events.secrets import MASK
 from workers.backups.destinations import Destination, DestinationError
 from workers.backups.opening import DestinationSpec, open_destination
-from workers.masking import Masker
-from workers.operation_log import OperationLog
-from workers.remote import StepError
+from workers.runtime.slots import OperationLocks
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import load_instance
 from workers.sagas.instance_spec import open_secrets
-from workers.server_credentials import load_server, open_server_secrets, profile_of
-from workers.slots import OperationLocks
+from workers.sagas.operation_log import OperationLog
+from workers.server.credentials import load_server, open_server_secrets, profile_of
+from workers.server.masking import Masker
+from workers.server.remote import StepError
 
 
 async def load_backup(deps: SagaDeps, backup_id: str) -> backup.BackupState:

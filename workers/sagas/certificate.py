@@ -15,8 +15,6 @@ from commands.runner import load
 from events.domain import CertificateRequested, domain_stream
 from workers.acme.config import DomainConfig
 from workers.acme.issuer import AcmeClient, AcmeFailed
-from workers.layout import ProxyLayout
-from workers.remote import StepError
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.domain_server import (
     DomainPaths,
@@ -24,7 +22,9 @@ from workers.sagas.domain_server import (
     publish_challenges,
     server_of,
 )
-from workers.ssh_errors import SshError
+from workers.server.layout import ProxyLayout
+from workers.server.remote import StepError
+from workers.ssh.errors import SshError
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from commands.instance_state import InstanceFacts
 from commands.server_state import ServerProfile
-from workers.layout import InstanceLayout, ProxyLayout
-from workers.operation_log import OperationLog
-from workers.remote import Remote, StepError
+from workers.runtime.slots import OperationLocks
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger
 from workers.sagas.instance_spec import InstanceSecrets, spec_of
-from workers.server_credentials import ServerSecrets, connection_info
-from workers.slots import OperationLocks
-from workers.spec import InstanceSpec
+from workers.sagas.operation_log import OperationLog
+from workers.server.credentials import ServerSecrets, connection_info
+from workers.server.layout import InstanceLayout, ProxyLayout
+from workers.server.remote import Remote, StepError
+from workers.server.spec import InstanceSpec
 
 
 class InstanceContext:

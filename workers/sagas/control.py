@@ -9,7 +9,6 @@ from __future__ import annotations
 from commands.instance_outcomes import REMOVING, RecordActionFailed, RecordActionSucceeded
 from commands.instance_state import Abandoned, Existing, Removed, Removing
 from events.instance import ActionRequested, Color
-from workers.readiness import wait_stopped
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -21,8 +20,9 @@ from workers.sagas.instance_saga import (
     run_instance_operation,
 )
 from workers.sagas.provision_steps import app_up, provision_plan, ready
+from workers.sagas.readiness import wait_stopped
 from workers.sagas.runtime import Step
-from workers.server_commands import restart_command, stop_command
+from workers.server.commands import restart_command, stop_command
 
 
 def operation(trigger: Trigger) -> InstanceOperation:

@@ -13,9 +13,9 @@ from events.publishing import WireEvent
 from events.registry import DomainEvent
 from events.secrets import Vault
 from events.store import EventStore
-from workers.layout import DEFAULT_ROOT
-from workers.readiness import Patience
-from workers.ssh import SshRunner
+from workers.sagas.readiness import Patience
+from workers.server.layout import DEFAULT_ROOT
+from workers.ssh.runner import SshRunner
 
 GIB: Final = 2**30
 
@@ -41,7 +41,7 @@ class SagaDeps:
     store: EventStore  # it holds the registry that decodes what it reads
     vault: Vault
     runner: SshRunner
-    conninfo: str  # for the operations' own lock sessions (workers/slots.py)
+    conninfo: str  # for the operations' own lock sessions (workers/runtime/slots.py)
     worker: str
     config: SagaConfig
 

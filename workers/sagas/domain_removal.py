@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 
 from events.domain import DomainRemoved
-from workers.layout import ProxyLayout
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.domain_server import DomainPaths, remove_domain_files, server_of
+from workers.server.layout import ProxyLayout
 
 log = logging.getLogger(__name__)
 

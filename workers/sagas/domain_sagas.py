@@ -1,5 +1,5 @@
 """The domain sagas the workers serve, bound to their configuration: (trigger event type,
-stream type, handle, exhausted), as workers/run.py's Saga takes them."""
+stream type, handle, exhausted), as workers/runtime/run.py's Saga takes them."""
 
 from __future__ import annotations
 

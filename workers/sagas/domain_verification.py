@@ -18,7 +18,7 @@ from workers.acme.config import DomainConfig
 from workers.acme.dns_check import NotPointing, check_points_at, lookup, resolver_for
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import load_instance
-from workers.server_credentials import load_server, profile_of
+from workers.server.credentials import load_server, profile_of
 
 # Certificate orders get ids derived from the check that passed: a redelivered check orders
 # the same certificate, not a second one.

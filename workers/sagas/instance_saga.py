@@ -1,5 +1,5 @@
 """The driver every instance saga runs on. A saga is a process manager: it folds its own
-operation stream (workers/operation_log.py) and reads its instance as the instance's decider
+operation stream (workers/sagas/operation_log.py) and reads its instance as the instance's decider
 folds it; its `react` chooses from that state (run a plan, or cancel), `resume` runs the steps
 not completed yet, and the outcome is a command to the instance's decider, which records it
 once (docs/saga-outcomes.md)."""
@@ -21,20 +21,20 @@ from commands.server_commands import record_server_outcome
 from commands.server_state import ServerProfile
 from events.instance import instance_stream
 from events.operation import OperationType
-from workers.masking import Masker
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.runtime.slots import OperationLocks
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_spec import InstanceSecrets, open_secrets
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.runtime import Step, cancel, close, last_started_step, resume
-from workers.server_credentials import (
+from workers.server.credentials import (
     ServerSecrets,
     load_server,
     open_server_secrets,
     profile_of,
 )
-from workers.slots import OperationLocks
-from workers.ssh_errors import HostKeyChanged
+from workers.server.masking import Masker
+from workers.ssh.errors import HostKeyChanged
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import msgspec
 from commands.instance_state import InstanceFacts
 from events.instance import instance_stream
 from events.secrets import MASK, Vault
-from workers.spec import InstanceSpec, check_spec
+from workers.server.spec import InstanceSpec, check_spec
 
 
 class InstanceSecrets(msgspec.Struct, frozen=True):

@@ -8,15 +8,13 @@ from typing import Final, assert_never
 from commands.instance_outcomes import RecordProvisioned, RecordProvisioningFailed
 from commands.server_state import Absent, Active, Deleted, InError, Pending, Unreachable
 from events.instance import FIRST_COLOR
-from workers.operation_log import OperationTakenOver
-from workers.proxy_steps import ensure_ports, ensure_proxy, switch_route
-from workers.readiness import wait_db_healthy, wait_ready
-from workers.remote import NotYet, StepError, poll
-from workers.render import instance_files
 from workers.sagas.context import InstanceContext
 from workers.sagas.instance_saga import Plan
+from workers.sagas.operation_log import OperationTakenOver
+from workers.sagas.proxy_steps import ensure_ports, ensure_proxy, switch_route
+from workers.sagas.readiness import wait_db_healthy, wait_ready
 from workers.sagas.runtime import Step
-from workers.server_commands import (
+from workers.server.commands import (
     admin_password_script,
     app_down_command,
     app_up_command,
@@ -26,10 +24,12 @@ from workers.server_commands import (
     networks_and_volumes_command,
     set_admin_password_command,
 )
-from workers.server_credentials import load_server
-from workers.server_facts import parse_server_facts, preflight_problems, server_facts_command
-from workers.shell import script
-from workers.spec import InstanceSpec
+from workers.server.credentials import load_server
+from workers.server.facts import parse_server_facts, preflight_problems, server_facts_command
+from workers.server.remote import NotYet, StepError, poll
+from workers.server.render import instance_files
+from workers.server.shell import script
+from workers.server.spec import InstanceSpec
 
 MIB: Final = 2**20
 # Steps that look at the present rather than change anything: a resumed provisioning looks
@@ -176,7 +176,7 @@ async def app_up(ctx: InstanceContext, color: str, *, fresh: bool = False) -> st
     """Whatever starts a colour (provisioning, start, redeploy) starts it on the instance's
     files as rendered from the settings the operation read when it began: uploaded here,
     unless this operation's layout step did. Their digest in the compose file makes `up -d`
-    recreate a container whose files changed (workers/render.py, config_digest); `fresh`
+    recreate a container whose files changed (workers/server/render.py, config_digest); `fresh`
     takes the colour's container down first, so `up -d` creates it anew even when nothing
     changed (an unhealthy container is otherwise left as it is). Its data is in named
     volumes, which `down` leaves alone."""

@@ -18,9 +18,6 @@ from collections.abc import Awaitable, Callable
 from commands.instance_outcomes import REMOVING, RecordActionFailed, RecordRedeployed
 from commands.instance_state import Abandoned, Existing, Removed, Removing
 from events.instance import Color, RedeployRequested, idle_color
-from workers.proxy_steps import switch_route
-from workers.readiness import wait_stopped
-from workers.remote import StepError
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -32,9 +29,12 @@ from workers.sagas.instance_saga import (
     run_instance_operation,
 )
 from workers.sagas.provision_steps import app_up, ready
+from workers.sagas.proxy_steps import switch_route
+from workers.sagas.readiness import wait_stopped
 from workers.sagas.runtime import Step
-from workers.server_commands import stop_command
-from workers.ssh_errors import SshError
+from workers.server.commands import stop_command
+from workers.server.remote import StepError
+from workers.ssh.errors import SshError
 
 StepRun = Callable[[], Awaitable[str]]
 STARTING_APPLIES = "whatever starts it renders the latest settings"

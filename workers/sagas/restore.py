@@ -33,9 +33,7 @@ from workers.backups.commands import (
 from workers.backups.destinations import Destination
 from workers.backups.parts import open_part, verify_part
 from workers.backups.remote_stream import stream_in
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.readiness import wait_stopped
-from workers.remote import StepError
+from workers.runtime.slots import OperationLocks
 from workers.sagas.backup import take_backup
 from workers.sagas.backup_access import (
     data_key,
@@ -46,10 +44,12 @@ from workers.sagas.backup_access import (
 )
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.provision_steps import app_up, ready
+from workers.sagas.readiness import wait_stopped
 from workers.sagas.runtime import Step, close, last_started_step, resume
-from workers.server_commands import stop_command
-from workers.slots import OperationLocks
+from workers.server.commands import stop_command
+from workers.server.remote import StepError
 
 TIME_LIMIT: Final = 6 * 3600.0
 _SAFETY: Final = uuid.UUID("b0b5a1e2-4c1d-4f7a-9d3e-5a6b7c8d9e0f")

@@ -12,8 +12,6 @@ from commands.instance_outcomes import (
 )
 from commands.instance_state import Abandoned, Existing, InstanceFacts, Removed, Removing
 from events.instance import AdminPasswordRotationRequested, instance_stream
-from workers.masking import Masker
-from workers.remote import StepError
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -26,6 +24,8 @@ from workers.sagas.instance_saga import (
 )
 from workers.sagas.provision_steps import write_admin_password
 from workers.sagas.runtime import Step
+from workers.server.masking import Masker
+from workers.server.remote import StepError
 
 
 def operation(trigger: Trigger) -> InstanceOperation:

@@ -1,7 +1,7 @@
 """Running a saga's steps through its operation log, and closing the log however it ends.
 
 `resume` is what lets a worker killed at any moment be replaced: the log skips every step a
-run of this operation completed, and a step never completes twice (workers/operation_log.py).
+run of this operation completed, and a step never completes twice (workers/sagas/operation_log.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import NamedTuple, assert_never
 
 from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from events.operation import OperationType
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.remote import StepError
-from workers.ssh_errors import ServerUnreachable, SshError
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.server.remote import StepError
+from workers.ssh.errors import ServerUnreachable, SshError
 
 
 class Step(NamedTuple):

@@ -24,8 +24,6 @@ from commands.refusals import OutcomeOverruled
 from commands.reservation import ReleaseReservations
 from commands.reservation_release import release_reservations
 from events.instance import RemovalRequested, instance_stream
-from workers.layout import InstanceLayout
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -38,9 +36,10 @@ from workers.sagas.instance_saga import (
     record_outcome,
     run_instance_operation,
 )
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.provision_steps import CHECKS
 from workers.sagas.runtime import Step, cancel
-from workers.server_commands import (
+from workers.server.commands import (
     app_down_command,
     db_down_command,
     ports_down_command,
@@ -50,6 +49,7 @@ from workers.server_commands import (
     remove_volumes_command,
     verify_removed_command,
 )
+from workers.server.layout import InstanceLayout
 
 
 def operation(trigger: Trigger) -> InstanceOperation:

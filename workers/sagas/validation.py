@@ -26,28 +26,28 @@ from commands.server_commands import record_server_outcome
 from commands.server_state import Absent, Deleted, Pinned, ServerProfile, ServerState, Unpinned
 from events.registry import DomainEvent
 from events.server import ServerRegistered, ServerValidationRequested
-from workers.layout import ProxyLayout
-from workers.masking import Masker
-from workers.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.proxy_steps import ensure_proxy
-from workers.remote import Remote, StepError
+from workers.runtime.slots import OperationLocks
 from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
+from workers.sagas.proxy_steps import ensure_proxy
 from workers.sagas.runtime import Step, cancel, close, guarded, last_started_step
-from workers.server_credentials import (
+from workers.server.credentials import (
     NO_SECRETS,
     connection_info,
     load_server,
     open_server_secrets,
     profile_of,
 )
-from workers.server_facts import (
+from workers.server.facts import (
     ServerFacts,
     parse_server_facts,
     preflight_problems,
     server_facts_command,
 )
-from workers.slots import OperationLocks
-from workers.ssh_errors import ServerUnreachable
+from workers.server.layout import ProxyLayout
+from workers.server.masking import Masker
+from workers.server.remote import Remote, StepError
+from workers.ssh.errors import ServerUnreachable
 
 _OPERATION_IDS: Final = uuid.UUID("9c4e2a71-5d3b-4f86-a0c9-7e1b2d3c4f5a")
 # A server that never answered us yet gets this long to: a listener that never speaks SSH

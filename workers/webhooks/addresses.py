@@ -2,7 +2,7 @@
 link-local, metadata and the control plane's own addresses only when
 ODOOFLEET_WEBHOOK_ALLOWED_NETWORKS names them, and plain http only to those networks.
 
-The policy is the servers' (workers/network_policy.py) with the private ranges refused too:
+The policy is the servers' (workers/ssh/network_policy.py) with the private ranges refused too:
 a webhook receiver is somebody's public endpoint, never a host in the control plane's LAN.
 """
 
@@ -16,8 +16,8 @@ from typing import Final, TypeAlias
 from urllib.parse import urlsplit
 
 from odoofleet.settings import Settings
-from workers.control_plane_addresses import control_plane_addresses
-from workers.network_policy import (
+from workers.ssh.control_plane_addresses import control_plane_addresses
+from workers.ssh.network_policy import (
     METADATA_NAMES,
     RESOLVE_TIMEOUT_SECONDS,
     AddressNotAllowed,

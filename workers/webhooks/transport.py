@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpcore
 import msgspec
 
-from workers.network_policy import AddressNotAllowed
+from workers.ssh.network_policy import AddressNotAllowed
 from workers.webhooks.addresses import WebhookAddresses
 
 EXCERPT_BYTES: Final = 1024

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Final, NamedTuple
 
 from events.health import HealthObserved, HealthStatus, HealthWindow
-from workers.health_fleet import LastObservation
-from workers.health_probe import PROBE_TIMEOUT_SECONDS, ContainerSample
+from workers.health.fleet import LastObservation
+from workers.health.probe import PROBE_TIMEOUT_SECONDS, ContainerSample
 
 LATENCY_LIMIT_MS: Final = 1000.0
 MEMORY_LIMIT_RATIO: Final = 0.9

@@ -1,7 +1,7 @@
 """Command lines for each provisioning, control and teardown step (ODOO-HOSTING.md §2.6 to
 2.10), for `SshRunner.run`.
 
-Every value is validated and quoted (workers/shell.py). Every step is idempotent: run again
+Every value is validated and quoted (workers/server/shell.py). Every step is idempotent: run again
 after it succeeded, it changes nothing; teardown steps check that a thing exists before
 removing it, so "already gone" is success and any other error is a failure. Steps that change
 an instance run under `flock` on its lock file: one operation per instance at a time.
@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import msgspec
 
-from workers.fields import check_color, check_db_name, check_uuid
-from workers.layout import EDGE_NETWORK, PROXY_CONTAINER, PROXY_PROJECT, InstanceLayout, ProxyLayout
-from workers.render import odoo_command
-from workers.shell import cmd, fail, if_then, locked, quiet, script, sequence, silent
+from workers.server.fields import check_color, check_db_name, check_uuid
+from workers.server.layout import (
+    EDGE_NETWORK,
+    PROXY_CONTAINER,
+    PROXY_PROJECT,
+    InstanceLayout,
+    ProxyLayout,
+)
+from workers.server.render import odoo_command
+from workers.server.shell import cmd, fail, if_then, locked, quiet, script, sequence, silent
 
 STOP_GRACE_SECONDS = 60
 # One line per container: status, health (or "none"), restarts, OOM-killed, exit code.
@@ -47,7 +53,8 @@ def parse_container_status(output: str) -> ContainerStatus:
 
 def layout_command(layout: InstanceLayout) -> str:
     """The instance directory, 0700: the secret and odoo.conf inside are world-readable
-    for the containers' own uids (see workers/render.py), so the directory keeps others out."""
+    for the containers' own uids (see workers/server/render.py), so the directory keeps
+    others out."""
     return script(
         cmd("mkdir", "-p", layout.root),
         cmd("install", "-d", "-m", "700", layout.dir, layout.secrets_dir),
@@ -261,7 +268,7 @@ def remove_route_command(proxy: ProxyLayout, slug: str) -> str:
 
 
 def ports_up_command(layout: InstanceLayout) -> str:
-    """The instance's port forwarder running (workers/render_proxy.py); `up -d` leaves a
+    """The instance's port forwarder running (workers/server/render_proxy.py); `up -d` leaves a
     running one alone unless its files changed."""
     up = cmd("docker", "compose", "-p", layout.ports_project, "-f", layout.ports_compose, "up")
     return locked(layout.lock, script(ensure_network_command(EDGE_NETWORK), f"{up} -d"))

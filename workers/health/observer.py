@@ -33,10 +33,10 @@ from events.pool import Pool
 from events.secrets import Vault
 from events.store import NO_STREAM, EventStore, ExpectedVersion, NewEvents
 from projections.health_score import FRESH_SECONDS
-from workers.health_fleet import WatchedInstance, WatchedServer, load_fleet
-from workers.health_probe import ContainerSample, HealthTarget, health_command, parse_health_output
-from workers.health_servers import ServerLinks, outage_command
-from workers.health_window import (
+from workers.health.fleet import WatchedInstance, WatchedServer, load_fleet
+from workers.health.probe import ContainerSample, HealthTarget, health_command, parse_health_output
+from workers.health.servers import ServerLinks, outage_command
+from workers.health.window import (
     Reading,
     Tracker,
     due,
@@ -47,10 +47,10 @@ from workers.health_window import (
     take_sample,
     unseen,
 )
-from workers.remote import failure_text
-from workers.ssh import SshRunner
-from workers.ssh_connection import ServerConnectionInfo
-from workers.ssh_errors import ServerUnreachable, SshError
+from workers.server.remote import failure_text
+from workers.ssh.connection import ServerConnectionInfo
+from workers.ssh.errors import ServerUnreachable, SshError
+from workers.ssh.runner import SshRunner
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from workers.fields import check_color, check_root, check_slug
+from workers.server.fields import check_color, check_root, check_slug
 
 DEFAULT_ROOT = "/srv/odoofleet"
 EDGE_NETWORK = "odoofleet-edge"
@@ -90,7 +90,8 @@ class InstanceLayout(msgspec.Struct, frozen=True):
 
     @property
     def ports_project(self) -> str:
-        """The forwarder that publishes the instance's host ports (workers/render_proxy.py)."""
+        """The forwarder that publishes the instance's host ports
+        (workers/server/render_proxy.py)."""
         return f"{self.slug}-ports"
 
     @property

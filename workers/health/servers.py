@@ -15,14 +15,14 @@ from commands.server_commands import record_server_outcome
 from events.metadata import EventMetadata
 from events.secrets import Vault
 from events.store import EventStore
-from workers.server_credentials import (
+from workers.server.credentials import (
     connection_info,
     load_server,
     open_server_secrets,
     pinned_host_key,
     profile_of,
 )
-from workers.ssh_connection import ServerConnectionInfo
+from workers.ssh.connection import ServerConnectionInfo
 
 log = logging.getLogger(__name__)
 

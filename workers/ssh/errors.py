@@ -12,7 +12,7 @@ class ServerUnreachable(SshError):
 
 
 class AddressRefused(SshError):
-    """The server's address is one servers may not have (workers/network_policy.py): nothing
+    """The server's address is one servers may not have (workers/ssh/network_policy.py): nothing
     was dialled. Not worth a retry: the address stays what it is."""
 
 

@@ -7,9 +7,7 @@ import time
 
 import msgspec
 
-from workers.layout import InstanceLayout
-from workers.remote import NotYet, Remote, StepError, failure_text, poll
-from workers.server_commands import (
+from workers.server.commands import (
     ContainerStatus,
     app_health_command,
     container_status_command,
@@ -17,6 +15,8 @@ from workers.server_commands import (
     login_page_command,
     parse_container_status,
 )
+from workers.server.layout import InstanceLayout
+from workers.server.remote import NotYet, Remote, StepError, failure_text, poll
 
 
 class Patience(msgspec.Struct, frozen=True):

@@ -4,16 +4,7 @@ checked, then reloaded), and the forwarder that publishes the instance's host po
 
 from __future__ import annotations
 
-from workers.layout import InstanceLayout, ProxyLayout
-from workers.remote import Remote
-from workers.render_proxy import (
-    render_ports_compose,
-    render_ports_conf,
-    render_proxy_compose,
-    render_proxy_conf,
-    render_route,
-)
-from workers.server_commands import (
+from workers.server.commands import (
     ports_up_command,
     proxy_layout_command,
     proxy_up_command,
@@ -21,8 +12,17 @@ from workers.server_commands import (
     switch_route_command,
     write_active_color_command,
 )
-from workers.shell import script
-from workers.spec import InstanceSpec
+from workers.server.layout import InstanceLayout, ProxyLayout
+from workers.server.remote import Remote
+from workers.server.render_proxy import (
+    render_ports_compose,
+    render_ports_conf,
+    render_proxy_compose,
+    render_proxy_conf,
+    render_route,
+)
+from workers.server.shell import script
+from workers.server.spec import InstanceSpec
 
 PUBLIC = 0o644
 

@@ -8,9 +8,9 @@ import re
 
 import msgspec
 
-from workers.fields import check_port, check_uuid
-from workers.layout import InstanceLayout
-from workers.shell import cmd, sequence
+from workers.server.fields import check_port, check_uuid
+from workers.server.layout import InstanceLayout
+from workers.server.shell import cmd, sequence
 
 PROBE_TIMEOUT_SECONDS = 5
 INSPECT_FORMAT = (

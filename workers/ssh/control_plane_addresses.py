@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from psycopg.conninfo import conninfo_to_dict
 
 from odoofleet.settings import Settings
-from workers.network_policy import IpAddress, NetworkPolicy, parse_networks
+from workers.ssh.network_policy import IpAddress, NetworkPolicy, parse_networks
 
 _SIOCGIFADDR: Final = 0x8915
 _IF_INET6: Final = Path("/proc/net/if_inet6")

@@ -14,11 +14,11 @@ only its own forwarder."""
 
 from __future__ import annotations
 
-from workers.fields import check_color, check_port
-from workers.layout import EDGE_NETWORK, PROXY_CONTAINER, PROXY_PROJECT, InstanceLayout
-from workers.render import LOGGING
-from workers.spec import InstanceSpec, check_spec
-from workers.yaml_out import Yaml, dump
+from workers.server.fields import check_color, check_port
+from workers.server.layout import EDGE_NETWORK, PROXY_CONTAINER, PROXY_PROJECT, InstanceLayout
+from workers.server.render import LOGGING
+from workers.server.spec import InstanceSpec, check_spec
+from workers.server.yaml_out import Yaml, dump
 
 NGINX_IMAGE = "nginx:1.27-alpine"
 ROUTES_MOUNT = "/etc/nginx/odoofleet/routes"

@@ -25,7 +25,7 @@ from commands.server_state import (
 from events.secrets import MASK, Vault
 from events.server import server_stream
 from events.store import EventStore
-from workers.ssh_connection import ServerConnectionInfo
+from workers.ssh.connection import ServerConnectionInfo
 
 fold_server = folder(initial_state(), evolve)
 

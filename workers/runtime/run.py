@@ -1,7 +1,7 @@
 """The saga workers of one process: a durable JetStream consumer per trigger event type
 (one filter subject each: NATS 2.9 has no multi-filter consumers), several fetch loops on
 each. Every `odoofleet work` process joins the same durables, so they compete for the work.
-Beside them runs the health observer, leader or standby (workers/health_observer.py)."""
+Beside them runs the health observer, leader or standby (workers/health/observer.py)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,8 @@ from odoofleet.logs import log_context
 from odoofleet.settings import Settings
 from workers.acme.config import DomainConfig, domain_config
 from workers.acme.renewal import run_domain_leader
-from workers.consumer import ConsumerSpec, Deferred, consume
-from workers.control_plane_addresses import server_network_policy
-from workers.health_observer import HealthObserver, ObserverConfig
+from workers.health.observer import HealthObserver, ObserverConfig
+from workers.runtime.consumer import ConsumerSpec, Deferred, consume
 from workers.sagas import (
     backup,
     control,
@@ -41,7 +40,8 @@ from workers.sagas import (
 )
 from workers.sagas.deps import SagaConfig, SagaDeps, Trigger, decode_trigger, trigger_ids
 from workers.sagas.domain_sagas import domain_sagas
-from workers.ssh import SshRunner
+from workers.ssh.control_plane_addresses import server_network_policy
+from workers.ssh.runner import SshRunner
 
 log = logging.getLogger(__name__)
 

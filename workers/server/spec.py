@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from workers.fields import (
+from workers.server.fields import (
     LOG_LEVELS,
     ODOO_VERSIONS,
     check_addons_path,

@@ -9,10 +9,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
-from workers.hostkeys import HostKey
-from workers.slots import OperationLocks
-from workers.ssh import CommandResult, SshRunner
-from workers.ssh_connection import ServerConnectionInfo
+from workers.runtime.slots import OperationLocks
+from workers.ssh.connection import ServerConnectionInfo
+from workers.ssh.hostkeys import HostKey
+from workers.ssh.runner import CommandResult, SshRunner
 
 T = TypeVar("T")
 _TAIL_CHARS: Final = 600

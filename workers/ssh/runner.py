@@ -14,12 +14,12 @@ from typing import TypeVar
 import asyncssh
 import msgspec
 
-from workers.hostkeys import HostKey
-from workers.network_policy import NetworkPolicy
-from workers.shell import cmd
-from workers.ssh_connection import Connection, open_connection
-from workers.ssh_connection import ServerConnectionInfo as ServerConnectionInfo
-from workers.ssh_errors import CommandTimeout, OutputTooLarge, ServerUnreachable, TransferFailed
+from workers.server.shell import cmd
+from workers.ssh.connection import Connection, open_connection
+from workers.ssh.connection import ServerConnectionInfo as ServerConnectionInfo
+from workers.ssh.errors import CommandTimeout, OutputTooLarge, ServerUnreachable, TransferFailed
+from workers.ssh.hostkeys import HostKey
+from workers.ssh.network_policy import NetworkPolicy
 
 KILL_GRACE_SECONDS = 5
 READ_CHUNK_BYTES = 64 * 1024

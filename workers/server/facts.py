@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from workers.fields import check_root
-from workers.shell import cmd, if_then, sequence
+from workers.server.fields import check_root
+from workers.server.shell import cmd, if_then, sequence
 
 _MEMINFO = (
     '/^MemTotal:/ {printf "ram_total_bytes=%.0f\\n", $2 * 1024} '

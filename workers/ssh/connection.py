@@ -1,5 +1,5 @@
 """Opening one SSH connection to a server: the options, the credentials, host-key pinning,
-and the translation of every failure into our own error types (workers/ssh_errors.py)."""
+and the translation of every failure into our own error types (workers/ssh/errors.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any, Literal
 import asyncssh
 import msgspec
 
-from workers.hostkeys import HostKey, host_key_of, parse_host_key, pinned_known_hosts
-from workers.network_policy import AddressNotAllowed, NetworkPolicy
-from workers.ssh_errors import (
+from workers.ssh.errors import (
     AddressRefused,
     AuthenticationFailed,
     HostKeyChanged,
     ServerUnreachable,
     SshError,
 )
+from workers.ssh.hostkeys import HostKey, host_key_of, parse_host_key, pinned_known_hosts
+from workers.ssh.network_policy import AddressNotAllowed, NetworkPolicy
 
 AuthMethod = Literal["key", "password"]
 

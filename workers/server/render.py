@@ -10,10 +10,10 @@ import hashlib
 
 import msgspec
 
-from workers.fields import check_color
-from workers.layout import EDGE_NETWORK, InstanceLayout
-from workers.spec import InstanceSpec, check_spec
-from workers.yaml_out import Interpolated, Yaml, dump
+from workers.server.fields import check_color
+from workers.server.layout import EDGE_NETWORK, InstanceLayout
+from workers.server.spec import InstanceSpec, check_spec
+from workers.server.yaml_out import Interpolated, Yaml, dump
 
 POSTGRES_IMAGE = "postgres:16"
 SECRET_TARGET = "/run/secrets/pg_password"  # noqa: S105 (a path inside the container)

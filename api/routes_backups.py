@@ -29,19 +29,20 @@ from api.wire_backups import (
     Schedule,
     ScheduleBody,
 )
-from commands import backup, backup_schedule
+from api.wire_backups import (
+    BackupPart as ShownPart,
+)
+from commands import backup, backup_destination, backup_schedule
 from commands.instance_state import Abandoned, Absent, Existing, Removed, Removing
 from commands.instance_state import fold as instance_fold
 from commands.runner import Outcome, execute_command, load
-from events.backup import backup_stream, schedule_stream
+from events.backup import backup_stream, destination_stream, schedule_stream
 from events.instance import instance_stream
 from events.secrets import Sealed
 from projections.backups import (
     BACKUPS,
     BackupView,
     get_backup,
-    get_destination,
-    get_schedule,
     list_backups,
 )
 from projections.runtime.fold import fold
@@ -52,6 +53,7 @@ Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 Cursor = Annotated[str | None, QueryParameter(max_length=200, description="From `nextCursor`")]
 _TAGS: Final = ["backups"]
 _READS: Final = ("backups",)
+_SHOWN: Final = {f.name for f in msgspec.structs.fields(Backup)} - {"parts", "expires_at"}
 
 
 @post(
@@ -249,9 +251,13 @@ async def new_data_key(services: Services, backup_id: str) -> Sealed:
 
 
 def shown(view: BackupView) -> Backup:
-    return msgspec.convert(
-        {**msgspec.structs.asdict(view), "expires_at": None}, Backup, from_attributes=True
-    )
+    values = msgspec.structs.asdict(view)
+    parts = [
+        ShownPart(name=p.name, size=p.size, stored_size=p.stored_size, sha256=p.sha256)
+        for p in view.parts
+    ]
+    kept = {name: values[name] for name in _SHOWN if name in values}
+    return Backup(**kept, parts=parts, expires_at=None)
 
 
 async def _current(services: Services, principal: Principal, backup_id: str) -> Backup:
@@ -307,22 +313,29 @@ async def _running_instance(
 
 
 async def _scheduled_destination(services: Services, principal: Principal, iid: str) -> str:
-    schedule = await get_schedule(services.pool, principal.org_id, iid)
-    if schedule is None:
+    loaded = await load(
+        services.store, schedule_stream(iid), backup_schedule.fold, org_id=principal.org_id
+    )
+    if loaded.state is None:
         raise InvalidRequest(
             FieldError("destinationId", "required: the instance has no backup schedule")
         )
-    return schedule.destination_id
+    return loaded.state.destination_id
 
 
 async def _check_destination(services: Services, principal: Principal, destination_id: str) -> None:
+    """The destination's own stream, not its read model: one created a moment ago counts."""
     try:
         uuid.UUID(destination_id)
     except ValueError:
-        found = None
+        found = False
     else:
-        found = await get_destination(services.pool, principal.org_id, destination_id)
-    if found is None:
+        loaded = await load(
+            services.store, destination_stream(destination_id), backup_destination.fold,
+            org_id=principal.org_id,
+        )  # fmt: skip
+        found = isinstance(loaded.state, backup_destination.Active)
+    if not found:
         raise InvalidRequest(FieldError("destinationId", "no such backup destination"))
 
 

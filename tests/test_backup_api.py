@@ -1,0 +1,197 @@
+"""The backups API: destinations tested and sealed (an S3 server the tests start; its own
+error as a 400), backups taken, listed, read, deleted and restored as recorded requests,
+schedules checked; organizations isolated (404), view-only callers refused (403), API keys
+limited to other instances get a 404."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from api_fixtures import Caller, CallerFactory, new_server, running_instance
+from backup_requests import complete_backup
+from backup_servers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server_fixture  # noqa: F401
+
+from events.backup import BackupRequested, RestoreRequested, backup_stream
+from events.store import EventStore
+
+
+async def s3_destination(alice: Caller, s3: S3Server, bucket: str | None = None) -> dict[str, Any]:
+    body = {
+        "name": "offsite",
+        "kind": "s3",
+        "bucket": bucket or s3.bucket("backups"),
+        "region": "us-east-1",
+        "endpointUrl": s3.url,
+        "prefix": "fleet",
+        "accessKeyId": ACCESS_KEY,
+        "secretAccessKey": SECRET_KEY,
+    }
+    created = await alice.post("/api/backup-destinations", json=body)
+    return {"status": created.status_code, "position": created.headers.get("X-Position"),
+            **created.json()}  # fmt: skip
+
+
+async def local_destination(alice: Caller) -> str:
+    body = {"name": "on the server", "kind": "local", "path": "/var/backups/odoofleet"}
+    created = await alice.post("/api/backup-destinations", json=body)
+    assert created.status_code == 201, created.text
+    destination_id: str = created.json()["id"]
+    return destination_id
+
+
+async def test_an_s3_destination_is_tested_and_its_secret_never_shown(
+    alice: Caller, s3_server: S3Server
+) -> None:
+    created = await s3_destination(alice, s3_server)
+
+    assert created["status"] == 201, created
+    assert created["settings"]["accessKeyId"] == ACCESS_KEY
+    assert SECRET_KEY not in str(created)
+    seen = {"X-Min-Position": created["position"]}
+    listed = (await alice.get("/api/backup-destinations", headers=seen)).json()["destinations"]
+    assert [d["id"] for d in listed] == [created["id"]]
+    assert SECRET_KEY not in str(listed)
+
+
+async def test_a_destination_that_fails_its_test_is_a_400_with_its_own_error(
+    alice: Caller, s3_server: S3Server
+) -> None:
+    refused = await s3_destination(alice, s3_server, bucket="missing-bucket")
+
+    assert refused["status"] == 400
+    assert refused["type"].endswith("destination-unreachable")
+    assert "NoSuchBucket" in refused["detail"]
+    assert (await alice.get("/api/backup-destinations")).json()["destinations"] == []
+
+
+async def test_a_backup_is_a_202_with_its_operation_and_is_listed(
+    alice: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    destination_id = await local_destination(alice)
+
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups", json={"destinationId": destination_id}
+    )
+
+    assert taken.status_code == 202, taken.text
+    backup = taken.json()
+    assert (backup["status"], backup["reason"]) == ("running", "manual")
+    requested = (await store.read_stream(backup_stream(backup["id"])))[0]
+    assert requested.event_type == BackupRequested.event_type()
+    assert "v1:" in requested.data  # the data key is stored sealed
+    listing = await alice.get(
+        f"/api/instances/{instance['id']}/backups",
+        headers={"X-Min-Position": taken.headers["X-Position"]},
+    )
+    assert [b["id"] for b in listing.json()["backups"]] == [backup["id"]]
+    assert (await alice.get(f"/api/backups/{backup['id']}")).json()["operationId"] == backup[
+        "operationId"
+    ]
+    # Still running: neither restored nor deleted yet.
+    assert (await alice.post(f"/api/backups/{backup['id']}/restore", json={})).status_code == 409
+    assert (await alice.delete(f"/api/backups/{backup['id']}")).status_code == 409
+
+
+async def test_a_backup_needs_a_destination_of_the_organization(
+    alice: Caller, mallory: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    theirs = await local_destination(mallory)
+    url = f"/api/instances/{instance['id']}/backups"
+
+    assert (await alice.post(url, json={})).status_code == 400
+    assert (await alice.post(url, json={"destinationId": theirs})).status_code == 400
+
+
+async def test_another_organization_finds_neither_the_instance_nor_its_backups(
+    alice: Caller, mallory: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups",
+        json={"destinationId": await local_destination(alice)},
+    )
+    backup_id = taken.json()["id"]
+
+    assert (await mallory.get(f"/api/backups/{backup_id}")).status_code == 404
+    assert (await mallory.delete(f"/api/backups/{backup_id}")).status_code == 404
+    assert (await mallory.post(f"/api/backups/{backup_id}/restore", json={})).status_code == 404
+    assert (await mallory.get(f"/api/instances/{instance['id']}/backups")).status_code == 404
+    theirs = await local_destination(mallory)
+    again = await mallory.post(
+        f"/api/instances/{instance['id']}/backups", json={"destinationId": theirs}
+    )
+    assert again.status_code == 404
+
+
+async def test_a_view_only_caller_can_list_but_not_take_or_restore(
+    alice: Caller, viewer: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    destination_id = await local_destination(alice)
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups", json={"destinationId": destination_id}
+    )
+    backup_id = taken.json()["id"]
+    seen = {"X-Min-Position": taken.headers["X-Position"]}
+
+    listed = await viewer.get(f"/api/instances/{instance['id']}/backups", headers=seen)
+    assert [b["id"] for b in listed.json()["backups"]] == [backup_id]
+    assert (await viewer.get(f"/api/backups/{backup_id}", headers=seen)).status_code == 200
+    refused = [
+        await viewer.post(
+            f"/api/instances/{instance['id']}/backups", json={"destinationId": destination_id}
+        ),
+        await viewer.post(f"/api/backups/{backup_id}/restore", json={}),
+        await viewer.delete(f"/api/backups/{backup_id}"),
+        await viewer.get("/api/backup-destinations"),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403, 403]
+
+
+async def test_a_restore_is_recorded_for_a_completed_backup_and_needs_manage_instances(
+    alice: Caller, caller: CallerFactory, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups",
+        json={"destinationId": await local_destination(alice)},
+    )
+    backup_id = taken.json()["id"]
+    await complete_backup(store, backup_id, taken.json()["operationId"])
+    backups_only = await caller(org="org-a", sub="bea", permissions=("manage:backups",))
+
+    assert (
+        await backups_only.post(f"/api/backups/{backup_id}/restore", json={})
+    ).status_code == 403
+    restored = await alice.post(f"/api/backups/{backup_id}/restore", json={"neutralize": True})
+
+    assert restored.status_code == 202, restored.text
+    assert restored.json()["targetInstanceId"] == instance["id"]
+    last = (await store.read_stream(backup_stream(backup_id)))[-1]
+    assert last.event_type == RestoreRequested.event_type()
+    missing = await alice.post(
+        f"/api/backups/{backup_id}/restore", json={"targetInstanceId": str(uuid.uuid4())}
+    )
+    assert missing.status_code in (400, 409)
+
+
+async def test_a_schedule_is_checked_and_answers_its_next_run(
+    alice: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    destination_id = await local_destination(alice)
+    url = f"/api/instances/{instance['id']}/backup-schedule"
+    body = {"cron": "0 3 * * *", "timezone": "Europe/Brussels", "destinationId": destination_id}
+
+    done = await alice.put(url, json=body)
+
+    assert done.status_code == 200, done.text
+    assert done.json()["nextRunAt"].endswith(("T02:00:00Z", "T01:00:00Z"))
+    assert (await alice.put(url, json={**body, "cron": "every night"})).status_code == 400
+    assert (await alice.put(url, json={**body, "timezone": "Mars/Olympus"})).status_code == 400
+    # Without destinationId, a backup goes to the schedule's destination.
+    taken = await alice.post(f"/api/instances/{instance['id']}/backups", json={})
+    assert taken.json()["destinationId"] == destination_id

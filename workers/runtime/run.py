@@ -26,10 +26,12 @@ from odoofleet.logs import log_context
 from odoofleet.settings import Settings
 from workers.acme.config import DomainConfig, domain_config
 from workers.acme.renewal import run_domain_leader
+from workers.backups.scheduler import BackupScheduler
 from workers.health.observer import HealthObserver, ObserverConfig
 from workers.runtime.consumer import ConsumerSpec, Deferred, consume
 from workers.sagas import (
     backup,
+    backup_delete,
     control,
     provisioning,
     redeploy,
@@ -66,6 +68,7 @@ SAGAS: Final = (
     Saga("AdminPasswordRotationRequested", "instance", rotate_admin.handle, rotate_admin.exhausted),
     Saga("BackupRequested", "backup", backup.handle, backup.exhausted),
     Saga("RestoreRequested", "backup", restore.handle, restore.exhausted),
+    Saga("BackupDeletionRequested", "backup", backup_delete.handle, backup_delete.exhausted),
 )
 
 
@@ -131,6 +134,9 @@ async def run_workers(
         if sagas is None or "CertificateRequested" in sagas:
             leader = run_domain_leader(pool, deps.store, settings.database_url, domain, name, stop)
             loops.append(asyncio.create_task(leader))
+        if sagas is None or "BackupRequested" in sagas:
+            scheduler = BackupScheduler(pool, deps.store, deps.vault, worker=name)
+            loops.append(asyncio.create_task(scheduler.run(stop, settings.database_url)))
         if observe_health:
             observer = _observer(deps, pool, settings)
             loops.append(asyncio.create_task(observer.run(stop, settings.database_url)))

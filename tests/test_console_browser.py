@@ -240,6 +240,17 @@ def sign_in_by_form(driver: WebDriver, dev: Dev, token: str) -> None:
     wait_for(driver, "#fleet")
 
 
+def test_a_refused_token_is_said_on_the_sign_in_page(dev: Dev, browser: WebDriver) -> None:
+    browser.get(f"{dev.base}/")
+
+    wait_for(browser, "#token-input").send_keys("not-a-token")
+    click(browser, "#login-form button[type=submit]")
+
+    assert "That token was refused" in text_with(browser, "#login-error", "refused")
+    assert not browser.find_element(By.ID, "top").is_displayed()  # no menu before signing in
+    assert browser.execute_script("return sessionStorage.getItem('odoofleet.token')") is None
+
+
 def test_the_login_link_signs_in_and_leaves_no_token_in_the_url_or_a_cookie(
     dev: Dev, browser: WebDriver
 ) -> None:
@@ -250,6 +261,7 @@ def test_the_login_link_signs_in_and_leaves_no_token_in_the_url_or_a_cookie(
     assert browser.execute_script("return sessionStorage.getItem('odoofleet.token')") == dev.token
     assert browser.get_cookies() == []
     assert "Developer" in text_of(browser, "#who")
+    assert browser.find_element(By.ID, "top").is_displayed()
 
 
 def test_an_instance_created_through_the_api_turns_running_on_the_fleet_page_without_reload(

@@ -86,8 +86,13 @@ document.addEventListener("click", (event) => {
   navigate(link.getAttribute("href"));
 });
 window.addEventListener("popstate", route);
+// The login link opened in a tab already showing "/" changes only the fragment: no reload.
+window.addEventListener("hashchange", () => {
+  if (takeFragmentToken()) route();
+});
 window.addEventListener("navigate", route);
 window.addEventListener("signed-out", (event) => {
+  if ($("#login-form")) return; // signing in: the form says why the token was refused
   if (stopPage) stopPage();
   stopPage = null;
   const main = $("#main");

@@ -36,7 +36,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sshd_harness import free_port
 from waiting import eventually
 
@@ -283,6 +283,23 @@ def test_an_instance_created_through_the_api_turns_running_on_the_fleet_page_wit
     assert browser.execute_script("return window.sameDocument") is True
     assert "sandbox" in text_of(browser, row)
     browser.save_screenshot(str(shots / "fleet.png"))
+
+
+def test_the_fleet_searches_by_name_or_slug_and_filters_by_status(
+    browser: WebDriver, shared: Shared
+) -> None:
+    row = f'#fleet tr[data-instance-id="{shared.instance_id}"]'
+    search = browser.find_element(By.ID, "fleet-search")
+
+    search.send_keys("no such instance")
+    WebDriverWait(browser, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))
+    search.clear()
+    search.send_keys("acme-con")  # the slug
+    wait_for(browser, row)
+    Select(browser.find_element(By.ID, "fleet-status")).select_by_value("stopped")
+    WebDriverWait(browser, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))
+    Select(browser.find_element(By.ID, "fleet-status")).select_by_value("running")
+    wait_for(browser, row)
 
 
 def test_the_instance_page_draws_the_health_chart_and_the_operation_timeline(

@@ -154,6 +154,10 @@ class ApiKeys:
             org_id=_meta.decode(recorded[0].metadata).org_id,
             permissions=frozenset(created.permissions),
             instance_ids=None if created.instance_ids is None else frozenset(created.instance_ids),
+            mcp_read_only=created.mcp_read_only,
+            mcp_instance_ids=None
+            if created.mcp_instance_ids is None
+            else frozenset(created.mcp_instance_ids),
         )
 
     def check_scope(

@@ -67,6 +67,9 @@ class Principal(msgspec.Struct, frozen=True):
     token_id: str | None = None
     # An API key limited to some instances (api/api_keys.py); None: every instance.
     instance_ids: frozenset[str] | None = None
+    # MCP controls of an API key (api/mcp): no write tools; a narrower set of instances.
+    mcp_read_only: bool = False
+    mcp_instance_ids: frozenset[str] | None = None
 
     def may(self, permission: str) -> bool:
         """`manage:<resource>` implies `view:<resource>`; `<verb>:instances` implies

@@ -20,6 +20,9 @@ class ApiKeyCreated(DomainEvent, frozen=True, kw_only=True):
     expires_at: datetime | None
     created_by: str
     created_at: datetime
+    # MCP controls (issue 18): no write tools at all; the instances MCP may reach (None: all).
+    mcp_read_only: bool = False
+    mcp_instance_ids: list[str] | None = None
 
 
 class ApiKeyRevoked(DomainEvent, frozen=True, kw_only=True):

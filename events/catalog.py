@@ -7,6 +7,7 @@ from events.backup import BACKUP_EVENTS
 from events.domain import DOMAIN_EVENTS
 from events.health import HEALTH_EVENTS
 from events.instance import INSTANCE_EVENTS, INSTANCE_UPCASTERS
+from events.mcp import MCP_EVENTS
 from events.operation import OPERATION_EVENTS
 from events.registry import EventRegistry
 from events.reservation import RESERVATION_EVENTS
@@ -26,6 +27,7 @@ def build_registry() -> EventRegistry:
             *WEBHOOK_EVENTS,
             *DOMAIN_EVENTS,
             *BACKUP_EVENTS,
+            *MCP_EVENTS,
         )
     )
     for (event_type, from_version), upcast in {**INSTANCE_UPCASTERS, **SERVER_UPCASTERS}.items():

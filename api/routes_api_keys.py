@@ -56,6 +56,9 @@ class CreateApiKeyBody(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
     instance_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=100)] | None = (
         None
     )
+    # MCP controls (issue 18, api/mcp): no write tools; the instances MCP may reach.
+    mcp_read_only: bool = False
+    mcp_instance_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] | None = None
 
 
 class ApiKey(msgspec.Struct, rename="camel", kw_only=True):
@@ -114,6 +117,10 @@ async def create(
         # What the creator holds as api/auth.py judges it (implications included).
         creator_permissions=frozenset(p for p in get_args(Permission) if principal.may(p)),
         creator_instance_ids=principal.instance_ids,
+        mcp_read_only=data.mcp_read_only or principal.mcp_read_only,
+        mcp_instance_ids=None
+        if data.mcp_instance_ids is None
+        else frozenset(str(i) for i in data.mcp_instance_ids),
     )
     try:
         outcome = await execute_command(

@@ -46,6 +46,9 @@ class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
     # What the creator holds, as the edge authenticated it.
     creator_permissions: frozenset[str]
     creator_instance_ids: frozenset[str] | None
+    # MCP controls (issue 18): no MCP write tools; the instances MCP may reach (None: all).
+    mcp_read_only: bool = False
+    mcp_instance_ids: frozenset[str] | None = None
 
 
 class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,6 +136,10 @@ def _create(command: CreateApiKey, state: ApiKeyState, now: datetime) -> list[Do
             expires_at=command.expires_at,
             created_by=command.created_by,
             created_at=now,
+            mcp_read_only=command.mcp_read_only,
+            mcp_instance_ids=None
+            if command.mcp_instance_ids is None
+            else sorted(command.mcp_instance_ids),
         )
     ]
 

@@ -53,7 +53,11 @@ def _nameserver(address: str) -> dns.nameserver.Nameserver:
 
 
 async def lookup(resolver: dns.asyncresolver.Resolver, name: str) -> tuple[list[str], list[str]]:
-    """The addresses `name` resolves to (A and AAAA) and what was wrong with each query."""
+    """The addresses `name` resolves to (A and AAAA) and what was wrong with each query.
+    Names under `localhost` are loopback without asking (RFC 6761 §6.3): the sandbox's
+    domains point at its server that way."""
+    if name == "localhost" or name.endswith(".localhost"):
+        return ["127.0.0.1"], []
     found: list[str] = []
     problems: list[str] = []
     for rdtype in ("A", "AAAA"):

@@ -7,14 +7,17 @@ limit is marked so the next attempt waits hours, not seconds."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from commands.domain import DomainLive, RecordCertificate, RecordCertificateFailed, fold
 from commands.domain_requests import domain_command
 from commands.runner import load
 from events.domain import CertificateRequested, domain_stream
 from workers.acme.config import DomainConfig
-from workers.acme.issuer import AcmeClient, AcmeFailed
+from workers.acme.issuer import AcmeClient, AcmeFailed, Issued
+from workers.acme.self_signed import SELF_SIGNED, SelfSignedIssuer
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.domain_server import (
     DomainPaths,
@@ -29,12 +32,23 @@ from workers.ssh.errors import SshError
 log = logging.getLogger(__name__)
 
 
+class Issuer(Protocol):
+    async def issue(
+        self, domain: str, publish: Callable[[list[tuple[str, str]]], Awaitable[None]]
+    ) -> Issued: ...
+
+
 class CertificateSaga:
-    """One ACME account per worker process, shared by its orders."""
+    """One ACME account per worker process, shared by its orders (or the sandbox's
+    self-signed stand-in)."""
 
     def __init__(self, config: DomainConfig) -> None:
         self.config = config
-        self.acme = AcmeClient(config.acme)
+        self.acme: Issuer = (
+            SelfSignedIssuer()
+            if config.acme.directory_url == SELF_SIGNED
+            else AcmeClient(config.acme)
+        )
 
     async def handle(self, deps: SagaDeps, trigger: Trigger) -> None:
         event = trigger.event

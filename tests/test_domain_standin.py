@@ -1,0 +1,136 @@
+"""The domain sagas on the stand-in tier (real sshd, the sandbox's stand-in docker): what
+`odoofleet dev --sandbox-server` shows. A `*.localhost` domain points at the sandbox server
+(RFC 6761), gets a self-signed certificate and its HTTPS route; removal takes them away. A
+CA that is down is a recorded CertificateFailed with the reason, not a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest_asyncio
+from cryptography import x509
+from saga_fixtures import ORG, Fleet, Instance, kill_hung_standins, meta
+from sshd_harness import SshdServer
+
+from commands.domain import AddDomain
+from commands.domain_requests import add_domain, remove_domain
+from events.domain import (
+    CertificateFailed,
+    CertificateIssued,
+    DomainVerificationFailed,
+    DomainVerified,
+    domain_stream,
+)
+from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.pool import Pool
+from events.registry import EventRegistry
+from events.server import ServerValidated, server_stream
+from odoofleet.embedded import free_port
+from odoofleet.settings import Settings
+
+
+async def fleet_with(
+    settings: Settings, pool: Pool, registry: EventRegistry, sshd: SshdServer, **changes: object
+) -> Fleet:
+    fleet = Fleet(msgspec.structs.replace(settings, **changes), pool, registry, sshd)
+    fleet.start_relay()
+    fleet.start_workers()
+    return fleet
+
+
+@pytest_asyncio.fixture
+async def sandbox(
+    settings: Settings, pool: Pool, registry: EventRegistry, sshd: SshdServer
+) -> AsyncIterator[Fleet]:
+    fleet = await fleet_with(settings, pool, registry, sshd, acme_directory_url="self-signed")
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+        kill_hung_standins(sshd)
+
+
+@pytest_asyncio.fixture
+async def ca_down(
+    settings: Settings, pool: Pool, registry: EventRegistry, sshd: SshdServer
+) -> AsyncIterator[Fleet]:
+    down = f"https://127.0.0.1:{free_port()}/dir"
+    fleet = await fleet_with(settings, pool, registry, sshd, acme_directory_url=down)
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+        kill_hung_standins(sshd)
+
+
+async def running(fleet: Fleet) -> Instance:
+    server_id = await fleet.register_server()
+    await fleet.wait_for(server_stream(server_id), ServerValidated)
+    instance = await fleet.create_instance(server_id)
+    done = await fleet.wait_for(instance.stream, InstanceProvisioned, ProvisioningFailed)
+    assert isinstance(done, InstanceProvisioned), done
+    return instance
+
+
+async def added(fleet: Fleet, instance: Instance, domain: str) -> str:
+    domain_id = str(uuid.uuid4())
+    command = AddDomain(
+        domain_id=domain_id, instance_id=instance.id, domain=domain, request_id=str(uuid.uuid4())
+    )
+    await add_domain(fleet.store, command, datetime.now(UTC), meta(ORG))
+    return domain_id
+
+
+async def test_a_localhost_domain_gets_a_self_signed_certificate_and_its_route(
+    sandbox: Fleet, sshd: SshdServer
+) -> None:
+    instance = await running(sandbox)
+    domain = f"shop-{uuid.uuid4().hex[:6]}.localhost"
+
+    domain_id = await added(sandbox, instance, domain)
+    verified = await sandbox.wait_for(
+        domain_stream(domain_id), DomainVerified, DomainVerificationFailed
+    )
+    issued = await sandbox.wait_for(
+        domain_stream(domain_id), CertificateIssued, CertificateFailed, timeout=60
+    )
+
+    assert isinstance(verified, DomainVerified), verified
+    assert isinstance(issued, CertificateIssued), issued
+    pem = await sandbox.vault.open(domain_stream(domain_id), issued.certificate)
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    assert certificate.issuer == certificate.subject  # self-signed
+    routes = Path(sshd.root) / "_proxy" / "routes"
+    route = routes / f"_domain.{domain}.conf"
+    assert f"server_name {domain};" in route.read_text()
+    assert "listen 443 ssl;" in route.read_text()
+    assert (routes / "tls" / f"{domain}.pem").read_text() == pem
+    assert (routes / "tls" / f"{domain}.key").stat().st_mode & 0o777 == 0o600
+    assert "Strict-Transport-Security" not in route.read_text()  # HSTS is opt-in
+
+    await remove_domain(sandbox.store, domain_id, instance.id, datetime.now(UTC), meta(ORG))
+    deadline = time.monotonic() + 30
+    while route.exists() or (routes / "tls" / f"{domain}.key").exists():
+        assert time.monotonic() < deadline, "the domain's files are still on the server"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_ca_that_is_down_is_a_recorded_failure_with_the_reason(ca_down: Fleet) -> None:
+    instance = await running(ca_down)
+    domain = f"shop-{uuid.uuid4().hex[:6]}.localhost"
+
+    domain_id = await added(ca_down, instance, domain)
+    failed = await ca_down.wait_for(
+        domain_stream(domain_id), CertificateIssued, CertificateFailed, timeout=60
+    )
+
+    assert isinstance(failed, CertificateFailed), failed
+    assert "refused" in failed.reason.lower() or "connection" in failed.reason.lower()
+    assert not failed.rate_limited
+    assert failed.retry_at is not None

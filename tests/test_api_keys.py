@@ -7,11 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_fixtures import EVERYTHING, Caller, CallerFactory, client_of, new_instance, new_server
+from api_fixtures import (
+    EVERYTHING,
+    TEST_HOST_PORTS,
+    Caller,
+    CallerFactory,
+    client_of,
+    new_instance,
+    new_server,
+    serving,
+)
 from litestar import Litestar
 
+from api.app import create_app
 from events.api_key import api_key_stream
+from events.pool import Pool
 from events.store import EventStore
+from odoofleet.settings import Settings
 
 KEY_ADMIN = (*EVERYTHING, "manage:api-keys")
 
@@ -238,3 +250,17 @@ async def test_managing_keys_needs_its_permission(caller: CallerFactory) -> None
     assert (
         await plain.post("/api/api-keys", json={"name": "x", "permissions": ["view:instances"]})
     ).status_code == 403
+
+
+async def test_another_api_process_accepts_a_new_key_and_refuses_a_revoked_one_at_once(
+    admin: Caller, settings: Settings, pool: Pool
+) -> None:
+    created = await issue(admin, permissions=["view:instances"])
+    other_app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    async with serving(other_app), client_of(other_app, created["key"]) as elsewhere:
+        first = await elsewhere.get("/api/instances")
+        assert (await admin.delete(f"/api/api-keys/{created['id']}")).status_code == 204
+        after = await elsewhere.get("/api/instances")
+
+    assert first.status_code == 200
+    assert after.status_code == 401

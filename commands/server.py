@@ -49,6 +49,8 @@ class RegisterServer(msgspec.Struct, frozen=True, kw_only=True):
     host_key: str | None
     max_ssh_sessions: int
     public_host_ports: bool = False
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
 
 
 class ValidateServer(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +78,8 @@ class RecordServerValidated(msgspec.Struct, frozen=True, kw_only=True):
     disk_free_bytes: int
     docker_version: str
     compose_version: str
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
 
 
 class RecordServerValidationFailed(msgspec.Struct, frozen=True, kw_only=True):

@@ -54,6 +54,11 @@ class ServerProfile(msgspec.Struct, frozen=True, kw_only=True):
     max_ssh_sessions: int
     public_host_ports: bool
     host_key: HostKey
+    # Where custom domains must point (issue 16): given at registration, or else detected by
+    # the last validation.
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
+    public_addresses_given: bool = False
     # A ServerRegistered from before registration always requested a validation asks for one
     # by itself (workers.sagas.validation).
     validation_requested: bool = False
@@ -122,6 +127,10 @@ def _evolve_registered(state: Registered, event: DomainEvent) -> ServerState:
             changed = msgspec.structs.replace(profile, host_key=Pinned(host_key, fingerprint))
             return msgspec.structs.replace(state, profile=changed)
         case ServerValidated(operation_id=operation_id):
+            if not profile.public_addresses_given:
+                profile = msgspec.structs.replace(
+                    profile, public_ipv4=event.public_ipv4, public_ipv6=event.public_ipv6
+                )
             return Active(_settled(profile, operation_id, Succeeded()))
         case ServerValidationFailed(operation_id=operation_id, status=status, message=message):
             settled = _settled(profile, operation_id, FailedAt(None, message))
@@ -151,6 +160,9 @@ def _profile(event: ServerRegistered) -> ServerProfile:
         max_ssh_sessions=event.max_ssh_sessions,
         public_host_ports=event.public_host_ports,
         host_key=Unpinned(event.host_key),
+        public_ipv4=event.public_ipv4,
+        public_ipv6=event.public_ipv6,
+        public_addresses_given=event.public_ipv4 is not None or event.public_ipv6 is not None,
     )
 
 

@@ -25,6 +25,10 @@ class ServerRegistered(DomainEvent, frozen=True, kw_only=True):
     max_ssh_sessions: int
     # Publish instances' host ports on every address of the server, not only 127.0.0.1.
     public_host_ports: bool = False
+    # The server's public addresses as its operator gave them (custom domains must point
+    # there); None: detected at validation.
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
     created_at: datetime
 
     schema_version: ClassVar[int] = 2
@@ -58,6 +62,10 @@ class ServerValidated(DomainEvent, frozen=True, kw_only=True):
     docker_version: str
     compose_version: str
     validated_at: datetime
+    # The addresses the server was found to be reachable at (its SSH host when that is an
+    # address, else the source address of its default routes); None: not found.
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
 
 
 class ServerValidationFailed(DomainEvent, frozen=True, kw_only=True):

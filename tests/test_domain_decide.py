@@ -294,3 +294,60 @@ def test_names_are_normalized(raw: str, normal: str) -> None:
 def test_names_that_are_not_domains_are_refused(raw: str) -> None:
     with pytest.raises(InvalidDomainName):
         normalize_domain(raw)
+
+
+def test_the_public_addresses_are_the_global_source_addresses_of_the_routes() -> None:
+    from workers.acme.public_address import parse_routes
+
+    output = (
+        "192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0 \\    cache\n"
+        "2001:db8::1 from :: via fe80::1 dev eth0 src 2a01:4f8:1:2::5 metric 1024 pref medium\n"
+    )
+
+    assert parse_routes(output) == {6: "2a01:4f8:1:2::5"}  # 10.0.0.5 is private
+    assert parse_routes("198.51.100.0 dev eth0 src 203.0.113.9 uid 0") == {}  # documentation
+    assert parse_routes("x dev eth0 src 95.216.1.2 uid 0") == {4: "95.216.1.2"}
+
+
+def _server_history(**given: str) -> list[DomainEvent]:
+    from events.server import ServerRegistered, ServerValidated
+
+    registered = ServerRegistered(
+        server_id="s1",
+        name="web-1",
+        host="web-1.example.com",
+        port=22,
+        ssh_user="deploy",
+        auth_method="key",
+        ssh_private_key=Sealed("v1:k"),
+        ssh_password=None,
+        host_key=None,
+        max_ssh_sessions=4,
+        created_at=NOW,
+        **given,
+    )
+    detected = ServerValidated(
+        server_id="s1",
+        operation_id="o1",
+        os_name="Debian",
+        os_version="12",
+        cpu_cores=2,
+        ram_total_bytes=1,
+        disk_free_bytes=1,
+        docker_version="27",
+        compose_version="2.29",
+        validated_at=NOW,
+        public_ipv4="95.216.1.2",
+        public_ipv6=None,
+    )
+    return [registered, detected]
+
+
+def test_a_server_s_public_address_is_detected_at_validation_unless_given() -> None:
+    from workers.server.credentials import fold_server, profile_of
+
+    detected = profile_of(fold_server(_server_history()))
+    given = profile_of(fold_server(_server_history(public_ipv4="198.51.100.7")))
+
+    assert (detected.public_ipv4, detected.public_ipv6) == ("95.216.1.2", None)
+    assert (given.public_ipv4, given.public_ipv6) == ("198.51.100.7", None)

@@ -26,6 +26,7 @@ from commands.server_commands import record_server_outcome
 from commands.server_state import Absent, Deleted, Pinned, ServerProfile, ServerState, Unpinned
 from events.registry import DomainEvent
 from events.server import ServerRegistered, ServerValidationRequested
+from workers.acme.public_address import detect_public_addresses
 from workers.runtime.slots import OperationLocks
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
@@ -98,7 +99,9 @@ def operation_for(event: DomainEvent, event_id: str, state: ServerState) -> str 
     return None
 
 
-def validated(operation_id: str, facts: ServerFacts) -> RecordServerValidated:
+def validated(
+    operation_id: str, facts: ServerFacts, addresses: tuple[str | None, str | None] = (None, None)
+) -> RecordServerValidated:
     return RecordServerValidated(
         operation_id=operation_id,
         os_name=facts.os_name,
@@ -108,6 +111,8 @@ def validated(operation_id: str, facts: ServerFacts) -> RecordServerValidated:
         disk_free_bytes=facts.disk_free_bytes,
         docker_version=facts.docker_version or "",
         compose_version=facts.compose_version or "",
+        public_ipv4=addresses[0],
+        public_ipv6=addresses[1],
     )
 
 
@@ -246,13 +251,15 @@ async def _run_steps(
         await step("connect", run.connect)
         facts = parse_server_facts(await step("facts", run.facts))
         await step("proxy", run.proxy)
+        # Best effort, not a step: finding no address fails nothing (issue 16).
+        addresses = await detect_public_addresses(run.remote(), run.profile.host)
     except StepFailed as e:
         message = log.mask(e.message)
         await run.settle(failed(operation_id, e, message), FailedAt(e.step, message))
         return
     except OperationTakenOver:
         return
-    await run.settle(validated(operation_id, facts), Succeeded())
+    await run.settle(validated(operation_id, facts, addresses), Succeeded())
 
 
 async def handle(deps: SagaDeps, trigger: Trigger) -> None:

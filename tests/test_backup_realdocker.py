@@ -34,7 +34,7 @@ pytestmark = pytest.mark.realdocker
 
 async def psql(fleet: DockerFleet, instance: Instance, sql: str) -> str:
     layout = InstanceLayout(instance.slug)
-    db = instance.slug.replace("-", "_")
+    db = instance.slug.replace("-", "_")  # the fixture's db_name
     return await docker(
         fleet.sshd.engine, "exec", layout.db_container, "psql", "-U", "odoo", "-d", db, "-tAc", sql
     )
@@ -99,10 +99,13 @@ async def test_a_backup_restored_into_its_instance_brings_back_the_original_data
     assert requested.reason == "safety"
 
 
-async def test_a_backup_whose_stored_part_was_altered_is_refused_before_anything_changes(
+async def test_a_backup_restores_into_another_instance_neutralized_and_a_damaged_one_is_refused(
     docker_fleet: DockerFleet, acme: Instance, tmp_path: Path
 ) -> None:
     fleet = docker_fleet
+    beta, _ = await provision(fleet, acme.server_id, "beta")
+    await psql(fleet, acme, "INSERT INTO res_partner (name) VALUES ('From acme')")
+    await filestore(fleet, acme, f"mkdir -p $(dirname {FILE}) && echo from-acme > {FILE}")
     store = tmp_path / "backups"
     destination = await create_destination(fleet.store, fleet.vault, "local", {"path": str(store)})
     backup_id, _ = await request_backup(fleet.store, fleet.vault, acme.id, destination)
@@ -110,16 +113,34 @@ async def test_a_backup_whose_stored_part_was_altered_is_refused_before_anything
         backup_stream(backup_id), BackupCompleted, BackupFailed, timeout=120
     )
     assert isinstance(done, BackupCompleted), done
-    await psql(fleet, acme, "INSERT INTO res_partner (name) VALUES ('After the backup')")
+
+    await request_restore(fleet.store, backup_id, beta.id, neutralize=True)
+    restored = await fleet.wait_for(
+        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=240
+    )
+
+    assert isinstance(restored, InstanceRestored), restored
+    assert restored.target_instance_id == beta.id
+    assert (
+        await psql(fleet, beta, "SELECT count(*) FROM res_partner WHERE name = 'From acme'") == "1"
+    )
+    beta_file = FILE.replace("/acme/", "/beta/")
+    assert await filestore(fleet, beta, f"cat {beta_file}") == "from-acme"
+    neutralized = "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"
+    assert await psql(fleet, beta, neutralized) == "true"
+    assert await psql(fleet, acme, neutralized) == ""  # the source is left as it was
+
+    await psql(fleet, beta, "INSERT INTO res_partner (name) VALUES ('After the restore')")
     dump = store / done.parts[0].key
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
     dump.write_bytes(bytes(data))
-
-    await request_restore(fleet.store, backup_id, acme.id)
-    failed = await fleet.wait_for(backup_stream(backup_id), InstanceRestored, RestoreFailed)
-    assert isinstance(failed, RestoreFailed), failed
-    assert failed.step == "verify"
-    assert "database part is damaged" in failed.message
-    count = "SELECT count(*) FROM res_partner WHERE name = 'After the backup'"
-    assert await psql(fleet, acme, count) == "1"
+    await request_restore(fleet.store, backup_id, beta.id)
+    await fleet.wait_for(backup_stream(backup_id), RestoreFailed, timeout=120)
+    failed = [
+        e for e in await fleet.events(backup_stream(backup_id)) if isinstance(e, RestoreFailed)
+    ]
+    assert failed[0].step == "verify"
+    assert "database part is damaged" in failed[0].message
+    count = "SELECT count(*) FROM res_partner WHERE name = 'After the restore'"
+    assert await psql(fleet, beta, count) == "1"

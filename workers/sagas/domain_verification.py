@@ -29,8 +29,7 @@ async def server_addresses(config: DomainConfig, profile: ServerProfile) -> list
     """The server's public addresses: publicIpv4/publicIpv6 when the server has them (set at
     validation or by the operator), else its SSH host if that is an address, else what its
     host name resolves to."""
-    public = [getattr(profile, f"public_ipv{n}", None) for n in (4, 6)]
-    known = [str(a) for a in public if a]
+    known = [a for a in (profile.public_ipv4, profile.public_ipv6) if a]
     if known:
         return known
     try:

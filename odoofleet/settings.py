@@ -75,6 +75,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hsts: bool = False
     https_port: Positive = 443
     domain_check_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # MCP (issue 18, api/mcp): idle seconds before a session ends, tool calls per key and
+    # minute, bytes one tool result may hold, seconds one Odoo call may take.
+    mcp_session_idle_timeout: Annotated[float, msgspec.Meta(gt=0)] = 1800.0
+    mcp_calls_per_minute: Positive = 120
+    mcp_result_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32768
+    mcp_odoo_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 _ENV_NAMES: dict[str, str] = {
@@ -115,6 +121,10 @@ _ENV_NAMES: dict[str, str] = {
     "hsts": "ODOOFLEET_HSTS",
     "https_port": "ODOOFLEET_HTTPS_PORT",
     "domain_check_interval": "ODOOFLEET_DOMAIN_CHECK_INTERVAL",
+    "mcp_session_idle_timeout": "ODOOFLEET_MCP_SESSION_IDLE_TIMEOUT",
+    "mcp_calls_per_minute": "ODOOFLEET_MCP_CALLS_PER_MINUTE",
+    "mcp_result_max_bytes": "ODOOFLEET_MCP_RESULT_MAX_BYTES",
+    "mcp_odoo_timeout": "ODOOFLEET_MCP_ODOO_TIMEOUT",
 }
 
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "RS256", "ES256")

@@ -8,7 +8,16 @@ import json
 import uuid
 from typing import Any
 
-from api_fixtures import Caller, new_instance, new_server, record
+from api_fixtures import (
+    EVERYTHING,
+    Caller,
+    CallerFactory,
+    client_of,
+    new_instance,
+    new_server,
+    record,
+)
+from litestar import Litestar
 from waiting import eventually
 
 from events.domain import DomainVerified, domain_stream
@@ -239,3 +248,28 @@ async def test_the_instance_detail_lists_its_domains_with_their_true_statuses(
     assert (shown[name]["dnsStatus"], shown[name]["sslStatus"]) == ("pending", "pending")
     assert shown[name]["id"] == added["id"]
     assert "dnsMessage" in shown[name]
+
+
+async def test_a_key_limited_to_one_instance_touches_only_its_domains(
+    app: Litestar, caller: CallerFactory
+) -> None:
+    admin = await caller(org="org-a", sub="alice", permissions=(*EVERYTHING, "manage:api-keys"))
+    server = await new_server(admin)
+    mine, other = await new_instance(admin, server), await new_instance(admin, server)
+    theirs = (await add(admin, other, f"o-{uuid.uuid4().hex[:8]}.example.com")).json()
+    issued = await admin.post(
+        "/api/api-keys",
+        json={"name": "ci", "permissions": ["manage:instances"], "instanceIds": [mine["id"]]},
+    )
+    assert issued.status_code == 201, issued.text
+
+    async with client_of(app, issued.json()["key"]) as key:
+        own = await add(key, mine, f"m-{uuid.uuid4().hex[:8]}.example.com")
+        listed = await key.get(domains(other))
+        added = await add(key, other, f"n-{uuid.uuid4().hex[:8]}.example.com")
+        removed = await key.delete(f"{domains(other)}/{theirs['id']}")
+        crossed = await key.delete(f"{domains(mine)}/{theirs['id']}")
+
+    assert own.status_code == 201, own.text
+    assert (listed.status_code, added.status_code, removed.status_code) == (404, 404, 404)
+    assert crossed.status_code == 404

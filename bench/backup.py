@@ -80,7 +80,8 @@ def prepare(engine: DockerEngine, layout: InstanceLayout, mb: int) -> None:
     rows = mb * 1024
     fill = (
         f"CREATE TABLE attachment AS SELECT g AS id, repeat(md5(g::text), 16) AS body,"
-        f" (SELECT string_agg(md5(random()::text || s.n || g), '') FROM generate_series(1, 16) s(n))"
+        f" (SELECT string_agg(md5(random()::text || s.n || g), '')"
+        f" FROM generate_series(1, 16) s(n))"
         f" AS noise FROM generate_series(1, {rows}) g"
     )
     engine.docker(*psql, "-d", DB, "-c", fill, timeout=1800)

@@ -19,7 +19,12 @@ from api.services import Deps, Services
 from api.web import WRITE_HEADERS, AuthRequest, MinPosition, metadata_for, problems, write_headers
 from api.wire_domains import AddDomainBody, Domain, DomainList, domain_of
 from commands.domain import AddDomain, DomainNotFound, MakePrimary, VerifyDomain, fold, live
-from commands.domain_name import DomainTaken, InvalidDomainName, normalize_domain
+from commands.domain_name import (
+    DomainTaken,
+    InvalidDomainName,
+    check_outside_base,
+    normalize_domain,
+)
 from commands.domain_requests import add_domain, domain_command, remove_domain
 from commands.refusals import InstanceNotFound
 from commands.runner import load
@@ -109,6 +114,7 @@ async def add(
     one held by any instance, of any organization, is 409."""
     try:
         name = normalize_domain(data.domain)
+        check_outside_base(name, services.settings.base_domain)
     except InvalidDomainName as e:
         raise InvalidRequest(FieldError("domain", str(e))) from e
     domain_id = str(uuid.uuid4())

@@ -85,6 +85,15 @@ def normalize_domain(raw: str, *, wildcard_allowed: bool = False) -> str:
     return normal
 
 
+def check_outside_base(name: str, base_domain: str) -> None:
+    """Names at or under the installation's base domain are the instances' own subdomains
+    (`<slug>.<base domain>`, reserved when an instance is created): a custom domain there
+    could take another organization's host name, now or later."""
+    base = base_domain.strip().rstrip(".").lower()
+    if base and (name == base or name.endswith("." + base)):
+        raise InvalidDomainName(f"names under {base} are the instances' own subdomains")
+
+
 def fold_domain_name(events: Iterable[DomainEvent]) -> DomainNameState:
     state = DomainNameState()
     for event in events:

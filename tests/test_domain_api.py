@@ -85,6 +85,15 @@ async def test_bad_names_are_a_400_naming_the_domain_field(alice: Caller) -> Non
         assert [e["field"] for e in response.json()["errors"]] == ["domain"], bad
 
 
+async def test_a_name_under_the_base_domain_is_refused(alice: Caller) -> None:
+    instance = await new_instance(alice, await new_server(alice))
+
+    for name in (instance["autoSubdomain"], "other.odoo.localhost", "odoo.localhost"):
+        response = await add(alice, instance, name)
+        assert response.status_code == 400, (name, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == ["domain"]
+
+
 async def test_a_domain_held_by_another_organization_is_409_without_its_holder(
     alice: Caller, mallory: Caller
 ) -> None:

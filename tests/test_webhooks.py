@@ -28,7 +28,8 @@ from events.relay import Relay, RelayConfig
 from events.server import ServerReachable, ServerRegistered, server_stream
 from events.store import ANY, NO_STREAM, EventStore
 from odoofleet.settings import Settings
-from workers.ssh.network_policy import IpAddress
+from workers.ssh.network_policy import IpAddress, NetworkPolicy, parse_networks
+from workers.webhooks.addresses import PRIVATE_NETWORKS, WebhookAddresses, url_problem
 from workers.webhooks.delivery import DeliveryConfig
 from workers.webhooks.run import run_webhooks
 from workers.webhooks.schedule import RetrySchedule
@@ -245,6 +246,18 @@ async def test_webhooks_may_not_be_pointed_at_internal_addresses(hooks: Caller) 
         assert reply.json()["errors"][0]["field"] == "url"
     unknown = await hooks.post("/api/webhooks", json={"url": "https://a.test/", "events": ["x"]})
     assert unknown.status_code == 400
+
+
+def test_loopback_is_refused_at_create_unless_an_allowed_network_names_it() -> None:
+    bare = WebhookAddresses(NetworkPolicy(denied=PRIVATE_NETWORKS))
+    allowing = WebhookAddresses(
+        NetworkPolicy(allowed=parse_networks("127.0.0.0/8"), denied=PRIVATE_NETWORKS)
+    )
+    assert url_problem("http://127.0.0.1:8080/hook", bare) is not None
+    assert url_problem("https://127.0.0.1/hook", bare) is not None
+    assert url_problem("https://[::1]/hook", bare) is not None
+    assert url_problem("http://127.0.0.1:8080/hook", allowing) is None
+    assert url_problem("https://hooks.example.com/odoo", bare) is None
 
 
 async def test_every_address_is_checked_when_dialled_and_refusals_are_recorded(

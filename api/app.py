@@ -27,6 +27,7 @@ from api.console import health_history
 from api.console.routes import SECURITY_HEADERS, page, static_files
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
 from api.integrations import integrations
+from api.mcp.asgi import mcp_endpoint, mcp_lifespan
 from api.metrics_http import HttpMetrics
 from api.openapi import BEARER, openapi_config
 from api.request_ids import with_request_ids
@@ -100,6 +101,7 @@ def create_app(
             routes_backup_destinations.create,
             routes_backup_destinations.remove,
             health_history.health_history,
+            mcp_endpoint,
         ],
         middleware=[DefineMiddleware(BearerAuthentication, verifier=TokenVerifier(settings))],
         before_request=_json_only,
@@ -113,7 +115,11 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "http_metrics": Provide(lambda: http_metrics, sync_to_thread=False),
         },
-        lifespan=[lifespan(settings, pool, host_ports), integrations(settings)],
+        lifespan=[
+            lifespan(settings, pool, host_ports),
+            integrations(settings),
+            mcp_lifespan(settings),
+        ],
         plugins=[problem_details_plugin()],
         openapi_config=openapi_config(_version()),
         request_max_body_size=MAX_BODY_BYTES,

@@ -39,6 +39,7 @@ from events.instance import (
     RemovalAbandoned,
     RemovalRequested,
 )
+from events.mcp import McpToolCalled
 from events.registry import DomainEvent, EventRegistry
 from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
 from events.store import RecordedEvent
@@ -139,6 +140,36 @@ def entry(action: str, before: Row | None, after: Row | None, env: Envelope) -> 
     )
 
 
+def tool_call_entry(env: Envelope) -> _AuditRow:
+    """An MCP tool call (issue 18): about its instance when it had one, else its session."""
+    call: McpToolCalled = env.event  # type: ignore[assignment]
+    meta, recorded = env.meta, env.recorded
+    return _AuditRow(
+        id=str(recorded.event_id),
+        org_id=meta.org_id,
+        action="mcp.tool_called",
+        resource_type="instance" if call.instance_id else "mcp",
+        resource_id=call.instance_id or call.session_id,
+        resource_name=call.instance_slug,
+        user_id=meta.actor.id,
+        user_name=meta.actor.name,
+        ip_address=meta.client_ip,
+        user_agent=meta.user_agent,
+        before_state=None,
+        after_state={
+            "tool": call.tool,
+            "arguments": call.arguments,
+            "outcome": call.outcome,
+            "message": call.message,
+        },
+        created_at=recorded.recorded_at,
+        event_type=recorded.event_type,
+        position=recorded.position,
+        correlation_id=meta.correlation_id,
+        stream_id=recorded.stream_id,
+    )
+
+
 _INSERT: Final = (
     b"INSERT INTO audit_log SELECT * FROM json_populate_recordset(NULL::audit_log, %s::json)"
     b" ON CONFLICT (position) DO NOTHING"
@@ -185,7 +216,7 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = ("instance", "server", "domain")
+    stream_types = ("instance", "server", "domain", "mcp")
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
@@ -206,6 +237,12 @@ class AuditProjection:
                 rows.append(entry(action_of(env.event), before, after, env))
 
         await fold_batch(conn, events, self._folders, self._subjects, self._registry, record)
+        tool_calls = McpToolCalled.event_type()
+        rows += [
+            tool_call_entry(Envelope.decode(self._registry, e))
+            for e in events
+            if e.event_type == tool_calls
+        ]
         if rows:
             await conn.execute(_INSERT, (as_json(rows),))
 

@@ -9,10 +9,18 @@ from odoofleet.logs import configure_logging, quiet_known_warnings
 
 quiet_known_warnings()  # before the areas load asyncssh and pgserver, which warn as they load
 
-from odoofleet import cli_api, cli_audit, cli_dev, cli_events, cli_projections, cli_work  # noqa: E402
+from odoofleet import (  # noqa: E402
+    cli_api,
+    cli_audit,
+    cli_dev,
+    cli_events,
+    cli_mcp,
+    cli_projections,
+    cli_work,
+)
 from odoofleet.settings import SettingsError, load_settings  # noqa: E402
 
-AREAS = (cli_events, cli_projections, cli_audit, cli_api, cli_work, cli_dev)
+AREAS = (cli_events, cli_projections, cli_audit, cli_api, cli_work, cli_dev, cli_mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,8 @@ refusals as tool errors, every call in the audit trail."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from api_fixtures import (
     running_instance,
 )
 from litestar import Litestar
+from mcp import Client, StdioServerParameters
 from mcp_fixtures import Heard, http_served, issue_key, mcp_client, structured, tool_names
 from waiting import eventually
 
@@ -212,3 +215,21 @@ async def test_tool_calls_are_rate_limited_per_key(
     async with mcp_client(base_url, mint(settings)) as client:
         refused = await client.call_tool("odoofleet_list_instances", {})
     assert refused.is_error and "rate limited" in refused.content[0].text  # type: ignore[union-attr]
+
+
+async def test_odoofleet_mcp_bridges_stdio_to_the_api_with_the_callers_rights(
+    base_url: str, alice: Caller, store: EventStore, settings: Settings
+) -> None:
+    shop = await running_instance(alice, store, await new_server(alice))
+    token = mint(settings, sub="victor", permissions=VIEW_ONLY)
+    command = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "odoofleet", "mcp", "--api", base_url, "--token", token],
+        env=dict(os.environ),
+    )
+    async with Client(command, mode="legacy", cache=None) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        got = structured(await client.call_tool("odoofleet_get_instance", {"instanceId": shop["id"]}))
+    assert odoo_tools(shop["slug"], *ODOO_READS) <= names
+    assert not PLATFORM_WRITES & names
+    assert got["id"] == shop["id"]

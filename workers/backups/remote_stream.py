@@ -98,7 +98,7 @@ async def stream_in(
     errors = asyncio.create_task(_tail(process.stderr))
     output = asyncio.create_task(_tail(process.stdout))
     try:
-        async for chunk in chunks:
+        async for chunk in read_ahead(chunks):
             process.stdin.write(chunk)
             await process.stdin.drain()
         process.stdin.write_eof()
@@ -117,6 +117,32 @@ async def stream_in(
     if process.returncode != 0:
         raise _failure(what, process.returncode, stderr)
     return (stdout + stderr).decode("utf-8", "replace").strip()[-600:]
+
+
+async def read_ahead(chunks: AsyncIterator[bytes], depth: int = 4) -> AsyncIterator[bytes]:
+    """`chunks`, read up to `depth` ahead of the consumer: reading the source (a destination)
+    and writing to the server overlap instead of taking turns."""
+    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(depth)
+
+    async def fill() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+        except Exception as e:  # handed to the consumer, raised there
+            await queue.put(e)
+            return
+        await queue.put(None)
+
+    filling = asyncio.create_task(fill())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        filling.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await filling
 
 
 async def _settled(task: asyncio.Task[bytes]) -> bytes:

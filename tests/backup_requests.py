@@ -85,12 +85,14 @@ async def request_restore(
     return operation_id
 
 
-async def complete_backup(store: EventStore, backup_id: str, operation_id: str) -> None:
+async def complete_backup(
+    store: EventStore, backup_id: str, operation_id: str, now: datetime | None = None
+) -> None:
     """Record the backup as its saga would on success (for tests that do not run it)."""
     part = BackupPart(name="database", key=f"x/{backup_id}/database.dump.ofb", size=1,
                       stored_size=50, sha256="00")  # fmt: skip
     command = backup.RecordBackupCompleted(operation_id=operation_id, parts=(part,))
     await execute_command(
         store, backup_stream(backup_id), backup.fold, backup.decide, command,
-        datetime.now(UTC), meta(ORG),
+        now or datetime.now(UTC), meta(ORG),
     )  # fmt: skip

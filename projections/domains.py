@@ -153,6 +153,13 @@ _DUE: Final = (
     b"  AND d.certificate_request IS NULL AND d.ssl_retry_at <= %(now)s)"
 )
 
+# Domains whose instance has no row: removed (or not projected yet: the caller asks the
+# instance's stream before acting).
+_ORPHANS: Final = (
+    b"SELECT coalesce(json_agg(d ORDER BY d.id), '[]')::text FROM domains d WHERE NOT EXISTS"
+    b" (SELECT 1 FROM instances i WHERE i.id = d.instance_id AND i.org_id = d.org_id)"
+)
+
 _listed: Final = msgspec.json.Decoder(list[ListedDomain])
 _rows: Final = msgspec.json.Decoder(list[DomainView])
 
@@ -167,3 +174,8 @@ async def due_domains(conn: Reader, now: datetime, renew_before: datetime) -> li
     whose certificate expires before `renew_before`, or whose failed first order is due."""
     found = await fetch_text(conn, _DUE, {"now": now, "renew_before": renew_before})
     return _rows.decode(found or "[]")
+
+
+async def orphan_domains(conn: Reader) -> list[DomainView]:
+    """Domains whose instance the instances read model no longer shows."""
+    return _rows.decode(await fetch_text(conn, _ORPHANS, ()) or "[]")

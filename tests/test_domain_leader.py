@@ -21,12 +21,16 @@ from commands.domain import (
 from commands.domain_requests import add_domain, domain_command
 from events.domain import (
     CertificateRequested,
+    DomainAdded,
+    DomainNameReleased,
     DomainVerificationRequested,
+    domain_name_stream,
     domain_stream,
 )
+from events.instance import InstanceRemoved, RemovalRequested, instance_stream
 from events.pool import Pool
 from events.secrets import Sealed
-from events.store import EventStore
+from events.store import ANY, EventStore
 from projections.domains import list_domains
 from workers.acme.config import DomainConfig
 from workers.acme.renewal import due_round
@@ -173,3 +177,30 @@ async def test_dns_checks_stop_24_hours_after_the_first(pool: Pool, store: Event
     assert await due_round(pool, store, CONFIG, "leader", NOW + timedelta(days=2)) == 0
     [listed] = await list_domains(pool, "org-a", instance_id)
     assert (listed.dns_status, listed.dns_retry_at) == ("failed", None)
+
+
+async def test_the_domains_of_a_removed_instance_are_removed_and_their_names_freed(
+    pool: Pool, store: EventStore
+) -> None:
+    removed, kept = await instance(store), await instance(store)
+    gone, _ = await domain(store, removed)
+    stays, _ = await domain(store, kept)
+    await store.append(
+        instance_stream(removed),
+        ANY,
+        [
+            RemovalRequested(instance_id=removed, operation_id="t1"),
+            InstanceRemoved(instance_id=removed, operation_id="t1"),
+        ],
+        meta(),
+    )
+    await catch_up(pool, "instances", "domains")
+
+    await due_round(pool, store, CONFIG, "leader", NOW)
+
+    assert (await types(store, gone))[-1] == "DomainRemoved"
+    assert "DomainRemoved" not in await types(store, stays)
+    name = (await store.load_stream(domain_stream(gone))).events[0]
+    assert isinstance(name, DomainAdded)
+    held = await store.load_stream(domain_name_stream(name.domain))
+    assert isinstance(held.events[-1], DomainNameReleased)

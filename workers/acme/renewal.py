@@ -1,6 +1,7 @@
 """The workers' domain leader: one process at a time (a PostgreSQL advisory lock) looks, every
 `check_interval`, for certificates that expire within `renew_before_days`, failed DNS checks
-whose retry is due, and failed first orders whose pause is over, and sends each its command.
+whose retry is due, and failed first orders whose pause is over, and sends each its command;
+and it removes the domains of removed instances.
 
 Exactly once across processes: besides the lock, each command's event ids derive from what
 made it due (the domain, and the expiry or retry time it was due for), so a leader that took
@@ -20,12 +21,15 @@ from typing import Final
 import psycopg
 
 from commands.domain import DomainNotFound, RequestCertificate, VerifyDomain
-from commands.domain_requests import domain_command
+from commands.domain_requests import domain_command, remove_domain
+from commands.instance_state import Removed, fold
+from commands.runner import load
+from events.instance import instance_stream
 from events.leader import LeaderLock
 from events.metadata import EventMetadata, system_actor
 from events.pool import Pool
 from events.store import EventStore
-from projections.domains import DomainView, due_domains
+from projections.domains import DomainView, due_domains, orphan_domains
 from workers.acme.config import DomainConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,7 @@ async def due_round(
     """Send every command that is due at `now`; how many decided something (a command a
     racing leader sent first counts too: its derived ids make the store append nothing)."""
     renew_before = now + timedelta(days=config.renew_before_days)
-    sent = 0
+    sent = await _reap(pool, store, worker, now)
     for domain in await due_domains(pool, now, renew_before):
         metadata = EventMetadata(
             actor=system_actor(worker), org_id=domain.org_id, correlation_id=str(uuid.uuid4())
@@ -77,6 +81,24 @@ async def due_round(
                 continue  # removed since the read model was read
             sent += bool(outcome.events)
     return sent
+
+
+async def _reap(pool: Pool, store: EventStore, worker: str, now: datetime) -> int:
+    """The domains of removed instances, removed in turn (their names freed, their files taken
+    off the server by the cleanup saga). The instance's own stream decides, not the read
+    model, which may lag behind a new instance."""
+    reaped = 0
+    for domain in await orphan_domains(pool):
+        instance = await load(store, instance_stream(domain.instance_id), fold)
+        if not isinstance(instance.state, Removed):
+            continue
+        metadata = EventMetadata(
+            actor=system_actor(worker), org_id=domain.org_id, correlation_id=str(uuid.uuid4())
+        )
+        with contextlib.suppress(DomainNotFound):
+            outcome = await remove_domain(store, domain.id, domain.instance_id, now, metadata)
+            reaped += bool(outcome.events)
+    return reaped
 
 
 def _due(

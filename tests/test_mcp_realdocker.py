@@ -1,0 +1,157 @@
+"""MCP's Odoo tools against the real-Docker tier's Odoo stand-in (issue 18): the app calls the
+instance's /jsonrpc `execute_kw` over an SSH direct-tcpip channel of a real OpenSSH sshd to the
+port the instance publishes on the server's loopback, with the instance's own credentials."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import pytest
+from api_fixtures import (
+    TEST_HOST_PORTS,
+    Caller,
+    client_of,
+    mint,
+    new_server,
+    running_instance,
+    serving,
+)
+from litestar import Litestar
+from mcp import Client
+from mcp_fixtures import http_served, mcp_client, structured, tool_names
+from realdocker_fixtures import docker_engine_fixture  # noqa: F401
+from sshd_harness import SshdServer
+from test_realdocker_odoo_image import (  # noqa: F401  (fixtures)
+    SECRET_TARGET,
+    OdooLab,
+    conf_text,
+    lab,
+    volume,
+)
+
+from api.app import create_app
+from commands.defaults import db_name_for
+from events.pool import Pool
+from events.store import EventStore
+from odoofleet.settings import Settings
+
+pytestmark = pytest.mark.realdocker
+VERSION = "17.0"
+
+
+@pytest.fixture
+async def app(settings: Settings, pool: Pool, projections: None) -> AsyncIterator[Litestar]:
+    async with serving(create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)) as app:
+        yield app
+
+
+@contextmanager
+def odoo_served(
+    lab: OdooLab, volume: str, db: str, port: int, admin_password: str
+) -> Iterator[None]:
+    """The instance's Odoo as provisioning leaves it: its database, the admin password
+    odoofleet chose, and the app published on the server's loopback at its host port."""
+    lab.init_database(VERSION, db, volume)
+    script = f"env.ref('base.user_admin').write({{'password': {admin_password!r}}})\n"
+    done = lab.docker("run", "--rm", "-i", "-v", f"{volume}:/var/lib/odoo",
+                      *lab.odoo_args(VERSION, conf=None, env={"PASSWORD_FILE": SECRET_TARGET}),
+                      "odoo", "shell", "-d", db, input=(script + "env.cr.commit()\n").encode())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    container = lab.name(f"mcp-{secrets.token_hex(3)}")
+    conf = lab.conf("mcp", conf_text(workers=0))
+    lab.docker("run", "-d", "--name", container, "-p", f"127.0.0.1:{port}:8069",
+               "-v", f"{volume}:/var/lib/odoo",
+               *lab.odoo_args(VERSION, conf=conf, env={"PASSWORD_FILE": SECRET_TARGET}))  # fmt: skip
+    try:
+        lab.serving(container)
+        yield
+    finally:
+        lab.docker("rm", "-f", container, check=False)
+
+
+class Shop:
+    def __init__(self, instance: dict[str, Any], alice: Caller, client: Client) -> None:
+        self.id = instance["id"]
+        self.prefix = instance["slug"].replace("-", "_")
+        self.alice = alice
+        self.client = client
+
+    async def call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+        return structured(await self.client.call_tool(f"{self.prefix}_{operation}", arguments))
+
+    async def refused(self, operation: str, **arguments: Any) -> str:
+        result = await self.client.call_tool(f"{self.prefix}_{operation}", arguments)
+        assert result.is_error
+        return result.content[0].text  # type: ignore[union-attr]
+
+
+@asynccontextmanager
+async def shop_on_odoo(
+    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+) -> AsyncIterator[Shop]:
+    """A running instance on a registered server (the test's sshd), its Odoo served, and an
+    MCP session of its organization's manager."""
+    async with client_of(app, mint(settings)) as alice, http_served(app) as base_url:
+        server_id = await new_server(
+            alice, host="127.0.0.1", port=sshd.port, sshUser="root",
+            sshPrivateKey=sshd.client_private_key,
+        )  # fmt: skip
+        instance = await running_instance(alice, store, server_id)
+        credentials = await alice.get(f"/api/instances/{instance['id']}/admin-credentials")
+        assert credentials.status_code == 200, credentials.text
+        db, port = db_name_for(instance["slug"]), instance["httpPortHost"]
+        with odoo_served(lab, volume, db, port, credentials.json()["password"]):
+            async with mcp_client(base_url, mint(settings)) as client:
+                yield Shop(instance, alice, client)
+
+
+async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
+    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+) -> None:
+    async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
+        assert f"{shop.prefix}_create" not in await tool_names(shop.client)
+        assert "not available" in await shop.refused("create", model="res.partner", values={})
+        await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
+
+        partner = (await shop.call("create", model="res.partner", values={"name": "Acme"}))["id"]
+        await shop.call("write", model="res.partner", ids=[partner], values={"phone": "+32 2"})
+        found = await shop.call(
+            "search_read", model="res.partner", domain=[["name", "ilike", "acme"]],
+            fields=["name", "phone"],
+        )  # fmt: skip
+        read = await shop.call("read", model="res.partner", ids=[partner], fields=["phone"])
+        fields = {f["name"]: f for f in (await shop.call("fields_get", model="res.partner"))["fields"]}
+        deleted = await shop.call("unlink", model="res.partner", ids=[partner])
+        missing = await shop.refused("read", model="res.partner", ids=[partner])
+        # The allowlist holds whatever the instance allows: users are never written.
+        users = await shop.refused("write", model="res.users", ids=[2], values={"name": "x"})
+    assert found["records"] == [{"id": partner, "name": "Acme", "phone": "+32 2"}]
+    assert found["nextOffset"] is None
+    assert read["records"] == [{"id": partner, "phone": "+32 2"}]
+    assert fields["email"]["type"] == "char"
+    assert deleted["deleted"] is True
+    assert "MissingError" in missing
+    assert "not allowed" in users
+
+
+async def test_search_read_pages_and_caps_what_reaches_the_prompt(
+    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+) -> None:
+    async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
+        await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
+        for n in range(5):
+            # A note longer than a prompt should carry for one field.
+            values = {"name": f"Bulk {n}", "comment": "x" * 5000}
+            await shop.call("create", model="res.partner", values=values)
+        query = {"model": "res.partner", "domain": [["name", "like", "Bulk"]], "order": "id"}
+        first = await shop.call("search_read", **query, limit=2, fields=["name", "comment"])
+        second = await shop.call("search_read", **query, limit=2, offset=first["nextOffset"])
+        last = await shop.call("search_read", **query, limit=2, offset=second["nextOffset"])
+    assert [r["display_name"] for r in second["records"]] == ["Bulk 2", "Bulk 3"]
+    assert [r["name"] for r in first["records"]] == ["Bulk 0", "Bulk 1"]
+    assert (first["nextOffset"], second["nextOffset"], last["nextOffset"]) == (2, 4, None)
+    assert all(len(r["comment"]) < 2100 for r in first["records"])
+    assert len(str(first)) < settings.mcp_result_max_bytes

@@ -37,9 +37,10 @@ from events.store import NO_STREAM, START, EventStore, RecordedEvent
 from projections.audit import AuditFilter, query_audit
 from projections.catalog import build_projections
 from projections.health import get_health
-from projections.instances import get_instance
+from projections.instances import INSTANCES, get_instance
 from projections.runtime.bell import Bell
 from projections.runtime.errors import PoisonEvent
+from projections.runtime.fold import fold_stream
 from projections.runtime.projection import Projection
 from projections.runtime.projector import Projector
 from projections.runtime.report import report
@@ -319,6 +320,26 @@ async def test_time_travel_folds_the_events_recorded_until_then(pool: Pool, stor
     assert now is not None
     assert (now.name, now.version) == ("Second", 3)
     assert elsewhere is None
+
+
+async def test_a_stream_folded_from_the_store_is_the_row_the_projection_writes(
+    pool: Pool, store: EventStore
+):
+    instance_id, created = await create_instance(store, name="First")
+    await append_to_instance(
+        store, instance_id, InstanceUpdated(instance_id=instance_id, name="Second", updated_at=NOW)
+    )
+    await catch_up(pool, "instances")
+
+    now = await fold_stream(store, INSTANCES, instance_stream(instance_id))
+    then = await fold_stream(
+        store, INSTANCES, instance_stream(instance_id), up_to_version=created.version
+    )
+
+    assert now is not None
+    assert then is not None
+    assert (now.name, then.name, then.version) == ("Second", "First", created.version)
+    assert now == await get_instance(pool, "org-a", instance_id)
 
 
 async def test_time_travel_and_the_projection_agree(pool: Pool, store: EventStore):

@@ -20,7 +20,7 @@ from psycopg import AsyncConnection
 from events.catalog import stream_type
 from events.log_reads import stream_between
 from events.registry import DomainEvent, EventRegistry
-from events.store import RecordedEvent
+from events.store import EventStore, RecordedEvent
 from projections.runtime.envelope import Envelope
 from projections.runtime.errors import CannotApply
 
@@ -84,6 +84,15 @@ def fold(folder: Folder[R], events: Sequence[RecordedEvent], registry: EventRegi
     for recorded in events:
         row, _ = folder.apply(row, recorded, registry)
     return row
+
+
+async def fold_stream(
+    store: EventStore, folder: Folder[R], stream_id: str, *, up_to_version: int | None = None
+) -> R | None:
+    """The row of one stream folded from the store now (up to a version: as a write left it),
+    by the read model's own Folder: exact right after a write, without waiting for the
+    projection."""
+    return fold(folder, await store.read_stream(stream_id, limit=up_to_version), store.registry)
 
 
 class RowStore(Protocol[R]):

@@ -2,6 +2,7 @@
 endpoint's receiver hangs on every call.
 
     python -m bench.webhooks [--database-url URL] [--nats-url URL] [--events N] [--endpoints N]
+                             [--rate EVENTS_PER_SECOND]
 
 `odoofleet relay`, `odoofleet project` and `odoofleet work` (sagas idle, the webhook worker
 delivering) run as processes of their own on a fresh database and JetStream stream; this
@@ -140,8 +141,9 @@ async def create_endpoints(pool: Pool, urls: list[str]) -> None:
         )
 
 
-async def append_events(pool: Pool, count: int) -> dict[str, float]:
-    """`count` server.reachable events, one append each; when each append returned."""
+async def append_events(pool: Pool, count: int, rate: float) -> dict[str, float]:
+    """`count` server.reachable events, one append each (`rate` a second at most, 0: as fast
+    as they go); when each append returned."""
     store = EventStore(pool)
     server_id = str(uuid.uuid4())
     registered = ServerRegistered(
@@ -159,7 +161,10 @@ async def append_events(pool: Pool, count: int) -> dict[str, float]:
     )
     await store.append(server_stream(server_id), NO_STREAM, [registered], META)
     appended: dict[str, float] = {}
-    for _ in range(count):
+    began = time.monotonic()
+    for n in range(count):
+        if rate:
+            await asyncio.sleep(max(0.0, began + n / rate - time.monotonic()))
         event_id = uuid.uuid4()
         event = ServerReachable(server_id=server_id, observed_at=datetime.now(UTC))
         await store.append(server_stream(server_id), ANY, [event], META, [event_id])
@@ -211,11 +216,14 @@ async def run(args: argparse.Namespace) -> str:
             ):
                 urls = [f"http://127.0.0.1:{r.port}/hook" for r in (*quick, hanging)]
                 await create_endpoints(pool, urls)
-                await until(lambda: all(r.first_seen for r in quick), 120, "test events")
+                await until(
+                    lambda: all(r.first_seen for r in (*quick, hanging)), 120, "test events"
+                )
+                await caught_up(pool, 120)
                 samples: list[tuple[int, int]] = []
                 sampling = asyncio.create_task(sample(pool, samples))
                 started = time.monotonic()
-                appended = await append_events(pool, args.events)
+                appended = await append_events(pool, args.events, args.rate)
                 appending = time.monotonic() - started
                 total = args.events * args.endpoints
 
@@ -223,7 +231,8 @@ async def run(args: argparse.Namespace) -> str:
                     return sum(len(set(r.first_seen) & set(appended)) for r in quick)
 
                 await until(lambda: delivered() == total, args.timeout, "every delivery")
-                finished = max(max(r.first_seen.values()) for r in quick)
+                await until(lambda: samples[-1:] == [(0, 0)], args.timeout, "the log caught up")
+                finished = max((max(r.first_seen.values()) for r in quick), default=started)
                 sampling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampling
@@ -249,6 +258,7 @@ def report(
     settled: tuple[int, int],
     hanging: Receiver,
 ) -> str:
+    latencies = latencies or [0.0]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     relay_max = max((s[0] for s in samples), default=0)
     projection_max = max((s[1] for s in samples), default=0)
@@ -257,8 +267,8 @@ def report(
             f"{args.events} events x {args.endpoints} endpoints = {total} deliveries,"
             f" plus 1 endpoint whose receiver hangs ({hanging.requests} calls held)",
             f"appends: {args.events / appending:.0f}/s ({appending:.1f} s)",
-            f"deliveries: {total / elapsed:.0f}/s ({elapsed:.1f} s from first append to last"
-            " delivery)",
+            f"deliveries: {total / max(elapsed, 1e-9):.0f}/s ({elapsed:.1f} s from first append"
+            " to last delivery)",
             f"event-to-delivery latency: p50 {statistics.median(latencies):.0f} ms,"
             f" p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms",
             f"lag while delivering (max over {len(samples)} samples): relay {relay_max},"
@@ -266,6 +276,15 @@ def report(
             f" projections {settled[1]}",
         ]
     )
+
+
+async def caught_up(pool: Pool, seconds: float) -> None:
+    """Relay and projections at the log's head (the processes are up and idle)."""
+    for _ in range(int(seconds / 0.05)):
+        if await lags(pool) == (0, 0):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the log did not catch up within {seconds:g} s")
 
 
 async def sample(pool: Pool, samples: list[tuple[int, int]]) -> None:
@@ -300,6 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s (0: unpaced)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--logs", default="/tmp", help="where the processes' logs go")
     return parser.parse_args(argv)

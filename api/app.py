@@ -97,6 +97,7 @@ def create_app(
             routes_backups.remove,
             routes_backups.restore,
             routes_backups.set_schedule,
+            routes_backups.download,
             routes_backup_destinations.list_all,
             routes_backup_destinations.create,
             routes_backup_destinations.remove,

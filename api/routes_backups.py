@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from croniter import croniter  # type: ignore[import-untyped]
 from litestar import Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from api.auth import Forbidden, Principal, needs
 from api.errors import FieldError, InvalidRequest, problem
@@ -46,6 +48,10 @@ from projections.backups import (
     list_backups,
 )
 from projections.runtime.fold import fold
+from workers.backups.destinations import DestinationError
+from workers.backups.download import NotDownloadable, odoo_download
+from workers.server.remote import StepError
+from workers.ssh.errors import SshError
 
 MANAGE: Final = needs("manage:backups")
 VIEW: Final = needs("view:backups")
@@ -205,6 +211,57 @@ async def restore(
     outcome = await _execute(services, request, bid, command)
     accepted = RestoreAccepted(backup_id=bid, operation_id=operation_id, target_instance_id=target)
     return Response(accepted, status_code=202, headers=_position(outcome))
+
+
+@get(
+    "/backups/{backup_id:uuid}/download",
+    operation_id="downloadBackup",
+    summary="Download a backup as Odoo's own zip",
+    opt=MANAGE,
+    responses=problems(400, 401, 403, 404, 409, 503),
+    media_type="application/zip",
+    tags=_TAGS,
+)
+async def download(
+    request: AuthRequest,
+    services: Deps,
+    backup_id: FromPath[uuid.UUID],
+    format: Annotated[  # noqa: ARG001 (one format today; the parameter names it)
+        Literal["odoo"],
+        QueryParameter(description="`odoo`: the zip Odoo's database manager restores"),
+    ],
+) -> Stream:
+    """A zip of `dump.sql`, `filestore/` and `manifest.json`, as Odoo's database manager
+    writes them (restorable there, so a customer can leave with their data), streamed from
+    the destination; the SQL is produced by pg_restore in the instance's db container."""
+    principal = request.user
+    bid = str(backup_id)
+    await _current(services, principal, bid)
+    state = (await load(services.store, backup_stream(bid), backup.fold)).state
+    if not isinstance(state, backup.Completed):
+        raise problem(409, "backup-busy", f"the backup is {state.status}, not completed")
+    instance = await _running_instance(services, principal, state.requested.instance_id)
+    chunks = odoo_download(
+        services.store, services.vault, services.server_addresses, state, instance
+    )
+    try:
+        first = await anext(chunks)
+    except NotDownloadable as e:
+        raise problem(409, "not-downloadable", str(e)) from e
+    except (StepError, SshError, DestinationError) as e:
+        raise problem(409, "not-downloadable", f"the backup cannot be read now: {e}") from e
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    name = f"{instance.facts.slug}-{bid[:8]}.zip"
+    return Stream(
+        body(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @put(

@@ -4,6 +4,8 @@ shows the original data; a damaged backup is refused; a restore goes into anothe
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,10 @@ from realdocker_probes import docker
 from saga_fixtures import Instance
 from test_realdocker_sagas import provision, validated_server
 
+from commands import backup
+from commands.instance_state import Absent
+from commands.instance_state import fold as instance_fold
+from commands.runner import load
 from events.backup import (
     BackupCompleted,
     BackupFailed,
@@ -27,7 +33,10 @@ from events.backup import (
     RestoreFailed,
     backup_stream,
 )
+from events.instance import instance_stream
+from workers.backups.download import odoo_download
 from workers.server.layout import InstanceLayout
+from workers.ssh.control_plane_addresses import server_network_policy
 
 pytestmark = pytest.mark.realdocker
 
@@ -46,6 +55,17 @@ async def filestore(fleet: DockerFleet, instance: Instance, script: str) -> str:
 
 
 FILE = "/var/lib/odoo/filestore/acme/ab/abcdef"
+
+
+async def odoo_zip_of(fleet: DockerFleet, backup_id: str, instance: Instance) -> zipfile.ZipFile:
+    store = fleet.store
+    state = (await load(store, backup_stream(backup_id), backup.fold)).state
+    assert isinstance(state, backup.Completed)
+    target = (await load(store, instance_stream(instance.id), instance_fold)).state
+    assert not isinstance(target, Absent)
+    policy = server_network_policy(fleet.settings)
+    chunks = odoo_download(store, fleet.vault, policy, state, target)
+    return zipfile.ZipFile(io.BytesIO(b"".join([chunk async for chunk in chunks])))
 
 
 @pytest_asyncio.fixture

@@ -150,3 +150,42 @@ async def _settled(task: asyncio.Task[bytes]) -> bytes:
         return await asyncio.wait_for(task, 5)
     except (TimeoutError, asyncio.CancelledError, asyncssh.Error):
         return b""
+
+
+async def stream_through(
+    runner: SshRunner,
+    server: ServerConnectionInfo,
+    command: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    what: str,
+    time_limit: float,
+) -> AsyncIterator[bytes]:
+    """Feed `chunks` to the command's standard input while its standard output comes back
+    in chunks (a filter on the server: `pg_restore -f -`); StepError once it exits non-zero."""
+    try:
+        process = await _start(runner, server, _wrapped(command, time_limit), stdin=True)
+    except asyncssh.Error as e:
+        raise ServerUnreachable(f"cannot run {what} on {server.address}: {e}") from e
+    errors = asyncio.create_task(_tail(process.stderr))
+
+    async def feed() -> None:
+        async for chunk in read_ahead(chunks):
+            process.stdin.write(chunk)
+            await process.stdin.drain()
+        process.stdin.write_eof()
+
+    feeding = asyncio.create_task(feed())
+    try:
+        while chunk := await process.stdout.read(READ_BYTES):
+            yield chunk
+        await feeding
+        stderr = await errors
+        await process.wait_closed()
+    finally:
+        for task in (feeding, errors):
+            if not task.done():
+                task.cancel()
+        process.close()
+    if process.returncode != 0:
+        raise _failure(what, process.returncode, stderr)

@@ -1,6 +1,6 @@
 -- The read models the projectors write and the API reads (projections/, DESIGN.md
 -- "Projections"). Defined here so that every migrated database has them; a rebuild clones
--- these definitions (projections/clone.py), so this file is the one place they are spelled.
+-- these definitions (projections/runtime/clone.py), so this file is the one place they are spelled.
 -- Secrets stay sealed: env_vars hold {"KEY": {"sealed": "v1:..."}} values, never plaintext.
 
 CREATE TABLE instances (
@@ -46,7 +46,7 @@ CREATE TABLE instances (
     version                     bigint      NOT NULL
 );
 
--- Keyset pagination, newest first, for each list filter (projections/read_instances.py).
+-- Keyset pagination, newest first, for each list filter (projections/instances.py).
 CREATE INDEX instances_list ON instances (org_id, created_at DESC, id DESC);
 CREATE INDEX instances_list_by_server ON instances (org_id, server_id, created_at DESC, id DESC);
 CREATE INDEX instances_list_by_status ON instances (org_id, status, created_at DESC, id DESC);

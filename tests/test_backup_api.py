@@ -147,8 +147,14 @@ async def test_a_view_only_caller_can_list_but_not_take_or_restore(
         await viewer.post(f"/api/backups/{backup_id}/restore", json={}),
         await viewer.delete(f"/api/backups/{backup_id}"),
         await viewer.get("/api/backup-destinations"),
+        await viewer.get(f"/api/backups/{backup_id}/download", params={"format": "odoo"}),
     ]
-    assert [r.status_code for r in refused] == [403, 403, 403, 403]
+    assert [r.status_code for r in refused] == [403, 403, 403, 403, 403]
+    # The manager may download it once completed; running, it is a conflict.
+    running = await alice.get(f"/api/backups/{backup_id}/download", params={"format": "odoo"})
+    assert running.status_code == 409
+    wrong = await alice.get(f"/api/backups/{backup_id}/download", params={"format": "tar"})
+    assert wrong.status_code == 400
 
 
 async def test_a_restore_is_recorded_for_a_completed_backup_and_needs_manage_instances(

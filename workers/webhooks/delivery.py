@@ -157,11 +157,17 @@ class Deliverer:
             outcome = after_failure(self._config.schedule, delivery.attempts + 1, first, now)
             status = "pending" if isinstance(outcome, RetryAt) else "failed"
             next_at = outcome.at if isinstance(outcome, RetryAt) else now
-        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self._pool.connection() as conn:
             await queue.settle(
-                conn, delivery, attempt, status=status, at=sent_at, next_attempt_at=next_at
+                conn,
+                delivery,
+                attempt,
+                status=status,
+                at=sent_at,
+                next_attempt_at=next_at,
+                worker=self._worker,
+                lease=self._lease,
             )
-            await queue.extend(conn, subscription.endpoint_id, self._worker, self._lease)
         if isinstance(outcome, GiveUp):
             await self._give_up(subscription, outcome, attempt, metadata, now)
         return result.delivered

@@ -90,23 +90,28 @@ UPDATE webhook_lanes SET leased_until = '-infinity', leased_by = NULL,
                        ORDER BY sequence LIMIT 1), 'infinity')
 WHERE endpoint_id = %(id)s AND leased_by = %(worker)s
 """
-# Numbered by the row itself: a worker whose lease ran out while it was still sending may
-# record its attempt beside the next worker's.
+
+# One statement, so one round trip and its own transaction: the attempt, what follows it,
+# and the lane's lease extended. Attempts are numbered by the row itself: a worker whose lease
+# ran out while it was still sending may record its attempt beside the next worker's. The
+# commit does not wait for the disk (set_config … true lasts to the end of the transaction):
+# an outcome lost in a crash only sends the delivery again, with the same id, which
+# at-least-once delivery allows; waiting would cost every delivery a flush.
 _SETTLE: Final = b"""
-WITH settled AS (
+WITH no_flush AS (SELECT set_config('synchronous_commit', 'off', true)),
+settled AS (
     UPDATE webhook_deliveries SET status = %(status)s, attempts = attempts + 1,
         first_attempt_at = coalesce(first_attempt_at, %(at)s), next_attempt_at = %(next)s
-    WHERE id = %(id)s RETURNING id, attempts)
+    WHERE id = %(id)s RETURNING id, attempts),
+extended AS (
+    UPDATE webhook_lanes SET leased_until = clock_timestamp() + %(lease)s
+    WHERE endpoint_id = %(endpoint)s AND leased_by = %(worker)s)
 INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, outcome, status_code,
     latency_ms, response_excerpt, error)
 SELECT id, attempts, %(at)s, %(outcome)s, %(status_code)s, %(latency_ms)s, %(excerpt)s, %(error)s
-FROM settled
+FROM settled, no_flush
 """
-_EXTEND: Final = b"""
-UPDATE webhook_lanes SET leased_until = clock_timestamp() + %(lease)s
-WHERE endpoint_id = %(endpoint)s AND leased_by = %(worker)s
-"""
-_ASYNC_COMMIT: Final = b"SET LOCAL synchronous_commit TO off"
+
 _CANCEL: Final = b"""
 UPDATE webhook_deliveries SET status = 'cancelled'
 WHERE endpoint_id = %s AND status = 'pending'
@@ -166,15 +171,18 @@ async def settle(
     status: Status,
     at: datetime,
     next_attempt_at: datetime,
+    worker: str,
+    lease: timedelta,
 ) -> None:
-    """Record an attempt and what follows it, in a transaction. Its commit does not wait for
-    the disk: an outcome lost in a crash only sends the delivery again, with the same id,
-    which at-least-once delivery allows; waiting would cost every delivery a flush."""
-    await conn.execute(_ASYNC_COMMIT)
+    """Record an attempt and what follows it, and extend the lane's lease (autocommit: one
+    statement, its own transaction)."""
     await conn.execute(
         _SETTLE,
         {
             "id": delivery.id,
+            "endpoint": delivery.endpoint_id,
+            "worker": worker,
+            "lease": lease,
             "status": status,
             "at": at,
             "next": next_attempt_at,
@@ -185,12 +193,6 @@ async def settle(
             "error": attempt.error,
         },
     )
-
-
-async def extend(
-    conn: AsyncConnection[Any], endpoint_id: str, worker: str, lease: timedelta
-) -> None:
-    await conn.execute(_EXTEND, {"endpoint": endpoint_id, "worker": worker, "lease": lease})
 
 
 async def release(conn: AsyncConnection[Any], endpoint_id: str, worker: str) -> None:

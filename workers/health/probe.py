@@ -13,6 +13,8 @@ from workers.server.layout import InstanceLayout
 from workers.server.shell import cmd, sequence
 
 PROBE_TIMEOUT_SECONDS = 5
+# Probes of one server at a time: each is a few short processes and a curl that mostly waits.
+PROBE_CONCURRENCY = 8
 INSPECT_FORMAT = (
     '{"state":{{json .State}},"restartCount":{{.RestartCount}},'
     '"memoryLimit":{{.HostConfig.Memory}}}'
@@ -52,26 +54,44 @@ class ContainerSample(msgspec.Struct, frozen=True, kw_only=True):
     response_time_ms: float | None
 
 
-def health_command(targets: list[HealthTarget]) -> str:
+def health_command(targets: list[HealthTarget], concurrency: int = PROBE_CONCURRENCY) -> str:
     """One JSON line per target, for `parse_health_output`. `docker stats` runs once for
-    all containers: it samples for a second or two each time it runs."""
+    all containers: it samples for a second or two each time it runs.
+
+    The targets' probes run `concurrency` at a time, in ONE SSH session (one of the server's
+    session slots): a /web/health that hangs holds a probe slot for its timeout, not the
+    probes queued behind it. A POSIX semaphore: a FIFO holding one token per slot; each
+    probe takes a token before it starts and gives it back when done. Each probe writes its
+    line to a file of its own, printed whole once all are done."""
     stats = "stats=$(" + cmd("docker", "stats", "--no-stream", "--format", "{{json .}}")
-    steps = [stats + " 2>/dev/null)"]
-    for target in targets:
-        name = InstanceLayout(target.slug).app_container(target.color)
-        url = f"http://127.0.0.1:{check_port(target.http_port_host)}/web/health"
-        probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"]
-        probe += ["-m", str(PROBE_TIMEOUT_SECONDS), url]
-        steps += [
-            f"i=$({cmd('docker', 'inspect', '-f', INSPECT_FORMAT, name)} 2>/dev/null) || i=null",
-            "s=$(printf '%s\\n' \"$stats\" | "
-            + cmd("grep", "-F", f'"Name":"{name}"')
-            + " | head -n 1)",
-            '[ -n "$s" ] || s=null',
-            f"p=$({cmd(*probe)})",
-            cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$s" "$p"',
-        ]
-    return sequence(*steps)
+    lines = [
+        "d=$(mktemp -d) || exit 1",
+        "trap 'rm -rf \"$d\"' EXIT",
+        'mkfifo "$d/slots" && exec 3<>"$d/slots" || exit 1',
+        f"n=0; while [ $n -lt {max(1, concurrency)} ]; do echo >&3; n=$((n + 1)); done",
+        stats + " 2>/dev/null)",
+    ]
+    for n, target in enumerate(targets):
+        lines.append(f'read -r _ <&3; {{ {_probe(target)}; echo >&3; }} >"$d/{n}" &')
+    lines += ["wait", 'cat "$d"/[0-9]* 2>/dev/null; true']
+    # One command per line: a job sent to the background (`&`) ends its line, not a `;`.
+    return "\n".join(lines)
+
+
+def _probe(target: HealthTarget) -> str:
+    name = InstanceLayout(target.slug).app_container(target.color)
+    url = f"http://127.0.0.1:{check_port(target.http_port_host)}/web/health"
+    probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"]
+    probe += ["-m", str(PROBE_TIMEOUT_SECONDS), url]
+    return sequence(
+        f"i=$({cmd('docker', 'inspect', '-f', INSPECT_FORMAT, name)} 2>/dev/null) || i=null",
+        "s=$(printf '%s\\n' \"$stats\" | "
+        + cmd("grep", "-F", f'"Name":"{name}"')
+        + " | head -n 1)",
+        '[ -n "$s" ] || s=null',
+        f"p=$({cmd(*probe)})",
+        cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$s" "$p"',
+    )
 
 
 class _Health(msgspec.Struct):

@@ -71,7 +71,7 @@ async def bridge(api: str, token: str) -> None:
         )
 
         async def list_tools(
-            ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+            _ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
         ) -> types.ListToolsResult:
             return await upstream.list_tools(cursor=params.cursor if params else None)
 

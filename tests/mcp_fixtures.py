@@ -62,7 +62,9 @@ class Heard:
 
 
 @asynccontextmanager
-async def mcp_client(base_url: str, token: str, heard: Heard | None = None) -> AsyncIterator[Client]:
+async def mcp_client(
+    base_url: str, token: str, heard: Heard | None = None
+) -> AsyncIterator[Client]:
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})

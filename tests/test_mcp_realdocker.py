@@ -24,13 +24,9 @@ from mcp import Client
 from mcp_fixtures import http_served, mcp_client, structured, tool_names
 from realdocker_fixtures import docker_engine_fixture  # noqa: F401
 from sshd_harness import SshdServer
-from test_realdocker_odoo_image import (  # noqa: F401  (fixtures)
-    SECRET_TARGET,
-    OdooLab,
-    conf_text,
-    lab,
-    volume,
-)
+from test_realdocker_odoo_image import SECRET_TARGET, OdooLab, conf_text
+from test_realdocker_odoo_image import lab as lab_fixture  # noqa: F401  (the `lab` fixture)
+from test_realdocker_odoo_image import volume as volume_fixture  # noqa: F401  (`volume`)
 
 from api.app import create_app
 from commands.defaults import db_name_for
@@ -56,15 +52,17 @@ def odoo_served(
     odoofleet chose, and the app published on the server's loopback at its host port."""
     lab.init_database(VERSION, db, volume)
     script = f"env.ref('base.user_admin').write({{'password': {admin_password!r}}})\n"
+    script += "env.cr.commit()\n"
+    secret = {"PASSWORD_FILE": SECRET_TARGET}
     done = lab.docker("run", "--rm", "-i", "-v", f"{volume}:/var/lib/odoo",
-                      *lab.odoo_args(VERSION, conf=None, env={"PASSWORD_FILE": SECRET_TARGET}),
-                      "odoo", "shell", "-d", db, input=(script + "env.cr.commit()\n").encode())  # fmt: skip
+                      *lab.odoo_args(VERSION, conf=None, env=secret),
+                      "odoo", "shell", "-d", db, input=script.encode())  # fmt: skip
     assert done.returncode == 0, done.stderr
     container = lab.name(f"mcp-{secrets.token_hex(3)}")
     conf = lab.conf("mcp", conf_text(workers=0))
     lab.docker("run", "-d", "--name", container, "-p", f"127.0.0.1:{port}:8069",
                "-v", f"{volume}:/var/lib/odoo",
-               *lab.odoo_args(VERSION, conf=conf, env={"PASSWORD_FILE": SECRET_TARGET}))  # fmt: skip
+               *lab.odoo_args(VERSION, conf=conf, env=secret))  # fmt: skip
     try:
         lab.serving(container)
         yield
@@ -90,7 +88,12 @@ class Shop:
 
 @asynccontextmanager
 async def shop_on_odoo(
-    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+    app: Litestar,
+    settings: Settings,
+    store: EventStore,
+    lab: OdooLab,
+    volume: str,
+    sshd: SshdServer,
 ) -> AsyncIterator[Shop]:
     """A running instance on a registered server (the test's sshd), its Odoo served, and an
     MCP session of its organization's manager."""
@@ -109,7 +112,12 @@ async def shop_on_odoo(
 
 
 async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
-    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+    app: Litestar,
+    settings: Settings,
+    store: EventStore,
+    lab: OdooLab,
+    volume: str,
+    sshd: SshdServer,
 ) -> None:
     async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
         assert f"{shop.prefix}_create" not in await tool_names(shop.client)
@@ -123,7 +131,9 @@ async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
             fields=["name", "phone"],
         )  # fmt: skip
         read = await shop.call("read", model="res.partner", ids=[partner], fields=["phone"])
-        fields = {f["name"]: f for f in (await shop.call("fields_get", model="res.partner"))["fields"]}
+        fields = {
+            f["name"]: f for f in (await shop.call("fields_get", model="res.partner"))["fields"]
+        }
         deleted = await shop.call("unlink", model="res.partner", ids=[partner])
         missing = await shop.refused("read", model="res.partner", ids=[partner])
         # The allowlist holds whatever the instance allows: users are never written.
@@ -138,7 +148,12 @@ async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
 
 
 async def test_search_read_pages_and_caps_what_reaches_the_prompt(
-    app: Litestar, settings: Settings, store: EventStore, lab: OdooLab, volume: str, sshd: SshdServer
+    app: Litestar,
+    settings: Settings,
+    store: EventStore,
+    lab: OdooLab,
+    volume: str,
+    sshd: SshdServer,
 ) -> None:
     async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
         await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})

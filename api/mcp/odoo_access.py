@@ -3,9 +3,9 @@ and its server's own streams (the same folds the sagas use), secrets opened by t
 
 from __future__ import annotations
 
-from commands.admin_password import AdminPasswordUnknown, admin_password
+from commands.admin_password import admin_password
 from commands.instance_state import Running, evolve, initial_state
-from commands.refusals import InstanceNotFound
+from commands.refusals import AdminPasswordUnknown, InstanceNotFound
 from commands.runner import folder, load
 from events.instance import ADMIN_LOGIN, instance_stream
 from events.secrets import MASK, Vault

@@ -17,7 +17,9 @@ DEFAULT_LIMIT: Final = 20
 DEFAULT_FIELDS: Final = ["display_name"]
 _Model = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", max_length=128)]
 _Ids = Annotated[list[int], msgspec.Meta(min_length=1, max_length=100)]
-_Fields = Annotated[list[Annotated[str, msgspec.Meta(max_length=128)]], msgspec.Meta(max_length=100)]
+_Fields = Annotated[
+    list[Annotated[str, msgspec.Meta(max_length=128)]], msgspec.Meta(max_length=100)
+]
 _Offset = Annotated[int, msgspec.Meta(ge=0)]
 _Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 
@@ -126,9 +128,11 @@ async def run(
             return success({"model": model, "records": records, "truncated": cut})
         case FieldsGet():
             attributes = ["string", "type", "required", "readonly", "relation"]
-            found = await rpc.execute_kw(target, model, "fields_get", [], {"attributes": attributes})
-            fields = [{"name": name, **spec} for name, spec in sorted(found.items())]
-            kept, cut = fitted(fields, budget)
+            found = await rpc.execute_kw(
+                target, model, "fields_get", [], {"attributes": attributes}
+            )
+            described = [{"name": name, **spec} for name, spec in sorted(found.items())]
+            kept, cut = fitted(described, budget)
             return success({"model": model, "fields": kept, "truncated": cut})
         case Create():
             created = await rpc.execute_kw(target, model, "create", [args.values])

@@ -155,7 +155,7 @@ def _write_disabled(view: InstanceView) -> Done:
     return Done(
         refusal(
             f"MCP write access is disabled for instance {view.slug} ({view.id}): an operator"
-            " can enable it with PATCH /api/instances/{id} {\"mcpWriteEnabled\": true}"
+            ' can enable it with PATCH /api/instances/{id} {"mcpWriteEnabled": true}'
         ),
         view,
     )

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import mcp_types as types
 import msgspec
+from litestar.plugins.problem_details import ProblemDetailsException
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -20,7 +21,6 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER as SESSION_HEADER
 from starlette.requests import Request
 
 from api.auth import Principal
-from api.errors import ProblemDetailsException
 from api.mcp import odoo_calls
 from api.mcp.catalog import Catalog, OdooTool, PlatformTool, catalog, may_write, reachable_instances
 from api.mcp.odoo_access import OdooUnavailable, odoo_target
@@ -127,7 +127,7 @@ class _Server(Server[Any]):
 
 def build_server(runtime: McpRuntime) -> Server[Any]:
     async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+        ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal = principal_of(ctx)
         found = await runtime.catalog(principal)
@@ -152,7 +152,9 @@ def build_server(runtime: McpRuntime) -> Server[Any]:
             )
         seen.names = found.names
         arguments = dict(params.arguments or {})
-        done, instance, outcome = await _called(runtime, ctx, principal, found, params.name, arguments)
+        done, instance, outcome = await _called(
+            runtime, ctx, principal, found, params.name, arguments
+        )
         await record_tool_call(
             runtime.services.store,
             RecordToolCall(
@@ -205,7 +207,11 @@ async def _called(
             done = await _platform(runtime, ctx, principal, ref, arguments)
             instance = None if done.instance is None else (done.instance.id, done.instance.slug)
             return done.result, instance, "refused" if done.result.is_error else "succeeded"
-        return await _odoo(runtime, principal, ref, arguments), (ref.instance_id, ref.slug), "succeeded"
+        return (
+            await _odoo(runtime, principal, ref, arguments),
+            (ref.instance_id, ref.slug),
+            "succeeded",
+        )
     except msgspec.ValidationError as e:
         return refusal(f"invalid arguments: {e}"), _about(ref), "refused"
     except ModelRefused as e:
@@ -268,5 +274,6 @@ async def _odoo(
     target = await odoo_target(
         services.store, services.vault, principal.org_id, ref.instance_id, runtime.connect_timeout
     )
-    return await odoo_calls.run(runtime.rpc, target, ref.operation, args, budget=runtime.result_budget)
-
+    return await odoo_calls.run(
+        runtime.rpc, target, ref.operation, args, budget=runtime.result_budget
+    )

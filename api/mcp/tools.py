@@ -38,9 +38,7 @@ def _tool(name: str, description: str, schema: dict[str, Any], *, read_only: boo
         name=name,
         description=description,
         input_schema=schema,
-        annotations=types.ToolAnnotations(
-            read_only_hint=read_only, destructive_hint=not read_only
-        ),
+        annotations=types.ToolAnnotations(read_only_hint=read_only, destructive_hint=not read_only),
     )
 
 
@@ -162,7 +160,9 @@ _ODOO: Final[dict[OdooOperation, tuple[str, dict[str, Any]]]] = {
     ),
     "write": (
         "Change records by id.",
-        _schema({"model": _MODEL, "ids": _IDS, "values": {"type": "object"}}, ("model", "ids", "values")),
+        _schema(
+            {"model": _MODEL, "ids": _IDS, "values": {"type": "object"}}, ("model", "ids", "values")
+        ),
     ),
     "unlink": (
         "Delete records by id.",

@@ -109,5 +109,3 @@ async def _chunked(reader: Reader, max_bytes: int) -> bytes:
             raise HttpError(f"the answer is larger than {max_bytes} bytes")
         data += await reader.readexactly(size)
         await reader.readexactly(2)
-
-

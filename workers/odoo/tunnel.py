@@ -12,10 +12,10 @@ from workers.ssh.runner import ServerConnectionInfo, SshRunner
 
 def loopback_opener(runner: SshRunner) -> Opener:
     async def open_stream(server: ServerConnectionInfo, port: int) -> tuple[Reader, Writer]:
-        def opener(
+        async def opener(
             conn: asyncssh.SSHClientConnection,
-        ) -> asyncssh.misc.MaybeAwait[tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]]:
-            return conn.open_connection("127.0.0.1", port, encoding=None)
+        ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+            return await conn.open_connection("127.0.0.1", port, encoding=None)
 
         # The runner's own opening: one reused connection, pinned host key, one retry on a
         # connection that died unnoticed (workers/ssh/runner.py; exposure asked for).

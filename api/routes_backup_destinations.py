@@ -22,7 +22,7 @@ from commands import backup_destination
 from commands.runner import execute_command
 from events.backup import destination_stream
 from projections.backups import DESTINATIONS, DestinationView, list_destinations
-from projections.runtime.fold import fold
+from projections.runtime.fold import fold_stream
 from workers.backups.destinations import DestinationError, probe
 from workers.backups.opening import DestinationSpec, open_destination
 
@@ -108,8 +108,7 @@ async def create(
         services.store, stream_id, backup_destination.fold,
         backup_destination.decide, command, datetime.now(UTC), metadata_for(request),
     )  # fmt: skip
-    recorded = await services.store.read_stream(stream_id)
-    view = fold(DESTINATIONS, recorded, services.registry)
+    view = await fold_stream(services.store, DESTINATIONS, stream_id)
     assert view is not None
     headers = {"Location": f"/api/backup-destinations/{destination_id}"}
     if outcome.position is not None:

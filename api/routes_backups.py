@@ -47,7 +47,7 @@ from projections.backups import (
     get_backup,
     list_backups,
 )
-from projections.runtime.fold import fold
+from projections.runtime.fold import fold_stream
 from workers.backups.destinations import DestinationError
 from workers.backups.download import NotDownloadable, odoo_download
 from workers.server.remote import StepError
@@ -319,8 +319,7 @@ def shown(view: BackupView) -> Backup:
 
 async def _current(services: Services, principal: Principal, backup_id: str) -> Backup:
     """The backup folded from its own stream (exact right after a write)."""
-    recorded = await services.store.read_stream(backup_stream(backup_id))
-    view = fold(BACKUPS, recorded, services.registry)
+    view = await fold_stream(services.store, BACKUPS, backup_stream(backup_id))
     if view is None or view.org_id != principal.org_id or not principal.reaches(view.instance_id):
         raise _not_found()
     return shown(view)

@@ -15,6 +15,18 @@ from typing import Any, Final
 import msgspec
 from psycopg import AsyncConnection
 
+from events.backup import (
+    BackupCompleted,
+    BackupDeletionRequested,
+    BackupDestinationCreated,
+    BackupDestinationDeleted,
+    BackupExpired,
+    BackupFailed,
+    BackupRequested,
+    InstanceRestored,
+    RestoreFailed,
+    RestoreRequested,
+)
 from events.domain import (
     CertificateFailed,
     CertificateIssued,
@@ -44,6 +56,7 @@ from events.registry import DomainEvent, EventRegistry
 from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
 from events.store import RecordedEvent
 from projections.audit_changes import changes
+from projections.backups import BACKUPS, DESTINATIONS
 from projections.domains import DOMAINS
 from projections.instances import INSTANCES
 from projections.runtime.envelope import Envelope
@@ -88,6 +101,16 @@ ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
     CertificateRenewed: _fixed("domain.certificate_renewed"),
     CertificateFailed: _fixed("domain.certificate_failed"),
     DomainRemoved: _fixed("domain.removed"),
+    BackupRequested: _fixed("backup.requested"),
+    BackupCompleted: _fixed("backup.completed"),
+    BackupFailed: _fixed("backup.failed"),
+    BackupDeletionRequested: _fixed("backup.deleted"),
+    BackupExpired: _fixed("backup.expired"),
+    RestoreRequested: _fixed("backup.restore_requested"),
+    InstanceRestored: _fixed("backup.restored"),
+    RestoreFailed: _fixed("backup.restore_failed"),
+    BackupDestinationCreated: _fixed("backup_destination.created"),
+    BackupDestinationDeleted: _fixed("backup_destination.deleted"),
 }
 """Event type → its `resource.verb` action; events not listed are not audited."""
 
@@ -125,7 +148,7 @@ def entry(action: str, before: Row | None, after: Row | None, env: Envelope) -> 
         action=action,
         resource_type=recorded.stream_id.split("-", 1)[0],
         resource_id=subject.id,
-        resource_name=subject.name,
+        resource_name=getattr(subject, "name", None),  # a backup has no name
         user_id=meta.actor.id,
         user_name=meta.actor.name,
         ip_address=meta.client_ip,
@@ -216,7 +239,7 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = ("instance", "server", "domain", "mcp")
+    stream_types = ("instance", "server", "domain", "mcp", "backup", "backupdest")
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
@@ -224,6 +247,8 @@ class AuditProjection:
             "instance": INSTANCES,
             "server": SERVERS,
             "domain": DOMAINS,
+            "backup": BACKUPS,
+            "backupdest": DESTINATIONS,
         }
         self._subjects = SubjectRows(self._folders)
         self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}

@@ -89,6 +89,11 @@ async def test_a_backup_is_a_202_with_its_operation_and_is_listed(
     assert (await alice.get(f"/api/backups/{backup['id']}")).json()["operationId"] == backup[
         "operationId"
     ]
+    audit = await alice.get(
+        "/api/audit-logs", headers={"X-Min-Position": taken.headers["X-Position"]}
+    )
+    entries = [e for e in audit.json()["items"] if e["resourceId"] == backup["id"]]
+    assert [(e["action"], e["resourceType"]) for e in entries] == [("backup.requested", "backup")]
     # Still running: neither restored nor deleted yet.
     assert (await alice.post(f"/api/backups/{backup['id']}/restore", json={})).status_code == 409
     assert (await alice.delete(f"/api/backups/{backup['id']}")).status_code == 409

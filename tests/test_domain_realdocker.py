@@ -31,7 +31,7 @@ from realdocker_fixtures import (  # noqa: F401
 )
 from realdocker_probes import PROXY_PORT, get
 from saga_fixtures import ORG, Instance, meta
-from test_realdocker_sagas import provision, validated_server
+from test_realdocker_sagas import outcome, provision, validated_server
 
 from commands.domain import AddDomain
 from commands.domain_requests import add_domain, remove_domain
@@ -43,6 +43,7 @@ from events.domain import (
     DomainVerified,
     domain_stream,
 )
+from events.instance import ActionFailed, InstanceRedeployed
 from events.pool import Pool
 from events.registry import EventRegistry
 from odoofleet.embedded import free_port
@@ -194,6 +195,19 @@ async def test_a_domain_gets_https_with_a_certificate_that_is_renewed_then_remov
     redirect, _ = await asyncio.to_thread(get, domain, "/web/login")
     assert redirect == 301
     assert (await asyncio.to_thread(get, instance.slug + ".odoo.localhost"))[0] == 200
+    route = Path(docker_server.root) / "_proxy" / "routes" / f"_domain.shop.{domain}.conf"
+    assert "set $odoo_upstream shop-blue-odoo-1;" in route.read_text()
+
+    # A redeploy switches the domain with the instance: HTTPS never fails while the old
+    # colour is stopped right after the switch.
+    with TlsPoller(domain, domains.https_port, root) as during:
+        operation = await fleet.redeploy(instance, "green")
+        switched = await outcome(fleet, instance, operation, InstanceRedeployed, ActionFailed)
+    assert isinstance(switched, InstanceRedeployed), switched
+    assert "set $odoo_upstream shop-green-odoo-1;" in route.read_text()
+    assert during.polls > 10
+    assert during.failures == []
+    assert (await asyncio.to_thread(https_get, domain, domains.https_port, root))[0] == 200
 
     # Renewal: the leader finds the certificate due (as if 30 days were left) and orders one;
     # HTTPS keeps answering while the new certificate replaces the old.
@@ -220,7 +234,6 @@ async def test_a_domain_gets_https_with_a_certificate_that_is_renewed_then_remov
 
     # Removal: the route and the certificate leave the server; other routes stay.
     await remove_domain(fleet.store, domain_id, instance.id, datetime.now(UTC), meta(ORG))
-    route = Path(docker_server.root) / "_proxy" / "routes" / f"_domain.{domain}.conf"
 
     async def gone() -> bool:
         return not route.exists() and not (tls_dir / f"{domain}.pem").exists()
@@ -231,5 +244,12 @@ async def test_a_domain_gets_https_with_a_certificate_that_is_renewed_then_remov
         await asyncio.sleep(0.1)
     assert not (tls_dir / f"{domain}.key").exists()
     assert (await asyncio.to_thread(get, instance.slug + ".odoo.localhost"))[0] == 200
-    with pytest.raises((OSError, ssl.SSLError)):
-        await asyncio.to_thread(https_get, domain, domains.https_port, root)
+    # `nginx -s reload` only signals the master: the old workers may answer a moment longer.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await asyncio.to_thread(https_get, domain, domains.https_port, root)
+        except (OSError, ssl.SSLError):
+            break
+        assert time.monotonic() < deadline, "the removed domain is still served over HTTPS"
+        await asyncio.sleep(0.1)

@@ -63,15 +63,28 @@ def test_the_https_forwarder_publishes_the_https_port_to_the_proxy_s_443() -> No
 @pytest.mark.parametrize("name", ["../../etc/passwd", "Shop.Example.com", "a b.example", "x"])
 def test_paths_are_only_built_from_a_normal_domain_name(name: str) -> None:
     with pytest.raises(StepError):
-        DomainPaths(ProxyLayout("/srv/odoofleet"), name)
+        DomainPaths(ProxyLayout("/srv/odoofleet"), name, "acme")
 
 
 def test_a_swap_checks_nginx_before_reloading_and_restores_what_it_rejects() -> None:
-    paths = DomainPaths(ProxyLayout("/srv/odoofleet"), "shop.example.com")
+    paths = DomainPaths(ProxyLayout("/srv/odoofleet"), "shop.example.com", "acme")
 
     script = swap_checked([paths.certificate, paths.key, paths.route], "certificate")
 
     assert script.index("nginx -t") < script.index("nginx -s reload")
-    assert "nginx rejected the new certificate; the previous one is back" in script
-    assert f"mv -f {paths.route}.prev {paths.route}" in script
-    assert paths.route.endswith("/_proxy/routes/_domain.shop.example.com.conf")
+    assert "nginx rejected certificate; the previous ones are back" in script
+    assert 'mv -f "$f.prev" "$f"' in script
+    assert paths.route.endswith("/_proxy/routes/_domain.acme.shop.example.com.conf")
+
+
+def test_a_colour_switch_points_the_instance_s_domains_at_the_new_colour_in_one_reload() -> None:
+    from workers.sagas.proxy_steps import follow_color_command
+
+    proxy = ProxyLayout("/srv/odoofleet")
+    switch = follow_color_command(proxy, "acme", "green")
+
+    assert "/srv/odoofleet/_proxy/routes/_domain.acme.*.conf" in switch
+    assert "s/acme-blue-odoo-1/acme-green-odoo-1/g" in switch
+    assert switch.count("nginx -t") == 2  # one per branch: with and without domain routes
+    assert switch.startswith("flock -w 60 /srv/odoofleet/_proxy/.lock sh -c")
+    assert switch.count("flock") == 1  # the lock is taken once (a nested flock would wait)

@@ -107,7 +107,7 @@ async def test_a_localhost_domain_gets_a_self_signed_certificate_and_its_route(
     certificate = x509.load_pem_x509_certificate(pem.encode())
     assert certificate.issuer == certificate.subject  # self-signed
     routes = Path(sshd.root) / "_proxy" / "routes"
-    route = routes / f"_domain.{domain}.conf"
+    route = routes / f"_domain.{instance.slug}.{domain}.conf"
     assert f"server_name {domain};" in route.read_text()
     assert "listen 443 ssl;" in route.read_text()
     assert (routes / "tls" / f"{domain}.pem").read_text() == pem

@@ -62,7 +62,7 @@ class CertificateSaga:
         domain = state.facts.domain
         try:
             async with server_of(deps, event.instance_id) as (instance, remote):
-                paths = DomainPaths(ProxyLayout(deps.config.root), domain)
+                paths = DomainPaths(ProxyLayout(deps.config.root), domain, instance.facts.slug)
 
                 async def publish(challenges: list[tuple[str, str]]) -> None:
                     await publish_challenges(remote, paths, challenges)

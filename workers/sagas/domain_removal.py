@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 async def handle(deps: SagaDeps, trigger: Trigger) -> None:
     event = trigger.event
     assert isinstance(event, DomainRemoved)
-    async with server_of(deps, event.instance_id) as (_, remote):
-        await remove_domain_files(remote, DomainPaths(ProxyLayout(deps.config.root), event.domain))
+    async with server_of(deps, event.instance_id) as (instance, remote):
+        paths = DomainPaths(ProxyLayout(deps.config.root), event.domain, instance.facts.slug)
+        await remove_domain_files(remote, paths)
 
 
 async def exhausted(_deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:

@@ -16,6 +16,7 @@ from workers.runtime.slots import OperationLocks
 from workers.sagas.deps import SagaDeps
 from workers.sagas.instance_saga import load_instance
 from workers.sagas.instance_spec import open_secrets, spec_of
+from workers.sagas.proxy_steps import domain_route, swap_checked_all
 from workers.server.commands import ensure_network_command, staged
 from workers.server.credentials import (
     connection_info,
@@ -33,7 +34,7 @@ from workers.server.render_proxy import (
     render_tls_forwarder_compose,
     render_tls_forwarder_conf,
 )
-from workers.server.shell import cmd, fail, if_then, locked, script
+from workers.server.shell import cmd, fail, if_then, locked, script, sequence
 
 PUBLIC = 0o644
 PRIVATE = 0o600
@@ -46,6 +47,7 @@ class DomainPaths:
 
     proxy: ProxyLayout
     domain: str
+    slug: str
 
     def __post_init__(self) -> None:
         # Paths are built from the name: only a name in its normal form may make them.
@@ -73,8 +75,7 @@ class DomainPaths:
 
     @property
     def route(self) -> str:
-        # `_domain.` cannot begin a slug ([a-z0-9] first): no instance's route has this name.
-        return f"{self.proxy.routes_dir}/_domain.{self.domain}.conf"
+        return domain_route(self.proxy, self.slug, self.domain)
 
     @property
     def forwarder_dir(self) -> str:
@@ -144,36 +145,9 @@ async def install_certificate(
 
 
 def swap_checked(currents: list[str], what: str) -> str:
-    """Each staged file (`staged(current)`) in place, then `nginx -t` and `nginx -s reload`
-    (always: a renewed certificate under the same route needs the reload to be served). If
-    nginx rejects the result, every file is as it was and the script fails; nginx never
-    stopped serving the previous configuration. Run under the proxy's lock."""
-    keep = script(
-        *(
-            if_then(
-                f"[ -f {cmd(f)} ]", cmd("cp", "-p", f, f"{f}.prev"), cmd("rm", "-f", f"{f}.prev")
-            )
-            for f in currents
-        )
-    )
-    put = script(*(cmd("mv", "-f", staged(f), f) for f in currents))
-    restore = script(
-        *(
-            if_then(
-                f"[ -f {cmd(f + '.prev')} ]", cmd("mv", "-f", f"{f}.prev", f), cmd("rm", "-f", f)
-            )
-            for f in currents
-        )
-    )
-    check = if_then(
-        cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-t"),
-        script(
-            cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload"),
-            cmd("rm", "-f", *(f"{f}.prev" for f in currents)),
-        ),
-        script(restore, fail(f"nginx rejected the new {what}; the previous one is back")),
-    )
-    return f"( {keep} && {put} && {check} )"
+    """Each file's staged version in place, checked by nginx and reloaded, or all put back
+    (proxy_steps.swap_checked_all over these files). Run under the proxy's lock."""
+    return sequence(f"set -- {cmd(*currents)}", swap_checked_all(what))
 
 
 async def _ensure_forwarder(remote: Remote, paths: DomainPaths, https_port: int) -> None:

@@ -5,14 +5,15 @@ checked, then reloaded), and the forwarder that publishes the instance's host po
 from __future__ import annotations
 
 from workers.server.commands import (
+    install_checked,
     ports_up_command,
     proxy_layout_command,
     proxy_up_command,
     staged,
-    switch_route_command,
     write_active_color_command,
 )
-from workers.server.layout import InstanceLayout, ProxyLayout
+from workers.server.fields import check_color, check_slug
+from workers.server.layout import PROXY_CONTAINER, InstanceLayout, ProxyLayout
 from workers.server.remote import Remote
 from workers.server.render_proxy import (
     render_ports_compose,
@@ -21,7 +22,7 @@ from workers.server.render_proxy import (
     render_proxy_conf,
     render_route,
 )
-from workers.server.shell import script
+from workers.server.shell import cmd, fail, if_then, locked, script, sequence
 from workers.server.spec import InstanceSpec
 
 PUBLIC = 0o644
@@ -53,9 +54,75 @@ async def ensure_ports(
 async def switch_route(
     remote: Remote, proxy: ProxyLayout, layout: InstanceLayout, spec: InstanceSpec, color: str
 ) -> str:
-    """Route the instance to `color`, then record it as the active colour (written last)."""
+    """Route the instance, and its custom domains, to `color`, then record it as the active
+    colour (written last)."""
     await remote.upload(proxy.staged_route(spec.slug), render_route(spec, color).encode(), PUBLIC)
     switched = await remote.check(
-        script(switch_route_command(proxy, spec.slug), write_active_color_command(layout, color))
+        script(
+            follow_color_command(proxy, spec.slug, color), write_active_color_command(layout, color)
+        )
     )
     return f"{switched}\nroute of {spec.auto_subdomain} points at {layout.app_container(color)}"
+
+
+def domain_route(proxy: ProxyLayout, slug: str, domain: str) -> str:
+    """A custom domain's route; `_domain.` cannot begin a slug ([a-z0-9] first), and the
+    slug (no dots) in the name lets a colour switch find the instance's domains."""
+    return f"{proxy.routes_dir}/_domain.{check_slug(slug)}.{domain}.conf"
+
+
+def follow_color_command(proxy: ProxyLayout, slug: str, color: str) -> str:
+    """The staged route of the instance in force, and its custom domains' routes pointed at
+    the same colour, in one checked reload: one `nginx -t`, then `nginx -s reload`; if nginx
+    rejects the result, every file is as it was (the domains' routes name the app container
+    of a colour, and a redeploy stops the old colour right after the switch). With no custom
+    domain, what switch_route_command does (under the same lock, taken once)."""
+    slug, color = check_slug(slug), check_color(color)
+    domains = f"{cmd(proxy.routes_dir)}/_domain.{slug}.*.conf"
+    rewrite = cmd(
+        "sed",
+        "-e",
+        f"s/{slug}-blue-odoo-1/{slug}-{color}-odoo-1/g",
+        "-e",
+        f"s/{slug}-green-odoo-1/{slug}-{color}-odoo-1/g",
+    )
+    collect = (
+        f'set --; for f in {domains}; do if [ -f "$f" ]; then '
+        f'{rewrite} "$f" > "$f.new" || exit 1; set -- "$@" "$f"; fi; done'
+    )
+    together = sequence(
+        f'set -- {cmd(proxy.route(slug))} "$@"',
+        swap_checked_all(f"the routes of {slug}"),
+    )
+    body = sequence(
+        collect,
+        if_then(
+            '[ "$#" -eq 0 ]',
+            install_checked(proxy.staged_route(slug), proxy.route(slug), f"route of {slug}"),
+            together,
+        ),
+    )
+    return locked(proxy.lock, body)
+
+
+def swap_checked_all(what: str) -> str:
+    """For the files in "$@": each one's staged version (`<file>.new`) in place, then
+    `nginx -t` and `nginx -s reload` (always: a renewed certificate under an unchanged route
+    needs it); if nginx rejects the result, every file is back as it was and the script
+    fails; nginx never stopped serving the previous configuration."""
+    keep = (
+        'for f in "$@"; do if [ -f "$f" ]; then cp -p "$f" "$f.prev" || exit 1; '
+        'else rm -f "$f.prev"; fi; done'
+    )
+    put = 'for f in "$@"; do mv -f "$f.new" "$f" || exit 1; done'
+    restore = (
+        'for f in "$@"; do if [ -f "$f.prev" ]; then mv -f "$f.prev" "$f"; '
+        'else rm -f "$f"; fi; done'
+    )
+    drop = 'for f in "$@"; do rm -f "$f.prev"; done'
+    check = if_then(
+        cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-t"),
+        script(cmd("docker", "exec", PROXY_CONTAINER, "nginx", "-s", "reload"), drop),
+        sequence(restore, fail(f"nginx rejected {what}; the previous ones are back")),
+    )
+    return script(keep, put, check)

@@ -4,10 +4,13 @@ asked for; and the paths built from a domain only from its normal form."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from test_render import spec
 
-from workers.sagas.domain_server import DomainPaths, swap_checked
+from workers.sagas.domain_server import DomainPaths, follow_active_color, swap_checked
 from workers.server.layout import ProxyLayout
 from workers.server.remote import StepError
 from workers.server.render_proxy import (
@@ -88,3 +91,23 @@ def test_a_colour_switch_points_the_instance_s_domains_at_the_new_colour_in_one_
     assert switch.count("nginx -t") == 2  # one per branch: with and without domain routes
     assert switch.startswith("flock -w 60 /srv/odoofleet/_proxy/.lock sh -c")
     assert switch.count("flock") == 1  # the lock is taken once (a nested flock would wait)
+
+
+def test_a_new_domain_route_follows_the_colour_the_server_says_serves(tmp_path: Path) -> None:
+    route, active = tmp_path / "route.new", tmp_path / "active_color"
+    route.write_text("set $odoo_upstream acme-blue-odoo-1;\n")
+    active.write_text("green\n")
+
+    done = subprocess.run(
+        ["sh", "-c", follow_active_color(str(route), str(active), "acme")], check=False
+    )
+
+    assert done.returncode == 0
+    assert route.read_text() == "set $odoo_upstream acme-green-odoo-1;\n"
+    active.unlink()
+    assert (
+        subprocess.run(
+            ["sh", "-c", follow_active_color(str(route), str(active), "acme")], check=False
+        ).returncode
+        == 0
+    )

@@ -24,7 +24,8 @@ from workers.server.credentials import (
     open_server_secrets,
     profile_of,
 )
-from workers.server.layout import EDGE_NETWORK, PROXY_CONTAINER, ProxyLayout
+from workers.server.fields import check_slug
+from workers.server.layout import EDGE_NETWORK, PROXY_CONTAINER, InstanceLayout, ProxyLayout
 from workers.server.remote import Remote, StepError
 from workers.server.render_proxy import (
     ACME_DIR,
@@ -139,9 +140,24 @@ async def install_certificate(
     swap = swap_checked(
         [paths.certificate, paths.key, paths.route], f"certificate of {paths.domain}"
     )
-    installed = await remote.check(locked(paths.proxy.lock, swap))
+    active = InstanceLayout(instance.slug, paths.proxy.root).active_color
+    follow = follow_active_color(staged(paths.route), active, instance.slug)
+    installed = await remote.check(locked(paths.proxy.lock, script(follow, swap)))
     await _ensure_forwarder(remote, paths, config.https_port)
     return installed
+
+
+def follow_active_color(route: str, active_color_file: str, slug: str) -> str:
+    """The staged route pointed at the colour the server says serves (a switch may have run
+    since the saga read the instance; both take the proxy's lock)."""
+    slug = check_slug(slug)
+    rewrite = (
+        f'sed -i -e "s/{slug}-blue-odoo-1/{slug}-$c-odoo-1/g"'
+        f' -e "s/{slug}-green-odoo-1/{slug}-$c-odoo-1/g" {cmd(route)}'
+    )
+    read = f"c=$(cat {cmd(active_color_file)})"
+    pick = f'case "$c" in blue|green) {rewrite} ;; *) true ;; esac'
+    return if_then(f"[ -f {cmd(active_color_file)} ]", script(read, pick), "true")
 
 
 def swap_checked(currents: list[str], what: str) -> str:

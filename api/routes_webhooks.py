@@ -48,7 +48,7 @@ _TAGS: Final = ["webhooks"]
     operation_id="listWebhooks",
     summary="List webhook endpoints",
     opt=MANAGE,
-    responses=problems(401, 403, 503),
+    responses=problems(400, 401, 403, 503),
     tags=_TAGS,
 )
 async def list_all(
@@ -98,7 +98,7 @@ async def create(
     operation_id="getWebhook",
     summary="Get a webhook endpoint",
     opt=MANAGE,
-    responses=problems(401, 403, 404, 503),
+    responses=problems(400, 401, 403, 404, 503),
     tags=_TAGS,
 )
 async def get_one(
@@ -120,7 +120,7 @@ async def get_one(
     operation_id="updateWebhook",
     summary="Change a webhook endpoint",
     opt=MANAGE,
-    responses=problems(400, 401, 403, 404, 409, 503),
+    responses=problems(400, 401, 403, 404, 409, 413, 503),
     tags=_TAGS,
 )
 async def update(
@@ -188,7 +188,7 @@ async def rotate_secret(
     operation_id="listWebhookDeliveries",
     summary="The latest deliveries of a webhook endpoint, with every attempt",
     opt=MANAGE,
-    responses=problems(401, 403, 404, 503),
+    responses=problems(400, 401, 403, 404, 503),
     tags=_TAGS,
 )
 async def deliveries(

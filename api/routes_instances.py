@@ -36,12 +36,13 @@ from api.wire_instances import (
     UpdateInstanceBody,
 )
 from commands import change_instance
-from commands.create_instance import create_instance
+from commands.create_instance import Created, create_instance
 from commands.force_removal import force_remove_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
 from events.instance import instance_stream
-from projections.instances import with_health
+from projections.instances import INSTANCES, with_health
+from projections.runtime.fold import fold
 from projections.timetravel import instance_as_of
 
 VIEW: Final = needs("view:instances")
@@ -85,12 +86,10 @@ async def create(
             metadata=metadata_for(request),
             locks=services.locks,
             ports=services.ports,
+            legacy_labels=services.legacy_labels,
         )
         location = f"/api/instances/{draft.instance_id}"
-        # Nothing has observed an instance that did not exist a moment ago.
-        return await _written(
-            services, principal, draft.instance_id, outcome, observed=False, Location=location
-        )
+        return await _created(services, principal, draft.instance_id, outcome, location)
 
     key = fingerprint("POST", request.url.path, data)
     return _sent(
@@ -235,21 +234,29 @@ async def _written(
     principal: Principal,
     instance_id: str,
     outcome: Outcome,
-    *,
-    observed: bool = True,
-    **headers: str,
 ) -> Reply[Instance]:
     """The instance right after a write, folded from its own stream: exact and not waiting
-    for the read model (reads wait for it instead, see consistency.py); if it may have been
-    `observed`, its health fields, which no instance event carries, as a read a moment
-    before showed them."""
+    for the read model (reads wait for it instead, see consistency.py); with its health
+    fields, which no instance event carries, as a read a moment before showed them."""
     view = await instance_as_of(services.store, principal.org_id, instance_id, _NOW_AND_EVER)
     if view is None:
         raise InstanceNotFound
-    if observed:
-        view = await with_health(services.pool, view)
+    view = await with_health(services.pool, view)
     shown = await present.instance(view, principal, services.vault)
-    headers = write_headers(view.version, outcome.position, **headers)
+    headers = write_headers(view.version, outcome.position)
+    return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))
+
+
+async def _created(
+    services: Services, principal: Principal, instance_id: str, outcome: Created, location: str
+) -> Reply[Instance]:
+    """The new instance, folded from the events the create stored (its whole stream), with no
+    health fields: nothing has observed an instance that did not exist a moment ago."""
+    view = fold(INSTANCES, outcome.recorded, services.store.registry)
+    if view is None:
+        raise InstanceNotFound
+    shown = await present.instance(view, principal, services.vault)
+    headers = write_headers(view.version, outcome.position, Location=location)
     return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))
 
 

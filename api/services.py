@@ -20,6 +20,7 @@ from commands.locks import StreamLocks
 from commands.reservation import PortsState
 from commands.snapshots import Snapshots
 from events.catalog import build_registry
+from events.legacy_reservations import LegacyLabels
 from events.pool import Pool
 from events.registry import EventRegistry
 from events.secrets import Vault
@@ -40,6 +41,7 @@ class Services:
     host_ports: HostPorts
     locks: StreamLocks
     ports: Snapshots[PortsState]
+    legacy_labels: LegacyLabels
     server_addresses: NetworkPolicy
     validations: RateLimit
 
@@ -60,6 +62,7 @@ def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Ser
         host_ports=host_ports,
         locks=StreamLocks(),
         ports=Snapshots(),
+        legacy_labels=LegacyLabels(),
         server_addresses=server_network_policy(settings),
         validations=RateLimit(settings.server_validations_per_minute),
     )

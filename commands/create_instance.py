@@ -5,6 +5,7 @@ name or a port."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -34,7 +35,7 @@ from commands.runner import Loaded, Outcome, folder, loaded_from
 from commands.snapshots import Snapshots
 from events.errors import WrongExpectedVersion
 from events.instance import InstanceChoices, instance_stream
-from events.legacy_reservations import legacy_held_labels
+from events.legacy_reservations import LegacyLabels
 from events.metadata import EventMetadata
 from events.registry import DomainEvent
 from events.reservation import (
@@ -46,7 +47,7 @@ from events.reservation import (
 )
 from events.secrets import Sealed, Vault
 from events.server import server_stream
-from events.store import NO_STREAM, EventStore, NewEvents, Stream
+from events.store import NO_STREAM, EventStore, NewEvents, RecordedEvent, Stream, recorded
 
 _server_fold = folder(server_state.initial_state(), server_state.evolve)
 
@@ -57,6 +58,14 @@ class InstanceDraft(InstanceChoices[str], frozen=True, kw_only=True):
 
     operation_id: str
     base_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Created(Outcome):
+    """A create's outcome, and the new instance stream's events as stored: the whole stream,
+    so its fold is the instance, with no read back."""
+
+    recorded: Sequence[RecordedEvent]
 
 
 async def create_instance(
@@ -70,8 +79,9 @@ async def create_instance(
     metadata: EventMetadata,
     locks: StreamLocks | None = None,
     ports: Snapshots[PortsState] | None = None,
+    legacy_labels: LegacyLabels | None = None,
     attempts: int = 64,
-) -> Outcome:
+) -> Created:
     """Create on the first free slug of `slugs` (one slug when the client chose it).
 
     Creates on one server from this process take turns on its ports stream (`locks`), and
@@ -86,7 +96,7 @@ async def create_instance(
         for slug in slugs
         for label in subdomain_labels(slug, metadata.org_id, draft.instance_id)
     }
-    legacy = await legacy_held_labels(store, labels)
+    legacy = await (legacy_labels or LegacyLabels()).held(store, labels)
     for index, slug in enumerate(slugs):
         try:
             async with turn:
@@ -135,7 +145,7 @@ async def _create_with_slug(
     snapshots: Snapshots[PortsState],
     attempts: int,
     legacy_labels: set[str],
-) -> Outcome:
+) -> Created:
     """Each round reads the server and every reservation in one query, and seals the secrets
     once the server is known to take the instance (the data key is cached, so a second round
     seals without a round trip).
@@ -199,7 +209,12 @@ async def _create_with_slug(
             results = await store.append_batch(batch)
         except WrongExpectedVersion:
             continue  # the next round re-reads the reservations: a taken slug is a refusal
-        return Outcome(results[-1].version, results[-1].position, instance_events)
+        return Created(
+            results[-1].version,
+            results[-1].position,
+            instance_events,
+            recorded(batch[-1], results[-1]),
+        )
     raise ConcurrentModification(ports_id)
 
 

@@ -34,3 +34,23 @@ async def legacy_held_labels(store: EventStore, labels: Collection[str]) -> set[
     async with store.pool.connection() as conn:
         cur = await conn.execute(_HELD_SQL, {"labels": list(labels)})
         return {str(row[0]) for row in await cur.fetchall()}
+
+
+_ANY_HELD_SQL: Final = f"SELECT EXISTS ({_HELD_SQL.replace('= ANY(%(labels)s)', 'IS NOT NULL')})"
+
+
+class LegacyLabels:
+    """`legacy_held_labels` for one process, which asks once whether any legacy reservation
+    is held at all: the set only shrinks, so when none is, no create needs the query again.
+    (Where some still are, every create asks, as before.)"""
+
+    def __init__(self) -> None:
+        self._some_held: bool | None = None
+
+    async def held(self, store: EventStore, labels: Collection[str]) -> set[str]:
+        if self._some_held is None:
+            async with store.pool.connection() as conn:
+                cur = await conn.execute(_ANY_HELD_SQL, {})
+                row = await cur.fetchone()
+            self._some_held = bool(row and row[0])
+        return await legacy_held_labels(store, labels) if self._some_held else set()

@@ -78,6 +78,9 @@ _owner = msgspec.json.Decoder(_Owner)
 class AppendResult(msgspec.Struct, frozen=True):
     version: int
     positions: list[int]
+    tx_id: int
+    recorded_at: datetime
+    event_ids: list[uuid.UUID]
 
     @property
     def position(self) -> int:
@@ -140,14 +143,67 @@ _APPEND_TEMPLATE: Final = (
     b" SELECT %%(sid)s, claim.version - %%(n)s + e.ord, e.type, e.sv, e.data::jsonb,"
     b" %%(meta)s::jsonb, e.id"
     b" FROM claim, %s AS e(type, sv, data, id, ord)"
-    b" ORDER BY e.ord RETURNING version, position)"
-    b" SELECT version, position FROM inserted ORDER BY position"
+    b" ORDER BY e.ord RETURNING version, position, tx_id, recorded_at)"
+    b" SELECT version, position, tx_id::text::bigint, recorded_at FROM inserted"
+    b" ORDER BY position"
 )
 _APPEND_SQL: Final = {
     (kind, shape): _APPEND_TEMPLATE % (_STREAM_LOCK, claim, rows)
     for kind, claim in _STREAM_CLAIM.items()
     for shape, rows in _EVENT_ROWS.items()
 }
+
+
+# A batch of appends to distinct streams as ONE statement, so an autocommit batch is one
+# round trip and one implicit transaction: the locks of all its streams (in key order), then
+# per stream its claim and its inserted rows. A claim that matches nothing (a wrong expected
+# version) must undo the whole batch, and the statement's other streams were written by then:
+# the guard divides by zero unless every stream was claimed, which aborts the statement, so
+# nothing of it is committed. Its divisor depends on the claims' rows, so PostgreSQL cannot
+# fold it at planning time; the guard is materialized and its value selected, so it is
+# computed whatever else comes back.
+_BATCH_LOCK: Final = (
+    b"lock AS (SELECT count(pg_advisory_xact_lock(%d, key)) AS held FROM"
+    b" (SELECT DISTINCT hashtext(sid) AS key FROM unnest(%%(sids)s::text[]) AS sid"
+    b" ORDER BY key) AS k)" % _STREAM_LOCK_CLASS
+)
+_BATCH_INSERT: Final = (
+    b"INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata,"
+    b" event_id)"
+    b" SELECT %%(sid)s, claim.version - %%(n)s + e.ord, e.type, e.sv, e.data::jsonb,"
+    b" %%(meta)s::jsonb, e.id"
+    b" FROM claim, %s AS e(type, sv, data, id, ord)"
+    b" ORDER BY e.ord RETURNING version, position, tx_id, recorded_at"
+)
+_PARAM_NAMES: Final = ("sid", "n", "expected", "meta", "types", "svs", "datas", "ids")
+
+
+def _numbered(sql: bytes, index: int) -> bytes:
+    """`sql` with its parameters and its `claim` CTE named for the batch's `index`th append."""
+    for name in _PARAM_NAMES:
+        sql = sql.replace(b"%%(%s)" % name.encode(), b"%%(%s%d)" % (name.encode(), index))
+    return sql.replace(b"claim", b"claim%d" % index)
+
+
+def _batch_sql(shapes: Sequence[tuple[str, str]]) -> bytes:
+    """The one statement of a batch whose appends have these (claim kind, rows shape)."""
+    ctes = [_BATCH_LOCK]
+    for n, (kind, shape) in enumerate(shapes):
+        ctes.append(b"claim AS (%s)" % _STREAM_CLAIM[kind])
+        ctes.append(b"inserted AS (%s)" % (_BATCH_INSERT % _EVENT_ROWS[shape]))
+        ctes[-2:] = [_numbered(cte.replace(b"inserted", b"inserted%d" % n), n) for cte in ctes[-2:]]
+    claimed = b" + ".join(b"(SELECT count(*) FROM claim%d)" % n for n in range(len(shapes)))
+    ctes.append(b"guard AS MATERIALIZED (SELECT 1 / ((%s) / %d) AS ok)" % (claimed, len(shapes)))
+    rows = b" UNION ALL ".join(
+        b"SELECT %d AS item, version, position, tx_id::text::bigint, recorded_at"
+        b" FROM inserted%d" % (n, n)
+        for n in range(len(shapes))
+    )
+    return (
+        b"WITH %s SELECT r.item, r.version, r.position, r.tx_id, r.recorded_at, g.ok"
+        b" FROM guard AS g LEFT JOIN (%s) AS r ON true ORDER BY r.item, r.position"
+        % (b", ".join(ctes), rows)
+    )
 
 
 def _columns(data: str = "data::text", metadata: str = "metadata::text") -> str:
@@ -308,15 +364,14 @@ class EventStore:
     async def append_batch(self, batch: Sequence[NewEvents]) -> list[AppendResult]:
         """Append to several streams in ONE transaction (bulk loads): all or nothing."""
         prepared = [_Prepared.of(item) for item in batch]
+        distinct = len({item.stream_id for item in batch}) == len(batch)
         async with self._pool.connection() as conn:
             try:
-                # Pipelined: BEGIN, the locks and every append go out together, so the batch
-                # costs two round trips (its results, then COMMIT) whatever its size.
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(_LOCK_STREAMS_SQL, ([p.batch.stream_id for p in prepared],))
-                    sent = [await _send(conn, item) for item in prepared]
-                    results = [await _result(cur) for cur in sent]
-            except (pg_errors.UniqueViolation, _Refused):
+                if distinct:
+                    results = await _append_together(conn, prepared)
+                else:
+                    results = await _append_pipelined(conn, prepared)
+            except (pg_errors.UniqueViolation, pg_errors.DivisionByZero, _Refused):
                 # Rolled back whole: each item was appended before (a retry), or one conflicts.
                 results = [await _already_appended_or_conflict(conn, item) for item in prepared]
         self._wakeups.appended()
@@ -427,6 +482,7 @@ class _Prepared(msgspec.Struct, frozen=True):
     sql: bytes
     params: Mapping[str, object]
     ids: list[uuid.UUID]
+    shape: str
 
     @classmethod
     def of(cls, batch: NewEvents) -> _Prepared:
@@ -442,7 +498,8 @@ class _Prepared(msgspec.Struct, frozen=True):
             "expected": batch.expected_version,
             "meta": msgspec.json.encode(batch.metadata).decode(),
         }
-        return cls(batch, _APPEND_SQL[_claim_kind(batch.expected_version), shape], params, ids)
+        sql = _APPEND_SQL[_claim_kind(batch.expected_version), shape]
+        return cls(batch, sql, params, ids, shape)
 
 
 async def _send(conn: _Conn, item: _Prepared) -> psycopg.AsyncCursor[tuple[Any, ...]]:
@@ -451,16 +508,70 @@ async def _send(conn: _Conn, item: _Prepared) -> psycopg.AsyncCursor[tuple[Any, 
     return cur
 
 
-async def _result(cur: psycopg.AsyncCursor[tuple[Any, ...]]) -> AppendResult:
+async def _result(cur: psycopg.AsyncCursor[tuple[Any, ...]], item: _Prepared) -> AppendResult:
     """The outcome of a sent append; raises _Refused when its stream claim did not match."""
     rows = await cur.fetchall()
     if not rows:
         raise _Refused()
-    return AppendResult(version=int(rows[-1][0]), positions=[int(r[1]) for r in rows])
+    return _appended(rows, item.ids)
+
+
+def _appended(rows: Sequence[tuple[Any, ...]], ids: list[uuid.UUID]) -> AppendResult:
+    """From rows of (version, position, tx_id, recorded_at), in position order."""
+    last = rows[-1]
+    return AppendResult(int(last[0]), [int(r[1]) for r in rows], int(last[2]), last[3], ids)
+
+
+def recorded(item: NewEvents, result: AppendResult) -> list[RecordedEvent]:
+    """The events of `item` as `result` says they were stored, without reading them back
+    (what a write answers with: the instance a create made is the fold of its events)."""
+    first = result.version - len(item.events) + 1
+    metadata = msgspec.json.encode(item.metadata).decode()
+    return [
+        RecordedEvent(
+            position,
+            result.tx_id,
+            item.stream_id,
+            first + n,
+            event.event_type(),
+            event.schema_version,
+            encode_event(event),
+            metadata,
+            event_id,
+            result.recorded_at,
+        )
+        for n, (event, position, event_id) in enumerate(
+            zip(item.events, result.positions, result.event_ids, strict=True)
+        )
+    ]
+
+
+async def _append_together(conn: _Conn, prepared: Sequence[_Prepared]) -> list[AppendResult]:
+    """A batch of distinct streams in one statement (see _batch_sql): one round trip."""
+    shapes = [(_claim_kind(p.batch.expected_version), p.shape) for p in prepared]
+    params: dict[str, object] = {"sids": [p.batch.stream_id for p in prepared]}
+    for n, item in enumerate(prepared):
+        params |= {f"{name}{n}": value for name, value in item.params.items()}
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_batch_sql(shapes), params)
+    rows: list[list[tuple[Any, ...]]] = [[] for _ in prepared]
+    for row in await cur.fetchall():
+        rows[row[0]].append(row[1:5])
+    return [_appended(found, item.ids) for found, item in zip(rows, prepared, strict=True)]
+
+
+async def _append_pipelined(conn: _Conn, prepared: Sequence[_Prepared]) -> list[AppendResult]:
+    """A batch that appends to one stream more than once: one statement could not see its
+    own earlier writes, so BEGIN, the locks and every append go out pipelined (two round
+    trips: the results, then COMMIT)."""
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(_LOCK_STREAMS_SQL, ([p.batch.stream_id for p in prepared],))
+        sent = [await _send(conn, item) for item in prepared]
+        return [await _result(cur, item) for cur, item in zip(sent, prepared, strict=True)]
 
 
 async def _insert(conn: _Conn, item: _Prepared) -> AppendResult:
-    return await _result(await _send(conn, item))
+    return await _result(await _send(conn, item), item)
 
 
 async def _append_one(
@@ -496,13 +607,13 @@ async def _already_appended_or_conflict(
     batch, ids = item.batch, item.ids
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(
-        "SELECT stream_id, version, position FROM events WHERE event_id = ANY(%s)"
-        " ORDER BY position",
+        "SELECT stream_id, version, position, tx_id::text::bigint, recorded_at FROM events"
+        " WHERE event_id = ANY(%s) ORDER BY position",
         (ids,),
     )
     found = await cur.fetchall()
     if len(found) == len(ids) and all(row[0] == batch.stream_id for row in found):
-        return AppendResult(version=int(found[-1][1]), positions=[int(r[2]) for r in found])
+        return _appended([row[1:] for row in found], ids)
     if found:
         raise DuplicateEventId(str(ids[0]))
     await cur.execute("SELECT version FROM streams WHERE stream_id = %s", (batch.stream_id,))

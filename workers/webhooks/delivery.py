@@ -111,6 +111,9 @@ class Deliverer:
             return await queue.claim_lane(conn, self._worker, now, self._lease)
 
     async def _drain(self, endpoint_id: str) -> None:
+        # The record of a delivery is written while the next one is sent (the order of the
+        # calls is kept; a record lost with the worker only means that call is made again).
+        recording: list[asyncio.Future[None]] = []
         try:
             recorded = await self._store.read_stream(webhook_stream(endpoint_id), 0, None)
             state = webhook.fold(self._store.decode_all(recorded))
@@ -123,16 +126,27 @@ class Deliverer:
                     async with self._pool.connection() as conn, conn.transaction():
                         await queue.cancel(conn, endpoint_id)
                     return
-                if not await self._deliver(state.subscription, delivery, recorded[0].metadata):
+                metadata = recorded[0].metadata
+                if not await self._deliver(state.subscription, delivery, metadata, recording):
                     return
         finally:
-            async with self._pool.connection() as conn, conn.transaction():
-                await queue.release(conn, endpoint_id, self._worker)
+            try:
+                for record in recording:
+                    await record
+            finally:
+                async with self._pool.connection() as conn, conn.transaction():
+                    await queue.release(conn, endpoint_id, self._worker)
 
     async def _deliver(
-        self, subscription: webhook.Subscription, delivery: queue.Delivery, metadata: str
+        self,
+        subscription: webhook.Subscription,
+        delivery: queue.Delivery,
+        metadata: str,
+        recording: list[asyncio.Future[None]],
     ) -> bool:
-        """One attempt, recorded; True when it was delivered."""
+        """One attempt; True when it was delivered. A delivery's record goes into `recording`
+        to be written meanwhile; a failure's is written before this returns (what follows
+        it, a retry time or giving up, must be in place before the lane is given back)."""
         stream_id = webhook_stream(subscription.endpoint_id)
         sent_at = self._clock()
         keys = [
@@ -157,6 +171,25 @@ class Deliverer:
             outcome = after_failure(self._config.schedule, delivery.attempts + 1, first, now)
             status = "pending" if isinstance(outcome, RetryAt) else "failed"
             next_at = outcome.at if isinstance(outcome, RetryAt) else now
+        while recording:
+            await recording.pop(0)
+        record = self._record(delivery, attempt, status, sent_at, next_at)
+        if result.delivered:
+            recording.append(asyncio.ensure_future(record))
+            return True
+        await record
+        if isinstance(outcome, GiveUp):
+            await self._give_up(subscription, outcome, attempt, metadata, now)
+        return result.delivered
+
+    async def _record(
+        self,
+        delivery: queue.Delivery,
+        attempt: queue.Attempt,
+        status: queue.Status,
+        sent_at: datetime,
+        next_at: datetime,
+    ) -> None:
         async with self._pool.connection() as conn:
             await queue.settle(
                 conn,
@@ -168,9 +201,6 @@ class Deliverer:
                 worker=self._worker,
                 lease=self._lease,
             )
-        if isinstance(outcome, GiveUp):
-            await self._give_up(subscription, outcome, attempt, metadata, now)
-        return result.delivered
 
     async def _give_up(
         self,

@@ -5,6 +5,7 @@ shows the original data; a damaged backup is refused; a restore goes into anothe
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from realdocker_fixtures import (  # noqa: F401
 )
 from realdocker_probes import docker
 from saga_fixtures import Instance
+from sshd_harness import free_port
 from test_realdocker_sagas import provision, validated_server
 
 from commands import backup
@@ -96,6 +98,26 @@ async def test_a_backup_restored_into_its_instance_brings_back_the_original_data
         assert (store / part.key).stat().st_size == part.stored_size
         # Encrypted at rest: the dump's own header (PGDMP) is nowhere in the stored object.
         assert b"PGDMP" not in (store / part.key).read_bytes()
+
+    # Odoo's own zip of it: dump.sql (plain SQL by pg_restore), filestore/, manifest.json.
+    odoo = await odoo_zip_of(fleet, backup_id, acme)
+    assert sorted(odoo.namelist()) == ["dump.sql", "filestore/ab/abcdef", "manifest.json"]
+    assert b"Original Partner" in odoo.read("dump.sql")
+    assert odoo.read("filestore/ab/abcdef") == b"original\n"
+    assert json.loads(odoo.read("manifest.json"))["db_name"] == "acme"
+
+    # A destination that is down fails the backup with the step and the reason.
+    down = await create_destination(
+        fleet.store, fleet.vault, "sftp",
+        {"host": "127.0.0.1", "port": str(free_port()), "user": "root", "path": "/backups",
+         "hostKey": fleet.sshd.host_key_line},
+        {"privateKey": fleet.sshd.client_private_key},
+    )  # fmt: skip
+    failing, _ = await request_backup(fleet.store, fleet.vault, acme.id, down)
+    failed = await fleet.wait_for(backup_stream(failing), BackupCompleted, BackupFailed, timeout=60)
+    assert isinstance(failed, BackupFailed), failed
+    assert failed.step == "database"
+    assert "backup destination cannot be reached" in failed.message
 
     await psql(
         fleet, acme, "UPDATE res_partner SET name = 'Changed' WHERE name = 'Original Partner'"

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
+import test_realdocker_odoo_image as odoo_image
 from api_fixtures import (
     TEST_HOST_PORTS,
     Caller,
@@ -25,16 +26,21 @@ from mcp_fixtures import http_served, mcp_client, structured, tool_names
 from realdocker_fixtures import docker_engine_fixture  # noqa: F401
 from sshd_harness import SshdServer
 from test_realdocker_odoo_image import SECRET_TARGET, OdooLab, conf_text
-from test_realdocker_odoo_image import lab as lab_fixture  # noqa: F401  (the `lab` fixture)
-from test_realdocker_odoo_image import volume as volume_fixture  # noqa: F401  (`volume`)
 
 from api.app import create_app
 from commands.defaults import db_name_for
 from events.pool import Pool
 from events.store import EventStore
 from odoofleet.settings import Settings
+from workers.odoo.api_user import ApiCredentials, api_user_script, parse_api_user_output
+from workers.odoo.jsonrpc import OdooRefused, OdooRpc, OdooTarget
+from workers.odoo.tunnel import loopback_opener
+from workers.ssh.runner import SshRunner
 
 pytestmark = pytest.mark.realdocker
+# The Odoo lab's fixtures (a postgres:16 on a network of its own; a named volume).
+lab = odoo_image.lab
+volume = odoo_image.volume
 VERSION = "17.0"
 
 
@@ -170,3 +176,51 @@ async def test_search_read_pages_and_caps_what_reaches_the_prompt(
     assert (first["nextOffset"], second["nextOffset"], last["nextOffset"]) == (2, 4, None)
     assert all(len(r["comment"]) < 2100 for r in first["records"])
     assert len(str(first)) < settings.mcp_result_max_bytes
+
+
+@contextmanager
+def odoo_container(lab: OdooLab, volume: str, db: str) -> Iterator[tuple[str, int]]:
+    """A served Odoo with database `db`: its container and its port on 127.0.0.1."""
+    lab.init_database(VERSION, db, volume)
+    conf = lab.conf("key", conf_text(workers=0))
+    container = lab.start(f"key-{secrets.token_hex(3)}", VERSION, conf=conf,
+                          env={"PASSWORD_FILE": SECRET_TARGET}, volume=volume)  # fmt: skip
+    try:
+        yield container, lab.serving(container)
+    finally:
+        lab.docker("rm", "-f", container, check=False)
+
+
+async def test_the_api_user_script_gives_a_key_that_rpc_accepts_and_a_rotation_revokes(
+    lab: OdooLab, volume: str, sshd: SshdServer
+) -> None:
+    def run_script(container: str, db: str) -> ApiCredentials:
+        shell = ["exec", "-i", container, "/entrypoint.sh", "odoo", "shell", "-d", db, "--no-http"]
+        done = lab.docker(*shell, input=api_user_script().encode())
+        assert done.returncode == 0, done.stderr
+        return parse_api_user_output(done.stdout)
+
+    runner = SshRunner()
+    rpc = OdooRpc(loopback_opener(runner), timeout=30)
+    try:
+        with odoo_container(lab, volume, "acme_key") as (container, port):
+            first = run_script(container, "acme_key")
+
+            def target(credentials: ApiCredentials) -> OdooTarget:
+                return OdooTarget(
+                    server=sshd.connection_info(), port=port, host="acme.test", db="acme_key",
+                    login=credentials.login, password=credentials.key,
+                )  # fmt: skip
+
+            assert await rpc.authenticate(target(first)) == first.uid
+            found = await rpc.execute_kw(
+                target(first), "res.partner", "search_read", [[]], {"fields": ["name"]}
+            )
+            second = run_script(container, "acme_key")
+            with pytest.raises(OdooRefused):
+                await rpc.authenticate(target(first))
+            assert await rpc.authenticate(target(second)) == first.uid
+    finally:
+        await runner.close()
+    assert first.key != second.key
+    assert isinstance(found, list)

@@ -133,6 +133,11 @@ CREATE TABLE res_users (
     create_date timestamp DEFAULT (now() at time zone 'UTC'),
     write_date timestamp DEFAULT (now() at time zone 'UTC')
 );
+CREATE TABLE res_users_apikeys (
+    id serial PRIMARY KEY, name varchar NOT NULL, user_id integer NOT NULL REFERENCES res_users(id)
+    ON DELETE CASCADE, scope varchar, "index" varchar(8) NOT NULL, key varchar NOT NULL,
+    create_date timestamp DEFAULT (now() at time zone 'UTC')
+);
 CREATE TABLE ir_attachment (
     id serial PRIMARY KEY, name varchar NOT NULL, res_model varchar, res_id integer,
     mimetype varchar, file_size integer, checksum varchar(40), store_fname varchar,

@@ -4,9 +4,11 @@ what execute_kw and `odoo shell` scripts call (browse, search, read, create, wri
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 import os
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +82,19 @@ MODELS = {
             "partner_id": Field("many2one", "Related Partner", relation="res.partner"),
             "active": Field("boolean", "Active"),
             **_DATES,
+        },
+    ),
+    # Odoo 14+ API keys: readable as records, the key itself only ever as a hash.
+    "res.users.apikeys": ModelDef(
+        "res.users.apikeys",
+        "res_users_apikeys",
+        "Users API Keys",
+        {
+            "id": Field("integer", "ID", readonly=True),
+            "name": Field("char", "Description", required=True),
+            "user_id": Field("many2one", "User", relation="res.users"),
+            "scope": Field("char", "Scope"),
+            "create_date": Field("datetime", "Creation Date", readonly=True),
         },
     ),
     "ir.attachment": ModelDef(
@@ -225,6 +240,25 @@ class Recordset:
     @property
     def _name(self) -> str:
         return self._model.name
+
+    def with_user(self, user: object) -> Recordset:
+        """The same records, acting as `user` (a res.users record or id)."""
+        env = copy.copy(self.env)
+        env.uid = user.id if isinstance(user, Recordset) else int(user)  # type: ignore[arg-type]
+        return Recordset(env, self._model, tuple(self.ids))
+
+    def _generate(self, scope: str | None, name: str, expiration_date: object = None) -> str:
+        """res.users.apikeys._generate: a new API key of the acting user, returned once and
+        stored as a hash under its first 8 characters (Odoo 14+; 17.0 added the expiry)."""
+        if self._model.name != "res.users.apikeys":
+            raise AttributeError(f"{self._model.name!r} object has no attribute '_generate'")
+        key = secrets.token_hex(20)
+        self.env.cr.execute(
+            'INSERT INTO res_users_apikeys (name, user_id, scope, "index", key)'
+            " VALUES (%s, %s, %s, %s, %s)",
+            (name, self.env.uid, scope, key[:8], passwords.hash_password(key)),
+        )
+        return key
 
     def ensure_one(self) -> Recordset:
         if len(self.ids) != 1:
@@ -513,12 +547,22 @@ class Recordset:
 
 
 def check_credentials(env: Environment, login: str, password: str) -> int | None:
-    """The uid of an active user with that login and password."""
+    """The uid of an active user with that login and password (or one of its RPC API keys)."""
     env.cr.execute("SELECT id, password FROM res_users WHERE login = %s AND active", (login,))
     row = env.cr.fetchone()
-    if row and passwords.verify(password, row[1]):
+    if row and (passwords.verify(password, row[1]) or _api_key_matches(env, row[0], password)):
         return int(row[0])
     return None
+
+
+def _api_key_matches(env: Environment, uid: int, key: str) -> bool:
+    """As Odoo's _check_credentials: a key of scope `rpc` (or none) is a password for RPC."""
+    env.cr.execute(
+        'SELECT key FROM res_users_apikeys WHERE user_id = %s AND "index" = %s'
+        " AND (scope IS NULL OR scope = 'rpc')",
+        (uid, key[:8]),
+    )
+    return any(passwords.verify(key, stored) for (stored,) in env.cr.fetchall())
 
 
 def check_uid(env: Environment, uid: object, password: str) -> bool:
@@ -526,4 +570,6 @@ def check_uid(env: Environment, uid: object, password: str) -> bool:
         return False
     env.cr.execute("SELECT password FROM res_users WHERE id = %s AND active", (uid,))
     row = env.cr.fetchone()
-    return bool(row) and passwords.verify(password, row[0])
+    return bool(row) and (
+        passwords.verify(password, row[0]) or _api_key_matches(env, uid, password)
+    )

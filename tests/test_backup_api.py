@@ -11,6 +11,7 @@ from typing import Any
 from api_fixtures import Caller, CallerFactory, new_server, running_instance
 from backup_requests import complete_backup
 from backup_servers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server_fixture  # noqa: F401
+from waiting import eventually
 
 from events.backup import BackupRequested, RestoreRequested, backup_stream
 from events.store import EventStore
@@ -172,6 +173,14 @@ async def test_a_restore_is_recorded_for_a_completed_backup_and_needs_manage_ins
     )
     backup_id = taken.json()["id"]
     await complete_backup(store, backup_id, taken.json()["operationId"])
+    shown: dict[str, Any] = {}
+
+    async def backed_up() -> bool:
+        shown.update((await alice.get(f"/api/instances/{instance['id']}")).json())
+        return shown["lastBackupStatus"] == "completed"
+
+    await eventually(backed_up, timeout=10, interval=0.05, message="lastBackupStatus completed")
+    assert shown["lastBackupAt"] is not None
     backups_only = await caller(org="org-a", sub="bea", permissions=("manage:backups",))
 
     assert (

@@ -33,7 +33,6 @@ from commands.refusals import InstanceNotFound
 from events.api_key import ApiKeyCreated, ApiKeyRevoked, api_key_stream
 from events.metadata import EventMetadata
 from events.pool import Pool
-from events.registry import EventRegistry
 from events.secrets import master_key_from
 from events.store import EventStore
 from projections.api_keys import key_prefix
@@ -120,11 +119,8 @@ class KeyUsage:
 class ApiKeys:
     """Authenticates `ofk_` bearer tokens (api/auth.py hands them here)."""
 
-    def __init__(
-        self, store: EventStore, registry: EventRegistry, hasher: KeyHasher, usage: KeyUsage
-    ) -> None:
+    def __init__(self, store: EventStore, hasher: KeyHasher, usage: KeyUsage) -> None:
         self._store = store
-        self._registry = registry
         self.hasher = hasher
         self.usage = usage
 
@@ -137,7 +133,7 @@ class ApiKeys:
         if len(prefix) != 32 or not secret:
             raise _invalid()
         recorded = await self._store.read_stream(api_key_stream(key_id))
-        events = self._registry.decode_all(recorded)
+        events = self._store.decode_all(recorded)
         if not events or not isinstance(created := events[0], ApiKeyCreated):
             raise _invalid()
         if not self.hasher.matches(key_id, secret, created.secret_hash):

@@ -23,7 +23,7 @@ def integrations(settings: Settings) -> Callable[[Litestar], AbstractAsyncContex
         services: Services = app.state.services
         feed = LiveFeed(
             services.store,
-            PublicEvents(services.registry, services.store),
+            PublicEvents(services.store),
             settings.database_url,
             capacity=settings.event_stream_buffer,
             heartbeat=settings.event_stream_heartbeat,
@@ -31,9 +31,7 @@ def integrations(settings: Settings) -> Callable[[Litestar], AbstractAsyncContex
         )
         usage = KeyUsage(services.pool)
         app.state.event_feed = feed
-        app.state.api_keys = ApiKeys(
-            services.store, services.registry, KeyHasher(settings.secret_key), usage
-        )
+        app.state.api_keys = ApiKeys(services.store, KeyHasher(settings.secret_key), usage)
         try:
             yield
         finally:

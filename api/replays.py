@@ -12,25 +12,24 @@ from api.services import Services
 from api.wire_instances import Instance
 from api.wire_servers import Server
 from commands.refusals import InstanceNotFound, ServerNotFound
-from events.store import RecordedEvent
 from projections.instances import INSTANCES
-from projections.runtime.fold import fold
+from projections.runtime.fold import fold_stream
 from projections.servers import SERVERS
 
 
 async def instance(services: Services, caller: Principal, written: Written) -> Instance:
-    view = fold(INSTANCES, await _up_to(services, written), services.registry)
+    view = await fold_stream(
+        services.store, INSTANCES, written.stream_id, up_to_version=written.version
+    )
     if view is None or view.org_id != caller.org_id:
         raise InstanceNotFound
     return await present.instance(view, caller, services.vault)
 
 
 async def server(services: Services, caller: Principal, written: Written) -> Server:
-    view = fold(SERVERS, await _up_to(services, written), services.registry)
+    view = await fold_stream(
+        services.store, SERVERS, written.stream_id, up_to_version=written.version
+    )
     if view is None or view.org_id != caller.org_id:
         raise ServerNotFound
     return present.server(view)
-
-
-async def _up_to(services: Services, written: Written) -> list[RecordedEvent]:
-    return await services.store.read_stream(written.stream_id, limit=written.version)

@@ -33,7 +33,7 @@ from api.wire_servers import CreateServerBody, Server, ServerList
 from commands import server_commands
 from commands.refusals import ServerNotFound
 from events.server import server_stream
-from projections.runtime.fold import fold
+from projections.runtime.fold import fold_stream
 from projections.servers import SERVERS, count_live_instances_on_server, get_server, list_servers
 from projections.waiting import wait_for_position
 
@@ -200,9 +200,7 @@ def _accepted(services: Services, request: AuthRequest, position: int | None) ->
 async def _registered(services: Services, server_id: str) -> Server:
     """The server right after its registration, folded from its own stream by the read
     model's own Folder: exact, without waiting for the projection."""
-    view = fold(
-        SERVERS, await services.store.read_stream(server_stream(server_id)), services.registry
-    )
+    view = await fold_stream(services.store, SERVERS, server_stream(server_id))
     if view is None:
         raise ServerNotFound
     return present.server(view)

@@ -29,7 +29,7 @@ from commands import webhook
 from commands.runner import Outcome, execute_command
 from events.webhook import WebhookSecretRotated, webhook_stream
 from projections.public_events import EVENT_NAMES
-from projections.runtime.fold import fold
+from projections.runtime.fold import fold_stream
 from projections.webhook_deliveries import delivery_exists, list_deliveries
 from projections.webhooks import WEBHOOKS, WebhookView, get_webhook, list_webhooks
 from workers.ssh.network_policy import NetworkPolicy, parse_networks
@@ -257,8 +257,7 @@ async def _execute(
 async def _current(services: Services, request: AuthRequest, endpoint_id: str) -> Webhook:
     """The endpoint folded from its own stream by the read model's Folder: exact right after
     a write, without waiting for the projection."""
-    recorded = await services.store.read_stream(webhook_stream(endpoint_id))
-    view = fold(WEBHOOKS, recorded, services.registry)
+    view = await fold_stream(services.store, WEBHOOKS, webhook_stream(endpoint_id))
     if view is None or view.org_id != request.user.org_id:
         raise problem(404, "not-found", "webhook endpoint not found")
     return _shown(view)

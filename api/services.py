@@ -22,7 +22,6 @@ from commands.snapshots import Snapshots
 from events.catalog import build_registry
 from events.legacy_reservations import LegacyLabels
 from events.pool import Pool
-from events.registry import EventRegistry
 from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.settings import Settings
@@ -44,11 +43,6 @@ class Services:
     legacy_labels: LegacyLabels
     server_addresses: NetworkPolicy
     validations: RateLimit
-
-    @property
-    def registry(self) -> EventRegistry:
-        """The store's; for the callers that still pass it beside the store (issue 14)."""
-        return self.store.registry
 
 
 def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:

@@ -34,7 +34,7 @@ from events.instance import (
 from events.metadata import EventMetadata
 from events.operation import OperationFailed
 from events.publishing import WireEvent
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.secrets import MASK, Sealed
 from events.server import (
     ServerDeleted,
@@ -166,8 +166,7 @@ class PublicEvents:
     """Translates logged events; reads the log only for a health observation (the status
     before it, and the score's 24 hours)."""
 
-    def __init__(self, registry: EventRegistry, store: EventStore) -> None:
-        self._registry = registry
+    def __init__(self, store: EventStore) -> None:
         self._store = store
         # Health stream → (version, status) of the last observation translated: a reader that
         # goes through the log in order finds the one before each observation here.
@@ -177,7 +176,7 @@ class PublicEvents:
         """The public event, or None when the event is not one integrations see."""
         if logged.event_type not in PUBLIC_NAMES:
             return None
-        event = self._registry.decode(logged.event_type, logged.schema_version, logged.data)
+        event = self._store.registry.decode(logged.event_type, logged.schema_version, logged.data)
         if isinstance(event, HealthObserved):
             return await self._health(logged, event)
         name = _ALWAYS.get(type(event))
@@ -197,7 +196,7 @@ class PublicEvents:
         # A change: the score needs the observations of the 24 hours before it.
         after = max(0, logged.version - _SCORE_HISTORY)
         before = await self._store.read_stream(logged.stream_id, after, logged.version - 1 - after)
-        observed = [e for e in self._registry.decode_all(before) if isinstance(e, HealthObserved)]
+        observed = [e for e in self._store.decode_all(before) if isinstance(e, HealthObserved)]
         score = _score(observed, event)
         data = {
             "instanceId": event.instance_id,
@@ -219,7 +218,7 @@ class PublicEvents:
         known = self._statuses.get(stream_id)
         if known is not None and known[0] == version - 1:
             return known[1]
-        before = self._registry.decode_all(await self._store.read_stream(stream_id, version - 2, 1))
+        before = self._store.decode_all(await self._store.read_stream(stream_id, version - 2, 1))
         return before[0].status if before and isinstance(before[0], HealthObserved) else None
 
 

@@ -13,7 +13,7 @@ from builders import meta
 from events.health import HealthObserved, HealthStatus, HealthWindow, health_stream
 from events.instance import InstanceUpdated, ProvisioningRequested, instance_stream
 from events.publishing import decode_wire, payload_for
-from events.registry import DomainEvent, EventRegistry
+from events.registry import DomainEvent
 from events.secrets import Sealed
 from events.server import ServerValidationFailed, server_stream
 from events.store import ANY, EventStore, RecordedEvent
@@ -29,8 +29,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def public(registry: EventRegistry, store: EventStore) -> PublicEvents:
-    return PublicEvents(registry, store)
+def public(store: EventStore) -> PublicEvents:
+    return PublicEvents(store)
 
 
 async def appended(store: EventStore, stream_id: str, event: DomainEvent) -> RecordedEvent:

@@ -73,7 +73,7 @@ class FanOut:
         self._clock = clock
         self._woken = woken
         self._ack_wait = ack_wait
-        self._public = PublicEvents(store.registry, store)
+        self._public = PublicEvents(store)
         self.fanned_out = 0
 
     async def run(self, js: JetStreamContext, stop: asyncio.Event) -> None:

@@ -140,6 +140,7 @@ async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
         fields = {
             f["name"]: f for f in (await shop.call("fields_get", model="res.partner"))["fields"]
         }
+        models = await shop.call("list_models", search="res.")
         deleted = await shop.call("unlink", model="res.partner", ids=[partner])
         missing = await shop.refused("read", model="res.partner", ids=[partner])
         # The allowlist holds whatever the instance allows: users are never written.
@@ -148,6 +149,7 @@ async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
     assert found["nextOffset"] is None
     assert read["records"] == [{"id": partner, "phone": "+32 2"}]
     assert fields["email"]["type"] == "char"
+    assert {"model": "res.partner", "name": "Contact"}.items() <= models["records"][0].items()
     assert deleted["deleted"] is True
     assert "MissingError" in missing
     assert "not allowed" in users

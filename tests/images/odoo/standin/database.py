@@ -107,6 +107,15 @@ def filestore(options: Options, db: str) -> str:
     return os.path.join(options.get("data_dir"), "filestore", db)
 
 
+# The models base installs here (ir.model), as (technical name, description).
+_MODELS = [
+    ("ir.attachment", "Attachment"),
+    ("ir.model", "Models"),
+    ("res.partner", "Contact"),
+    ("res.users", "User"),
+    ("res.users.apikeys", "Users API Keys"),
+]
+
 _SCHEMA = """
 CREATE TABLE ir_module_module (
     id serial PRIMARY KEY, name varchar NOT NULL UNIQUE, state varchar NOT NULL,
@@ -137,6 +146,11 @@ CREATE TABLE res_users_apikeys (
     id serial PRIMARY KEY, name varchar NOT NULL, user_id integer NOT NULL REFERENCES res_users(id)
     ON DELETE CASCADE, scope varchar, "index" varchar(8) NOT NULL, key varchar NOT NULL,
     create_date timestamp DEFAULT (now() at time zone 'UTC')
+);
+CREATE TABLE ir_model (
+    id serial PRIMARY KEY, model varchar NOT NULL UNIQUE, name varchar NOT NULL,
+    create_date timestamp DEFAULT (now() at time zone 'UTC'),
+    write_date timestamp DEFAULT (now() at time zone 'UTC')
 );
 CREATE TABLE ir_attachment (
     id serial PRIMARY KEY, name varchar NOT NULL, res_model varchar, res_id integer,
@@ -213,6 +227,7 @@ def initialize(options: Options, db: str) -> None:
                 (2, "admin", passwords.hash_password("admin"), admin, True),
             )
             cr.execute("SELECT setval('res_users_id_seq', 2)")
+            cr.executemany("INSERT INTO ir_model (model, name) VALUES (%s, %s)", _MODELS)
             version = f"{options.version}.1.3"
             cr.execute(
                 "INSERT INTO ir_module_module (name, state, latest_version) VALUES "

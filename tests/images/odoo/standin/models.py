@@ -97,6 +97,18 @@ MODELS = {
             "create_date": Field("datetime", "Creation Date", readonly=True),
         },
     ),
+    "ir.model": ModelDef(
+        "ir.model",
+        "ir_model",
+        "Models",
+        {
+            "id": Field("integer", "ID", readonly=True),
+            "model": Field("char", "Model", required=True),
+            "name": Field("char", "Model Description", required=True),
+            "display_name": Field("char", "Display Name", readonly=True, stored=False),
+            **_DATES,
+        },
+    ),
     "ir.attachment": ModelDef(
         "ir.attachment",
         "ir_attachment",

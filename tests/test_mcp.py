@@ -9,19 +9,25 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 from api_fixtures import (
+    TEST_HOST_PORTS,
     VIEW_ONLY,
     Caller,
     mint,
     new_server,
     running_instance,
+    serving,
 )
 from litestar import Litestar
 from mcp import Client, StdioServerParameters
 from mcp_fixtures import Heard, http_served, issue_key, mcp_client, structured, tool_names
 from waiting import eventually
 
+from api.app import create_app
+from events.pool import Pool
 from events.store import EventStore
 from odoofleet.settings import Settings
 
@@ -252,3 +258,37 @@ async def test_odoofleet_mcp_bridges_stdio_to_the_api_with_the_callers_rights(
     assert odoo_tools(shop["slug"], *ODOO_READS) <= names
     assert not PLATFORM_WRITES & names
     assert got["id"] == shop["id"]
+
+
+async def test_an_idle_session_is_closed_and_its_id_answers_404(
+    settings: Settings, pool: Pool, projections: None
+) -> None:
+    quick = msgspec.structs.replace(settings, mcp_session_idle_timeout=0.3)
+    app = create_app(quick, pool=pool, host_ports=TEST_HOST_PORTS)
+    headers = {
+        "Authorization": f"Bearer {mint(settings)}",
+        "Accept": "application/json, text/event-stream",
+    }
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+    async with serving(app), http_served(app) as base_url, httpx.AsyncClient() as http:
+        opened = await http.post(f"{base_url}/api/mcp", json=hello, headers=headers)
+        assert opened.status_code == 200, opened.text
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"]}
+        session["MCP-Protocol-Version"] = "2025-11-25"
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+
+        async def closed() -> bool:
+            # Polled more slowly than the timeout: a request would otherwise keep it alive.
+            answer = await http.post(f"{base_url}/api/mcp", json=ping, headers=headers | session)
+            return answer.status_code == 404
+
+        await eventually(closed, timeout=10, interval=1.0, message="the idle session closed")

@@ -32,7 +32,7 @@ async def http_served(app: Litestar) -> AsyncIterator[str]:
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 10
+    deadline = asyncio.get_running_loop().time() + 30
     while not server.started:
         if task.done() or asyncio.get_running_loop().time() > deadline:
             raise RuntimeError("uvicorn did not start")

@@ -19,6 +19,7 @@ from api import (
     routes_events_stream,
     routes_instance_reads,
     routes_instances,
+    routes_mcp_credentials,
     routes_servers,
     routes_webhooks,
 )
@@ -68,6 +69,7 @@ def create_app(
             routes_instance_reads.events,
             routes_admin_credentials.reveal,
             routes_admin_credentials.rotate,
+            routes_mcp_credentials.rotate_credentials,
             routes_servers.list_all,
             routes_servers.register,
             routes_servers.get_one,

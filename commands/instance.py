@@ -24,6 +24,7 @@ from commands.instance_state import (
     Stopped,
     Stopping,
 )
+from commands.mcp_credentials import RotateMcpCredentials, rotate_mcp_credentials
 from commands.refusals import (
     ActionNotAllowed,
     InstanceNotFound,
@@ -88,6 +89,7 @@ InstanceCommand: TypeAlias = (
     | ForceRemoval
     | RevealAdminCredentials
     | RotateAdminPassword
+    | RotateMcpCredentials
     | RevealEnvVars
 )
 
@@ -110,6 +112,8 @@ def decide(command: InstanceCommand, state: InstanceState, now: datetime) -> lis
             return reveal(command, state, now)
         case RotateAdminPassword(), _:
             return rotate(command, state)
+        case RotateMcpCredentials(), _:
+            return rotate_mcp_credentials(command, state)
         case RevealEnvVars(), _:
             return reveal_env_vars(command, state, now)
         case _:

@@ -16,6 +16,7 @@ from commands.instance_state import (
     Removed,
     Removing,
 )
+from commands.mcp_credentials import requested_after_provisioning
 from commands.outcome import FailedAt, OperationOutcome, Succeeded
 from commands.refusals import InstanceNotFound, OutcomeOverruled
 from events.instance import (
@@ -30,11 +31,14 @@ from events.instance import (
     InstanceRestarted,
     InstanceStarted,
     InstanceStopped,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
     ProvisioningFailed,
     RemovalAbandoned,
     RemovalFailed,
 )
 from events.registry import DomainEvent
+from events.secrets import Sealed
 
 REMOVING: Final = "the instance is being removed"
 REMOVED: Final = "the instance was removed meanwhile"
@@ -78,6 +82,20 @@ class RecordAdminPasswordRotationFailed(msgspec.Struct, frozen=True, kw_only=Tru
     message: str
 
 
+class RecordMcpCredentialsIssued(msgspec.Struct, frozen=True, kw_only=True):
+    """The credentials a credentials saga created in Odoo, the key sealed by the worker."""
+
+    operation_id: str
+    login: str
+    api_key: Sealed
+
+
+class RecordMcpCredentialsFailed(msgspec.Struct, frozen=True, kw_only=True):
+    operation_id: str
+    step: str
+    message: str
+
+
 class RecordRemovalAttemptFailed(msgspec.Struct, frozen=True, kw_only=True):
     """One failed attempt of a teardown that will be tried again: no outcome yet."""
 
@@ -104,6 +122,8 @@ LifecycleOutcome: TypeAlias = (
     | RecordActionFailed
     | RecordAdminPasswordRotated
     | RecordAdminPasswordRotationFailed
+    | RecordMcpCredentialsIssued
+    | RecordMcpCredentialsFailed
 )
 RemovalOutcome: TypeAlias = RecordRemovalAttemptFailed | RecordRemovalAbandoned | RecordRemoved
 RecordOutcome: TypeAlias = LifecycleOutcome | RemovalOutcome
@@ -128,10 +148,12 @@ def decide_outcome(
             | RecordActionFailed()
             | RecordAdminPasswordRotated()
             | RecordAdminPasswordRotationFailed()
+            | RecordMcpCredentialsIssued()
+            | RecordMcpCredentialsFailed()
         ):
             if isinstance(state, Removing | Abandoned | Removed):
                 raise OutcomeOverruled(command.operation_id, REMOVING)
-            return [_lifecycle_event(command, state, now)]
+            return [_lifecycle_event(command, state, now), *_follow_ups(command, state)]
         case RecordRemovalAttemptFailed() | RecordRemovalAbandoned() | RecordRemoved():
             if isinstance(state, Removed):
                 raise OutcomeOverruled(command.operation_id, REMOVED)
@@ -159,8 +181,19 @@ def _lifecycle_event(command: LifecycleOutcome, state: Existing, now: datetime) 
             return AdminPasswordRotated(**ids)
         case RecordAdminPasswordRotationFailed(step=step, message=message):
             return AdminPasswordRotationFailed(**ids, step=step, message=message)
+        case RecordMcpCredentialsIssued(login=login, api_key=api_key):
+            return McpCredentialsIssued(**ids, login=login, api_key=api_key)
+        case RecordMcpCredentialsFailed(step=step, message=message):
+            return McpCredentialsFailed(**ids, step=step, message=message)
         case _:
             assert_never(command)
+
+
+def _follow_ups(command: LifecycleOutcome, state: Existing) -> list[DomainEvent]:
+    """What an outcome asks for next: a provisioned instance gets its MCP credentials."""
+    if isinstance(command, RecordProvisioned):
+        return requested_after_provisioning(state.facts, command.operation_id)
+    return []
 
 
 def _action_event(action: ControlAction, ids: dict[str, str], now: datetime) -> DomainEvent:
@@ -195,6 +228,7 @@ def outcome_of(command: RecordOutcome) -> OperationOutcome:
             RecordProvisioningFailed(step=step, message=message)
             | RecordActionFailed(step=step, message=message)
             | RecordAdminPasswordRotationFailed(step=step, message=message)
+            | RecordMcpCredentialsFailed(step=step, message=message)
             | RecordRemovalAttemptFailed(step=step, message=message)
             | RecordRemovalAbandoned(step=step, message=message)
         ):

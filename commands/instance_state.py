@@ -26,6 +26,8 @@ from events.instance import (
     InstanceStarted,
     InstanceStopped,
     InstanceUpdated,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
     ProvisioningFailed,
     ProvisioningRequested,
     RemovalAbandoned,
@@ -34,6 +36,13 @@ from events.instance import (
 )
 from events.registry import DomainEvent
 from events.secrets import Sealed
+
+
+class McpCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """The Odoo user MCP calls as, and its API key (sealed under the instance's data key)."""
+
+    login: str
+    api_key: Sealed
 
 
 class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +64,9 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     # and the new ones of rotations not settled yet, by operation.
     admin_user_password: Sealed | None = None
     rotations: dict[str, Sealed] = {}
+    # The Odoo credentials MCP calls with (None: not issued yet, or issued before odoofleet
+    # did; commands/mcp_credentials.py).
+    mcp_credentials: McpCredentials | None = None
     # The operations that provisioned or resumed provisioning, oldest first.
     provisioning_ops: tuple[str, ...] = ()
     # Stopped by the last control operation: nothing serves until a start.
@@ -212,6 +224,12 @@ def _learned(facts: InstanceFacts, event: DomainEvent) -> InstanceFacts:
             | AdminPasswordRotationFailed()
         ):
             return _rotation(facts, event)
+        case McpCredentialsIssued(login=login, api_key=api_key):
+            issued = McpCredentials(login=login, api_key=api_key)
+            facts = replace(facts, mcp_credentials=issued)
+            return _concluded(facts, event.operation_id, Succeeded())
+        case McpCredentialsFailed():
+            return _concluded(facts, event.operation_id, FailedAt(event.step, event.message))
         case InstanceRemoved():
             return _concluded(facts, event.operation_id, Succeeded())
         case _:

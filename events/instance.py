@@ -261,6 +261,33 @@ class AdminPasswordRotationFailed(DomainEvent, frozen=True, kw_only=True):
     message: str
 
 
+class McpCredentialsRequested(DomainEvent, frozen=True, kw_only=True):
+    """New Odoo credentials for MCP (the dedicated API user and a fresh API key): asked after
+    the first provisioning, or by a rotation; the credentials saga issues them in Odoo."""
+
+    instance_id: str
+    operation_id: str
+
+
+class McpCredentialsIssued(DomainEvent, frozen=True, kw_only=True):
+    """The credentials MCP calls the instance's Odoo with, from now on. The key is sealed under
+    the instance's data key: forgetting that key (deletion) shreds it."""
+
+    instance_id: str
+    operation_id: str
+    login: str
+    api_key: Sealed
+
+
+class McpCredentialsFailed(DomainEvent, frozen=True, kw_only=True):
+    """No new credentials were issued: the ones in force (if any) still hold."""
+
+    instance_id: str
+    operation_id: str
+    step: str
+    message: str
+
+
 INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
     InstanceCreated,
     ProvisioningRequested,
@@ -284,6 +311,9 @@ INSTANCE_EVENTS: tuple[type[DomainEvent], ...] = (
     AdminPasswordRotated,
     AdminPasswordRotationFailed,
     EnvVarsRevealed,
+    McpCredentialsRequested,
+    McpCredentialsIssued,
+    McpCredentialsFailed,
 )
 INSTANCE_UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("InstanceCreated", 1): instance_created_v1,

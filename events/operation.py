@@ -15,6 +15,7 @@ OperationType = Literal[
     "redeploy",
     "validate",
     "rotate-admin-password",
+    "mcp-credentials",
     "backup",
     "delete-backup",
     "restore",

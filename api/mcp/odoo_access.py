@@ -1,13 +1,14 @@
-"""Where an instance's Odoo answers and the credentials MCP calls it with, from the instance's
-and its server's own streams (the same folds the sagas use), secrets opened by the Vault."""
+"""Where an instance's Odoo answers and the credentials MCP calls it with (its own API user and
+key, issued by the credentials saga), from the instance's and its server's own streams (the
+same folds the sagas use), secrets opened by the Vault."""
 
 from __future__ import annotations
 
-from commands.admin_password import admin_password
-from commands.instance_state import Running, evolve, initial_state
-from commands.refusals import AdminPasswordUnknown, InstanceNotFound
-from commands.runner import folder, load
-from events.instance import ADMIN_LOGIN, instance_stream
+from typing import Final
+
+from commands.instance_state import Running, fold
+from commands.runner import load
+from events.instance import instance_stream
 from events.secrets import MASK, Vault
 from events.store import EventStore
 from workers.odoo.jsonrpc import OdooTarget
@@ -18,7 +19,11 @@ from workers.server.credentials import (
     profile_of,
 )
 
-_fold = folder(initial_state(), evolve)
+NO_CREDENTIALS: Final = (
+    "no MCP credentials were issued for this instance yet (an instance provisioned before "
+    "odoofleet issued them, or their operation failed): POST "
+    "/api/instances/{id}/mcp/rotate-credentials issues them"
+)
 
 
 class OdooUnavailable(Exception):
@@ -28,17 +33,18 @@ class OdooUnavailable(Exception):
 async def odoo_target(
     store: EventStore, vault: Vault, org_id: str, instance_id: str, connect_timeout: float
 ) -> OdooTarget:
-    loaded = await load(store, instance_stream(instance_id), _fold, org_id=org_id)
+    """The instance's Odoo, called as the dedicated API user with the key issued for MCP (never
+    the admin user)."""
+    loaded = await load(store, instance_stream(instance_id), fold, org_id=org_id)
     state = loaded.state
     if not isinstance(state, Running):
         raise OdooUnavailable(f"the instance is {state.status}, not running")
-    try:
-        sealed = admin_password(state)
-    except (AdminPasswordUnknown, InstanceNotFound) as e:
-        raise OdooUnavailable(f"no Odoo credentials are known for this instance: {e}") from e
     facts = state.facts
+    credentials = facts.mcp_credentials
+    if credentials is None:
+        raise OdooUnavailable(NO_CREDENTIALS.format(id=instance_id))
     stream_id = instance_stream(instance_id)
-    password = await vault.open(stream_id, sealed)
+    password = await vault.open(stream_id, credentials.api_key)
     if password == MASK:
         raise OdooUnavailable("the instance's Odoo credentials were crypto-shredded")
     try:
@@ -52,6 +58,6 @@ async def odoo_target(
         port=facts.created.http_port_host,
         host=facts.auto_subdomain,
         db=facts.created.db_name,
-        login=ADMIN_LOGIN,
+        login=credentials.login,
         password=password,
     )

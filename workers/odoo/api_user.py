@@ -10,6 +10,11 @@ from typing import Final
 
 import msgspec
 
+from workers.server.fields import check_db_name
+from workers.server.layout import InstanceLayout
+from workers.server.render import odoo_command
+from workers.server.shell import cmd, locked, sequence
+
 API_LOGIN: Final = "odoofleet-mcp"
 KEY_NAME: Final = "odoofleet MCP"
 MARKER: Final = "ODOOFLEET_MCP_KEY "
@@ -63,3 +68,18 @@ def parse_api_user_output(stdout: str) -> ApiCredentials:
                 raise ApiUserOutputError("the key is not an Odoo API key")
             return ApiCredentials(API_LOGIN, uid, key)
     raise ApiUserOutputError("no key line in the output of odoo shell")
+
+
+def api_user_script_path(layout: InstanceLayout) -> str:
+    """Where the script waits for `odoo shell`, only while the shell reads it."""
+    return f"{layout.secrets_dir}/mcp_api_user.py"
+
+
+def api_user_command(layout: InstanceLayout, db_name: str, running_color: str) -> str:
+    """Run the uploaded script in `odoo shell` inside the running colour; the script is
+    removed whatever the outcome. The key is on the standard output only."""
+    shell = odoo_command("shell", "-d", check_db_name(db_name), "--no-http")
+    run = ["docker", "exec", "-i", layout.app_container(running_color), *shell]
+    source = api_user_script_path(layout)
+    body = sequence(f"{cmd(*run)} < {cmd(source)}", "status=$?", cmd("rm", "-f", source))
+    return locked(layout.lock, f'{body}; exit "$status"')

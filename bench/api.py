@@ -535,14 +535,20 @@ def verdict(rows: list[Row]) -> str:
 
 
 WHERE_POST_GOES = """\
-Where a create's time goes: the baseline is one statement. A create is 5 round trips to
-PostgreSQL: one query reads the server's, the slug's and the ports' streams; the Vault stores
-the instance's new data key (its own commit); `append_batch` sends BEGIN, the stream locks and
-the three appends pipelined (one round trip), then COMMIT; the instance is read back from its
-stream for the response. The NOTIFY that wakes the log readers follows, coalesced (one per
-5 ms at most). Creates on one server queue on an in-process lock for its ports stream rather
-than racing and retrying. The projections, the client and PostgreSQL share the same two cores
-with the API, so at 16 connections every round trip also waits its turn for a core."""
+Where a create's time goes (issue 19): the baseline is one statement. A create is now 3 round
+trips to PostgreSQL: one query reads the server's, the slug's, the host name's and the ports'
+streams (the ports from this process's snapshot on); the Vault stores the instance's new data
+key (its own commit, no WAL flush wait); ONE statement takes the four streams' locks, claims
+their versions, inserts the events and aborts unless every claim matched. The 202 body is
+folded from the events just stored (no read back), and the legacy host-name query is asked
+once per process. The NOTIFY that wakes the log readers follows, coalesced (one per 5 ms at
+most). In process (`python -m bench.profile_api`), CPU per create went from 3.2-3.4 ms to
+2.3-2.8 ms, client included; what is left is mostly psycopg's per-statement work and the
+event loop's wake-ups (one per round trip), then Litestar, msgspec and our code (about 5%).
+PATCH, control and DELETE still read the stream, append, read the stream back and read the
+instance's row for its health fields: 4 round trips against the baseline's one UPDATE.
+The projections, the client and PostgreSQL share the same two cores with the API, so at 16
+connections every round trip also waits its turn for a core."""
 
 
 async def machine_facts(url: str, warmup: float, seconds: float) -> str:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from projection_fixtures import catch_up, instance_created  # noqa: E402
 
-from bench.health_servers import BenchSshd, free_ports, listen  # noqa: E402
+from bench.health_servers import BenchSshd, listen  # noqa: E402
 from bench.readme import write_section  # noqa: E402
 from events.catalog import build_registry  # noqa: E402
 from events.instance import InstanceProvisioned, ProvisioningRequested, instance_stream  # noqa: E402
@@ -146,24 +146,26 @@ async def run(args: argparse.Namespace, base: Path) -> str:
         pg = (await cur.fetchone() or ["PostgreSQL"])[0]
     conninfo = make_conninfo(admin, dbname=database)
     servers = [BenchSshd(base / f"sshd-{n}") for n in range(args.servers)]
-    free = free_ports(args.servers * args.per_server, {sshd.port for sshd in servers})
-    ports = [free[n * args.per_server : (n + 1) * args.per_server] for n in range(args.servers)]
-    listener = listen(free, base)
+    listener = None
     try:
+        for sshd in servers:
+            sshd.start()
+        listener, free = listen(args.servers * args.per_server, base)
+        ports = [free[n * args.per_server : (n + 1) * args.per_server] for n in range(len(servers))]
         await migrate(conninfo)
         pool = await open_pool(conninfo, max_size=8)
         secret = secrets.token_hex(16)
         store, vault = EventStore(pool), Vault(pool, secret)
         fleet = {}
         for sshd, group in zip(servers, ports, strict=True):
-            sshd.start()
             fleet[sshd] = await provision(store, await register(store, vault, sshd), group)
             sshd.containers(fleet[sshd])
         await catch_up(pool, "instances", "servers", "health")
         measured = await cycles(pool, secret, fleet)
         await pool.close()
     finally:
-        listener.terminate()
+        if listener is not None:
+            listener.terminate()
         for sshd in servers:
             sshd.stop()
         async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
@@ -180,7 +182,8 @@ def report(rows: list[str], seconds: list[float], args: argparse.Namespace, pg: 
     return "\n".join(
         [
             "`python -m bench.health [--database-url URL] [--servers N] [--per-server M]"
-            " [--quick]`, about 40 s. Each server is a real sshd of `tests/sshd_harness.py`;"
+            " [--quick]`, about 40 s (10,000 instances on 100 servers: about 6 minutes)."
+            " Each server is a real sshd of `tests/sshd_harness.py`;"
             " its `docker` is a shell script answering from canned files and one process"
             " answers every instance's /web/health (the tests' Python stand-in costs ~130 ms"
             " a call), so the figures are the observer's and the servers' shells' work.",
@@ -202,8 +205,9 @@ def report(rows: list[str], seconds: list[float], args: argparse.Namespace, pg: 
             "",
             "The observer's own share is the last two columns (SSH, parsing, statuses,"
             " appends). The rest is the servers' side, which this machine's two cores also"
-            " run: per instance `health_command` forks a `docker inspect`, a grep of the stats"
-            f" and a curl, {PROBE_CONCURRENCY} instances of a server at a time, so an instance"
+            " run: per instance `health_command` forks a `docker inspect` and a curl (the one"
+            " `docker stats` is matched to containers by the observer),"
+            f" {PROBE_CONCURRENCY} instances of a server at a time, so an instance"
             " whose /web/health hangs holds one probe slot for the probe's 5 s timeout and"
             " the others go on.",
         ]

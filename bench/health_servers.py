@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sshd_harness import STANDIN_DIR, SshdServer, free_port, port_open, wait_until  # noqa: E402
+from sshd_harness import STANDIN_DIR, SshdServer, wait_until  # noqa: E402
 
 LIMIT = 2 * 2**30
 DOCKER = """#!/bin/sh
@@ -59,8 +59,10 @@ class BenchSshd(SshdServer):
         (self.state_dir / "stats.jsonl").write_text("".join(f"{line}\n" for line in stats))
 
 
-async def serve_ports(ports: list[int]) -> None:
-    """Answer /web/health on every port, as the instances' Odoo would."""
+async def serve_ports(count: int, listing: Path) -> None:
+    """Answer /web/health on `count` ports the kernel picks (written to `listing` once all
+    listen), as the instances' Odoo would. Ports chosen beforehand could be taken by any
+    outgoing connection before they are bound, which thousands of them made likely."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError):  # a readiness check
@@ -69,34 +71,28 @@ async def serve_ports(ports: list[int]) -> None:
             await writer.drain()
         writer.close()
 
-    servers = [await asyncio.start_server(answer, "127.0.0.1", port) for port in ports]
+    servers = [await asyncio.start_server(answer, "127.0.0.1", 0) for _ in range(count)]
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    written = listing.with_suffix(".tmp")
+    written.write_text(json.dumps(ports))
+    written.rename(listing)
     await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
-def free_ports(count: int, taken: set[int]) -> list[int]:
-    """Distinct ports, none of them an sshd's (the kernel hands a released port out again)."""
-    found: dict[int, None] = {}
-    while len(found) < count:
-        port = free_port()
-        if port not in taken:
-            found[port] = None
-    return list(found)
-
-
-def listen(ports: list[int], base: Path) -> subprocess.Popen[bytes]:
+def listen(count: int, base: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """The port server, and the ports it answers on."""
     listing = base / "ports.json"
-    listing.write_text(json.dumps(ports))
-    argv = [sys.executable, "-m", "bench.health_servers", str(listing)]
+    argv = [sys.executable, "-m", "bench.health_servers", str(count), str(listing)]
     listener = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
 
     def ready() -> bool:
         if listener.poll() is not None:
             raise RuntimeError("the port server ended; see its error above")
-        return all(map(port_open, ports[-3:]))
+        return listing.exists()
 
-    wait_until(ready, timeout=60, message="health ports")
-    return listener
+    wait_until(ready, timeout=120, message="health ports")
+    return listener, json.loads(listing.read_text())
 
 
 if __name__ == "__main__":
-    asyncio.run(serve_ports(json.loads(Path(sys.argv[1]).read_text())))
+    asyncio.run(serve_ports(int(sys.argv[1]), Path(sys.argv[2])))

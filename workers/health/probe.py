@@ -4,6 +4,7 @@ restarts, OOM kills, memory and CPU, and a timed probe of /web/health on its hos
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import msgspec
@@ -19,7 +20,7 @@ INSPECT_FORMAT = (
     '{"state":{{json .State}},"restartCount":{{.RestartCount}},'
     '"memoryLimit":{{.HostConfig.Memory}}}'
 )
-_LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"stats":%s,"probe":"%s"}\\n'
+_LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"probe":"%s"}\\n'
 # Each field is judged whole and only when short: a server's answer is the tenant's to write,
 # and a search over 40,000 digits (issue 13) held the event loop for 39 s.
 MAX_FIELD_CHARS = 64
@@ -55,8 +56,10 @@ class ContainerSample(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def health_command(targets: list[HealthTarget], concurrency: int = PROBE_CONCURRENCY) -> str:
-    """One JSON line per target, for `parse_health_output`. `docker stats` runs once for
-    all containers: it samples for a second or two each time it runs.
+    """One JSON line per target, then `docker stats`' lines, for `parse_health_output`.
+    `docker stats` runs once for all containers (it samples for a second or two each time it
+    runs); the observer, not the server, finds each container's line in it: a `grep` per
+    instance was three of the eight processes a probe forked.
 
     The targets' probes run `concurrency` at a time, in ONE SSH session (one of the server's
     session slots): a /web/health that hangs holds a probe slot for its timeout, not the
@@ -73,7 +76,7 @@ def health_command(targets: list[HealthTarget], concurrency: int = PROBE_CONCURR
     ]
     for n, target in enumerate(targets):
         lines.append(f'read -r _ <&3; {{ {_probe(target)}; echo >&3; }} >"$d/{n}" &')
-    lines += ["wait", 'cat "$d"/[0-9]* 2>/dev/null; true']
+    lines += ["wait", 'cat "$d"/[0-9]* 2>/dev/null', "printf '%s\\n' \"$stats\""]
     # One command per line: a job sent to the background (`&`) ends its line, not a `;`.
     return "\n".join(lines)
 
@@ -85,12 +88,8 @@ def _probe(target: HealthTarget) -> str:
     probe += ["-m", str(PROBE_TIMEOUT_SECONDS), url]
     return sequence(
         f"i=$({cmd('docker', 'inspect', '-f', INSPECT_FORMAT, name)} 2>/dev/null) || i=null",
-        "s=$(printf '%s\\n' \"$stats\" | "
-        + cmd("grep", "-F", f'"Name":"{name}"')
-        + " | head -n 1)",
-        '[ -n "$s" ] || s=null',
         f"p=$({cmd(*probe)})",
-        cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$s" "$p"',
+        cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$p"',
     )
 
 
@@ -112,6 +111,7 @@ class _Inspect(msgspec.Struct, rename="camel"):
 
 
 class _Stats(msgspec.Struct):
+    Name: str = ""
     CPUPerc: str = ""
     MemUsage: str = ""
 
@@ -120,16 +120,28 @@ class _Line(msgspec.Struct, rename="camel"):
     instance_id: str
     container: str
     inspect: _Inspect | None
-    stats: _Stats | None
     probe: str
 
 
+_PROBE_LINE = '{"instanceId"'
+
+
 def parse_health_output(output: str) -> list[ContainerSample]:
-    return [_sample(msgspec.json.decode(line, type=_Line)) for line in output.splitlines() if line]
+    """The probes' lines, each joined with the first `docker stats` line of its container."""
+    probes: list[_Line] = []
+    stats: dict[str, _Stats] = {}
+    for line in output.splitlines():
+        if line.startswith(_PROBE_LINE):
+            probes.append(msgspec.json.decode(line, type=_Line))
+        elif line:
+            with contextlib.suppress(msgspec.DecodeError):  # costs only that line's stats
+                found = msgspec.json.decode(line, type=_Stats)
+                stats.setdefault(found.Name, found)
+    return [_sample(probe, stats.get(probe.container)) for probe in probes]
 
 
-def _sample(line: _Line) -> ContainerSample:
-    inspect, stats = line.inspect, line.stats
+def _sample(line: _Line, stats: _Stats | None) -> ContainerSample:
+    inspect = line.inspect
     used, limit = _memory(stats.MemUsage) if stats else (None, None)
     if inspect is not None and inspect.memory_limit > 0:
         limit = inspect.memory_limit

@@ -78,7 +78,10 @@ def when(command: RecordOutcome, given: list[DomainEvent]) -> list[DomainEvent]:
 def test_a_provisioning_that_completed_records_the_instance_provisioned_in_blue() -> None:
     then = when(RecordProvisioned(operation_id="op-provision", active_color="blue"), created())
 
-    assert then == [InstanceProvisioned(**IDS, operation_id="op-provision", active_color="blue")]
+    # With it, the instance's first MCP credentials are asked for (commands/mcp_credentials.py).
+    provisioned = InstanceProvisioned(**IDS, operation_id="op-provision", active_color="blue")
+    assert then[:1] == [provisioned]
+    assert [type(event).__name__ for event in then[1:]] == ["McpCredentialsRequested"]
 
 
 def test_a_provisioning_that_failed_records_the_step_and_message() -> None:

@@ -49,6 +49,13 @@ VIEW: Final = needs("view:instances")
 MANAGE: Final = needs("manage:instances")
 _NOW_AND_EVER: Final = datetime.max.replace(tzinfo=UTC)
 
+FinalBackup = Annotated[
+    bool,
+    QueryParameter(
+        name="finalBackup",
+        description="false: remove without the final backup (docs/backups.md)",
+    ),
+]
 Force = Annotated[
     bool,
     QueryParameter(description="End a removal whose teardown failed (see docs/instances.md)"),
@@ -150,7 +157,11 @@ async def update(
     tags=["instances"],
 )
 async def remove(
-    request: AuthRequest, services: Deps, instance_id: FromPath[uuid.UUID], force: Force = False
+    request: AuthRequest,
+    services: Deps,
+    instance_id: FromPath[uuid.UUID],
+    force: Force = False,
+    final_backup: FinalBackup = True,
 ) -> Response[Instance]:
     """Remove the instance (status `removing`); while creating, provisioning is cancelled.
     Repeating it while it is being removed changes nothing. Once it is torn down, its secrets
@@ -169,6 +180,7 @@ async def remove(
         operation_id=str(uuid.uuid4()),
         now=datetime.now(UTC),
         metadata=metadata_for(request),
+        final_backup=final_backup,
     )
     return _sent(
         services, principal, await _written(services, principal, str(instance_id), outcome)

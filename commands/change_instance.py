@@ -97,8 +97,9 @@ async def delete_instance(
     operation_id: str,
     now: datetime,
     metadata: EventMetadata,
+    final_backup: bool = True,
 ) -> Outcome:
-    command = DeleteInstance(operation_id=operation_id)
+    command = DeleteInstance(operation_id=operation_id, final_backup=final_backup)
     return await _run(store, instance_id, command, now, metadata)
 
 

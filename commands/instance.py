@@ -75,6 +75,7 @@ class ControlInstance(msgspec.Struct, frozen=True, kw_only=True):
 
 class DeleteInstance(msgspec.Struct, frozen=True, kw_only=True):
     operation_id: str
+    final_backup: bool = True
 
 
 class ForceRemoval(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,6 +222,7 @@ def _removal(facts: InstanceFacts, command: DeleteInstance, cancels: str | None)
         instance_id=facts.instance_id,
         operation_id=command.operation_id,
         cancels_operation_id=cancels,
+        final_backup=command.final_backup,
     )
 
 

@@ -140,6 +140,8 @@ class RemovalRequested(DomainEvent, frozen=True, kw_only=True):
     operation_id: str
     # The provisioning operation cancelled by this removal, if one was still running.
     cancels_operation_id: str | None = None
+    # A final backup before anything is removed (DELETE …?finalBackup=false skips it).
+    final_backup: bool = True
 
 
 class InstanceProvisioned(DomainEvent, frozen=True, kw_only=True):

@@ -34,7 +34,8 @@ INSTANCE_FIELDS = {
     "limitTimeCpu", "limitTimeReal", "logLevel", "mcpWriteEnabled", "healthScore",
     "healthScoreGrade", "healthScoreUpdatedAt", "lastSeenAt", "lastRestartAt", "restartCount",
     "enterpriseBuildId", "enterpriseDeployedAt", "enterpriseUpdateAvailable",
-    "wkhtmltopdfStatus", "wkhtmltopdfVersion", "createdAt", "updatedAt", "version",
+    "wkhtmltopdfStatus", "wkhtmltopdfVersion", "lastBackupAt", "lastBackupStatus", "createdAt",
+    "updatedAt", "version",
 }  # fmt: skip
 
 

@@ -38,6 +38,7 @@ from workers.server.layout import InstanceLayout, ProxyLayout
 from workers.ssh.runner import SshRunner
 
 TEARDOWN = [
+    "final-backup",  # skipped: these instances have no backup schedule
     "remove-route",
     "ports-down",
     "app-down-blue",
@@ -152,7 +153,11 @@ async def test_a_failing_teardown_is_retried_by_the_worker_then_abandoned(fleet:
     assert [f.step for f in failures] == ["remove-route"]  # one retry in QUICK
     operation = await fleet.operation(operation_id)
     attempts = [e for e in operation if isinstance(e, OperationStepStarted)]
-    assert [(a.step, a.attempt) for a in attempts] == [("remove-route", 1), ("remove-route", 2)]
+    assert [(a.step, a.attempt) for a in attempts] == [
+        ("final-backup", 1),
+        ("remove-route", 1),
+        ("remove-route", 2),
+    ]
     assert isinstance(operation[-1], OperationFailed)
 
 

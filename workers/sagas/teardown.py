@@ -24,6 +24,7 @@ from commands.refusals import OutcomeOverruled
 from commands.reservation import ReleaseReservations
 from commands.reservation_release import release_reservations
 from events.instance import RemovalRequested, instance_stream
+from workers.sagas.backup_final import final_backup_step
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_saga import (
@@ -64,7 +65,7 @@ def react(event: RemovalRequested, state: Existing) -> Reaction:
     if isinstance(state, Removed):
         return Cancel("the instance is removed already")
     return Plan(
-        steps=_steps,
+        steps=lambda ctx: _steps(ctx, event),
         succeeded=lambda: RecordRemoved(operation_id=event.operation_id),
         failed=lambda step, message: RecordRemovalAbandoned(
             operation_id=event.operation_id, step=step, message=message
@@ -96,7 +97,7 @@ async def _retry(ctx: InstanceContext, event: RemovalRequested, failure: StepFai
     return True
 
 
-async def _steps(ctx: InstanceContext) -> list[Step]:
+async def _steps(ctx: InstanceContext, event: RemovalRequested) -> list[Step]:
     release = [Step("release", lambda: _release(ctx)), Step("forget-secrets", lambda: _forget(ctx))]
     if not await _touched_server(ctx):
         return release
@@ -106,6 +107,8 @@ async def _steps(ctx: InstanceContext) -> list[Step]:
         return lambda: ctx.remote.check(command(ctx.layout))
 
     return [
+        # Before anything goes: a failed final backup stops the teardown (docs/backups.md).
+        final_backup_step(ctx, event.operation_id, skip=not event.final_backup),
         Step("remove-route", run(lambda layout: remove_route_command(ctx.proxy, layout.slug))),
         Step("ports-down", run(ports_down_command)),
         Step("app-down-blue", run(lambda layout: app_down_command(layout, "blue"))),

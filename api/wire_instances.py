@@ -10,7 +10,13 @@ import msgspec
 
 from api.fields import AddonsPath, Branch, EnvVars, Name, Reference, Slug
 from commands.defaults import DEFAULT_ODOO_VERSION
-from events.instance import ControlAction, EnvironmentType, OdooEdition, OdooVersion
+from events.instance import (
+    ControlAction,
+    EnvironmentType,
+    McpModelAccess,
+    OdooEdition,
+    OdooVersion,
+)
 
 InstanceStatus = Literal[
     "creating", "running", "stopped", "starting", "stopping", "restarting", "failed", "removing"
@@ -41,6 +47,7 @@ class UpdateInstanceBody(msgspec.Struct, rename="camel", forbid_unknown_fields=T
     addons_path: AddonsPath | msgspec.UnsetType | None = msgspec.UNSET
     env_vars: EnvVars | msgspec.UnsetType = msgspec.UNSET
     mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    mcp_model_access: McpModelAccess | msgspec.UnsetType = msgspec.UNSET
 
 
 class ControlBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -95,6 +102,13 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
     limit_time_real: int
     log_level: str
     mcp_write_enabled: bool
+    mcp_model_access: Annotated[
+        McpModelAccess,
+        msgspec.Meta(
+            description="Globs of the Odoo models MCP's tools may read, write and unlink"
+            " (docs/mcp.md, \"Model access\"); fixed refusals hold whatever these say"
+        ),
+    ]
     health_score: int | None
     health_score_grade: str | None
     health_score_updated_at: datetime | None

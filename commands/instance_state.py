@@ -28,6 +28,7 @@ from events.instance import (
     InstanceUpdated,
     McpCredentialsFailed,
     McpCredentialsIssued,
+    McpModelAccess,
     ProvisioningFailed,
     ProvisioningRequested,
     RemovalAbandoned,
@@ -56,6 +57,7 @@ class InstanceFacts(msgspec.Struct, frozen=True, kw_only=True):
     addons_path: str | None
     env_vars: dict[str, Sealed]
     mcp_write_enabled: bool
+    mcp_model_access: McpModelAccess = McpModelAccess()
     # What it was created with: the fixed settings, ports and secrets its files render from.
     created: InstanceCreated
     # The colour serving traffic; None until the first provisioning completes.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Final, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -102,6 +102,21 @@ class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
     operation_id: str
 
 
+# An Odoo model name, or a glob of them (`*`, `?`, `[…]` as fnmatch reads them).
+ModelPattern = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.*?\[\]!-]{1,128}$")]
+ModelPatterns = Annotated[tuple[ModelPattern, ...], msgspec.Meta(max_length=100)]
+
+
+class McpModelAccess(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The Odoo models MCP's tools may read, write and unlink on an instance, as globs; the
+    fixed refusals of api/mcp/policy.py (secrets never read, ir.*/res.users never written,
+    accounting never unlinked) hold whatever these say. The default allows the rest."""
+
+    read: ModelPatterns = ("*",)
+    write: ModelPatterns = ("*",)
+    unlink: ModelPatterns = ("*",)
+
+
 class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True):
     """What an update (PATCH) may change, each field written here once: the edge holds the
     changes with plaintext env vars, the update command and InstanceUpdated sealed. A field
@@ -111,6 +126,7 @@ class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True
     addons_path: str | msgspec.UnsetType | None = msgspec.UNSET
     env_vars: dict[str, Secret] | msgspec.UnsetType = msgspec.UNSET
     mcp_write_enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    mcp_model_access: McpModelAccess | msgspec.UnsetType = msgspec.UNSET
 
 
 CHANGEABLE: Final = tuple(field.name for field in msgspec.structs.fields(InstanceChanges))

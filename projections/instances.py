@@ -31,6 +31,10 @@ from events.instance import (
     InstanceStarted,
     InstanceStopped,
     InstanceUpdated,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
+    McpCredentialsRequested,
+    McpModelAccess,
     ProvisioningFailed,
     RedeployRequested,
     RemovalAbandoned,
@@ -98,6 +102,7 @@ class InstanceView(Row, frozen=True, kw_only=True):
     limit_time_real: int
     log_level: str
     mcp_write_enabled: bool
+    mcp_model_access: McpModelAccess = McpModelAccess()
     # From the health read model (joined on read), absent from the instances table. The
     # restart fields are Docker's restarts of the serving container, as the health observer
     # saw them (docs/instances.md "Restart counts"); a control restart is an operation.
@@ -317,6 +322,9 @@ INSTANCES: Folder[InstanceView] = Folder(
         EnvVarsRevealed: unchanged,
         AdminPasswordRotationRequested: unchanged,
         AdminPasswordRotationFailed: rotation_failed,
+        McpCredentialsRequested: unchanged,
+        McpCredentialsIssued: unchanged,
+        McpCredentialsFailed: unchanged,
     },
 )
 

@@ -5,8 +5,9 @@ port the instance publishes on the server's loopback, with the instance's own cr
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from api_fixtures import (
     running_instance,
     serving,
 )
+from builders import meta
 from litestar import Litestar
 from mcp import Client
 from mcp_fixtures import http_served, mcp_client, structured, tool_names
@@ -29,7 +31,12 @@ from test_realdocker_odoo_image import SECRET_TARGET, OdooLab, conf_text
 
 from api.app import create_app
 from commands.defaults import db_name_for
+from commands.instance_outcomes import RecordMcpCredentialsIssued, decide_outcome
+from commands.instance_state import Running, fold
+from commands.runner import execute_command, load
+from events.instance import instance_stream
 from events.pool import Pool
+from events.secrets import Vault
 from events.store import EventStore
 from odoofleet.settings import Settings
 from workers.odoo.api_user import ApiCredentials, api_user_script, parse_api_user_output
@@ -53,7 +60,7 @@ async def app(settings: Settings, pool: Pool, projections: None) -> AsyncIterato
 @contextmanager
 def odoo_served(
     lab: OdooLab, volume: str, db: str, port: int, admin_password: str
-) -> Iterator[None]:
+) -> Iterator[str]:
     """The instance's Odoo as provisioning leaves it: its database, the admin password
     odoofleet chose, and the app published on the server's loopback at its host port."""
     lab.init_database(VERSION, db, volume)
@@ -71,17 +78,24 @@ def odoo_served(
                *lab.odoo_args(VERSION, conf=conf, env=secret))  # fmt: skip
     try:
         lab.serving(container)
-        yield
+        yield container
     finally:
         lab.docker("rm", "-f", container, check=False)
 
 
 class Shop:
-    def __init__(self, instance: dict[str, Any], alice: Caller, client: Client) -> None:
+    def __init__(
+        self,
+        instance: dict[str, Any],
+        alice: Caller,
+        client: Client,
+        issue: Callable[[], Awaitable[ApiCredentials]],
+    ) -> None:
         self.id = instance["id"]
         self.prefix = instance["slug"].replace("-", "_")
         self.alice = alice
         self.client = client
+        self.issue = issue
 
     async def call(self, operation: str, **arguments: Any) -> dict[str, Any]:
         return structured(await self.client.call_tool(f"{self.prefix}_{operation}", arguments))
@@ -100,9 +114,13 @@ async def shop_on_odoo(
     lab: OdooLab,
     volume: str,
     sshd: SshdServer,
+    vault: Vault,
+    *,
+    with_credentials: bool = True,
 ) -> AsyncIterator[Shop]:
-    """A running instance on a registered server (the test's sshd), its Odoo served, and an
-    MCP session of its organization's manager."""
+    """A running instance on a registered server (the test's sshd), its Odoo served, its MCP
+    credentials issued (unless `with_credentials` is false), and an MCP session of its
+    organization's manager."""
     async with client_of(app, mint(settings)) as alice, http_served(app) as base_url:
         server_id = await new_server(
             alice, host="127.0.0.1", port=sshd.port, sshUser="root",
@@ -112,20 +130,60 @@ async def shop_on_odoo(
         credentials = await alice.get(f"/api/instances/{instance['id']}/admin-credentials")
         assert credentials.status_code == 200, credentials.text
         db, port = db_name_for(instance["slug"]), instance["httpPortHost"]
-        with odoo_served(lab, volume, db, port, credentials.json()["password"]):
+        with odoo_served(lab, volume, db, port, credentials.json()["password"]) as container:
+
+            async def issue() -> ApiCredentials:
+                return await issue_mcp_credentials(alice, store, vault, lab, container, instance)
+
+            if with_credentials:
+                await issue()
             async with mcp_client(base_url, mint(settings)) as client:
-                yield Shop(instance, alice, client)
+                yield Shop(instance, alice, client, issue)
+
+
+async def issue_mcp_credentials(
+    alice: Caller,
+    store: EventStore,
+    vault: Vault,
+    lab: OdooLab,
+    container: str,
+    instance: dict[str, Any],
+) -> ApiCredentials:
+    """A rotation asked for through the API, then what the mcp-credentials saga's step does on
+    the server (workers/sagas/mcp_credentials.py), with the lab's Docker for the server's: the
+    API user script in the running Odoo, the key sealed under the instance's data key and
+    recorded as the operation's outcome through the instance's outcome decider."""
+    asked = await alice.post(f"/api/instances/{instance['id']}/mcp/rotate-credentials")
+    assert asked.status_code == 202, asked.text
+    operation_id = asked.json()["id"]
+    db = db_name_for(instance["slug"])
+    shell = ["exec", "-i", container, "/entrypoint.sh", "odoo", "shell", "-d", db, "--no-http"]
+    done = lab.docker(*shell, input=api_user_script().encode())
+    assert done.returncode == 0, done.stderr
+    issued = parse_api_user_output(done.stdout)
+    stream_id = instance_stream(instance["id"])
+    outcome = RecordMcpCredentialsIssued(
+        operation_id=operation_id,
+        login=issued.login,
+        api_key=await vault.seal(stream_id, issued.key),
+    )
+    await execute_command(
+        store, stream_id, fold, decide_outcome, outcome, datetime.now(UTC), meta(),
+        idempotency_key=f"{operation_id}/outcome",
+    )  # fmt: skip
+    return issued
 
 
 async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
     app: Litestar,
     settings: Settings,
     store: EventStore,
+    vault: Vault,
     lab: OdooLab,
     volume: str,
     sshd: SshdServer,
 ) -> None:
-    async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
+    async with shop_on_odoo(app, settings, store, lab, volume, sshd, vault) as shop:
         assert f"{shop.prefix}_create" not in await tool_names(shop.client)
         assert "not available" in await shop.refused("create", model="res.partner", values={})
         await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
@@ -159,11 +217,12 @@ async def test_search_read_pages_and_caps_what_reaches_the_prompt(
     app: Litestar,
     settings: Settings,
     store: EventStore,
+    vault: Vault,
     lab: OdooLab,
     volume: str,
     sshd: SshdServer,
 ) -> None:
-    async with shop_on_odoo(app, settings, store, lab, volume, sshd) as shop:
+    async with shop_on_odoo(app, settings, store, lab, volume, sshd, vault) as shop:
         await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
         for n in range(5):
             # A note longer than a prompt should carry for one field.
@@ -178,6 +237,38 @@ async def test_search_read_pages_and_caps_what_reaches_the_prompt(
     assert (first["nextOffset"], second["nextOffset"], last["nextOffset"]) == (2, 4, None)
     assert all(len(r["comment"]) < 2100 for r in first["records"])
     assert len(str(first)) < settings.mcp_result_max_bytes
+
+
+async def test_odoo_tools_call_as_the_issued_api_user_and_a_rotation_takes_over(
+    app: Litestar,
+    settings: Settings,
+    store: EventStore,
+    vault: Vault,
+    lab: OdooLab,
+    volume: str,
+    sshd: SshdServer,
+) -> None:
+    shop_of = shop_on_odoo(app, settings, store, lab, volume, sshd, vault, with_credentials=False)
+    async with shop_of as shop:
+        before = await shop.refused("search_read", model="res.partner")
+        first = await shop.issue()
+        with_first = await shop.call("search_read", model="res.partner", limit=1)
+        second = await shop.issue()  # revokes the first key in Odoo
+        with_second = await shop.call("search_read", model="res.partner", limit=1)
+        state = (await load(store, instance_stream(shop.id), fold)).state
+        assert isinstance(state, Running)
+        in_force = state.facts.mcp_credentials
+        assert in_force is not None
+        shredded_before = await vault.open(instance_stream(shop.id), in_force.api_key)
+        await vault.forget(instance_stream(shop.id))  # what the instance's deletion does
+        after_shredding = await shop.refused("search_read", model="res.partner")
+    assert "rotate-credentials" in before
+    assert in_force.login == second.login == "odoofleet-mcp"
+    assert first.key != second.key
+    assert "records" in with_first
+    assert "records" in with_second
+    assert shredded_before == second.key
+    assert "crypto-shredded" in after_shredding
 
 
 @contextmanager

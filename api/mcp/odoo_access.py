@@ -4,11 +4,11 @@ same folds the sagas use), secrets opened by the Vault."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 from commands.instance_state import Running, fold
 from commands.runner import load
-from events.instance import instance_stream
+from events.instance import McpModelAccess, instance_stream
 from events.secrets import MASK, Vault
 from events.store import EventStore
 from workers.odoo.jsonrpc import OdooTarget
@@ -26,13 +26,18 @@ NO_CREDENTIALS: Final = (
 )
 
 
+class OdooAccess(NamedTuple):
+    target: OdooTarget
+    models: McpModelAccess  # the instance's allowlist (PATCH mcpModelAccess)
+
+
 class OdooUnavailable(Exception):
     """The instance cannot be called now (not running, credentials gone, server unknown)."""
 
 
-async def odoo_target(
+async def odoo_access(
     store: EventStore, vault: Vault, org_id: str, instance_id: str, connect_timeout: float
-) -> OdooTarget:
+) -> OdooAccess:
     """The instance's Odoo, called as the dedicated API user with the key issued for MCP (never
     the admin user)."""
     loaded = await load(store, instance_stream(instance_id), fold, org_id=org_id)
@@ -53,7 +58,7 @@ async def odoo_target(
         server = connection_info(profile, secrets, connect_timeout)
     except (LookupError, ValueError) as e:
         raise OdooUnavailable(f"the instance's server cannot be reached: {e}") from e
-    return OdooTarget(
+    target = OdooTarget(
         server=server,
         port=facts.created.http_port_host,
         host=facts.auto_subdomain,
@@ -61,3 +66,4 @@ async def odoo_target(
         login=credentials.login,
         password=password,
     )
+    return OdooAccess(target, facts.mcp_model_access)

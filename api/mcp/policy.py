@@ -7,9 +7,9 @@ The default allowlist (ISSUE 18): every model may be read except the ones holdin
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Final, Literal
+from typing import Final, Literal, TypeAlias
 
-import msgspec
+from events.instance import McpModelAccess
 
 Access = Literal["read", "write", "unlink"]
 
@@ -19,13 +19,9 @@ _NEVER_WRITE: Final = ("ir.*", "res.users", "res.users.*", "res.groups", "base.*
 _NEVER_UNLINK: Final = ("account.*",)
 
 
-class ModelPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Glob patterns (fnmatch) of the models each kind of access allows; the fixed refusals
-    above hold whatever an instance's policy says."""
-
-    read: tuple[str, ...] = ("*",)
-    write: tuple[str, ...] = ("*",)
-    unlink: tuple[str, ...] = ("*",)
+# An instance's own allowlist (PATCH mcpModelAccess; fnmatch globs of the models each kind of
+# access allows); the fixed refusals above hold whatever it says.
+ModelPolicy: TypeAlias = McpModelAccess
 
 
 DEFAULT_POLICY: Final = ModelPolicy()

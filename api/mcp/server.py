@@ -23,7 +23,7 @@ from starlette.requests import Request
 from api.auth import Principal
 from api.mcp import odoo_calls
 from api.mcp.catalog import Catalog, OdooTool, PlatformTool, catalog, may_write, reachable_instances
-from api.mcp.odoo_access import OdooUnavailable, odoo_target
+from api.mcp.odoo_access import OdooUnavailable, odoo_access
 from api.mcp.platform_calls import PLATFORM, Call, Done
 from api.mcp.policy import ModelRefused
 from api.mcp.results import refusal
@@ -271,9 +271,14 @@ async def _odoo(
 ) -> types.CallToolResult:
     args = odoo_calls.parse(ref.operation, arguments)
     services = runtime.services
-    target = await odoo_target(
+    access = await odoo_access(
         services.store, services.vault, principal.org_id, ref.instance_id, runtime.connect_timeout
     )
     return await odoo_calls.run(
-        runtime.rpc, target, ref.operation, args, budget=runtime.result_budget
+        runtime.rpc,
+        access.target,
+        ref.operation,
+        args,
+        budget=runtime.result_budget,
+        policy=access.models,
     )

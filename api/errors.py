@@ -18,6 +18,8 @@ from litestar.plugins.problem_details import (
 )
 
 from api.auth import Forbidden, Unauthenticated
+from commands.domain import DomainNotFound
+from commands.domain_name import DomainTaken, InvalidDomainName
 from commands.refusals import (
     ActionNotAllowed,
     AdminPasswordUnknown,
@@ -165,16 +167,23 @@ PROBLEMS: Final[dict[type[Exception], Callable[[Any], ProblemDetailsException]]]
     InvalidCursor: lambda e: problem(
         400, "invalid-request", "invalid cursor", errors=[FieldError("cursor", str(e))]
     ),
+    InvalidDomainName: lambda e: problem(
+        400, "invalid-request", str(e), errors=[FieldError("domain", str(e))]
+    ),
     ValidationException: _invalid,
     Unauthenticated: _unauthenticated,
     Forbidden: lambda e: problem(403, "forbidden", str(e)),
     InstanceNotFound: lambda e: problem(404, "not-found", str(e)),
     ServerNotFound: lambda e: problem(404, "not-found", str(e)),
+    DomainNotFound: lambda e: problem(404, "not-found", str(e)),
     ActionNotAllowed: lambda e: problem(409, "action-not-allowed", str(e)),
     RemovalNotFailed: lambda e: problem(409, "removal-not-failed", str(e)),
     AdminPasswordUnknown: lambda e: problem(409, "admin-password-unknown", str(e)),
     SlugTaken: lambda e: problem(
         409, "slug-taken", str(e), errors=[FieldError("slug", "already used")]
+    ),
+    DomainTaken: lambda e: problem(
+        409, "domain-taken", str(e), errors=[FieldError("domain", "already in use")]
     ),
     ServerHasInstances: lambda e: problem(409, "server-has-instances", str(e)),
     NoFreePorts: lambda e: problem(409, "no-free-ports", str(e)),

@@ -56,6 +56,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="instances", description="Odoo instances and their lifecycle"),
             Tag(name="servers", description="The Linux servers instances run on"),
             Tag(name="audit", description="Who changed what, when"),
+            Tag(name="domains", description="Custom domains and their certificates"),
             Tag(name="backups", description="Encrypted backups, restores, schedules, destinations"),
             Tag(name="probes", description="Liveness and readiness (no token)"),
         ],

@@ -5,23 +5,18 @@ instance (api/auth.py checks an API key's instance scope on the path's instance 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import msgspec
 from litestar import Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.errors import FieldError, InvalidRequest, problem
 from api.routes_instances import MANAGE, VIEW
 from api.services import Deps, Services
 from api.web import WRITE_HEADERS, AuthRequest, MinPosition, metadata_for, problems, write_headers
 from api.wire_domains import AddDomainBody, Domain, DomainList, domain_of
-from commands.domain import AddDomain, DomainNotFound, MakePrimary, VerifyDomain, fold, live
+from commands.domain import AddDomain, MakePrimary, VerifyDomain, fold, live
 from commands.domain_name import (
-    DomainTaken,
-    InvalidDomainName,
     check_outside_base,
     normalize_domain,
 )
@@ -34,19 +29,6 @@ from projections.instances import get_instance
 
 _PATH = "/instances/{instance_id:uuid}/domains"
 _ONE = _PATH + "/{domain_id:uuid}"
-
-
-@asynccontextmanager
-async def _refusals() -> AsyncIterator[None]:
-    """This module's refusals as problems (api/errors.py maps the shared ones)."""
-    try:
-        yield
-    except DomainTaken as e:
-        raise problem(
-            409, "domain-taken", str(e), errors=[FieldError("domain", "already in use")]
-        ) from e
-    except DomainNotFound as e:
-        raise problem(404, "not-found", str(e)) from e
 
 
 @get(
@@ -112,11 +94,8 @@ async def add(
     until its A/AAAA records (or CNAME chain) point at the instance's server; once verified,
     a certificate is ordered and installed. A domain is unique across the installation:
     one held by any instance, of any organization, is 409."""
-    try:
-        name = normalize_domain(data.domain)
-        check_outside_base(name, services.settings.base_domain)
-    except InvalidDomainName as e:
-        raise InvalidRequest(FieldError("domain", str(e))) from e
+    name = normalize_domain(data.domain)
+    check_outside_base(name, services.settings.base_domain)
     domain_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     command = AddDomain(
@@ -125,8 +104,7 @@ async def add(
         domain=name,
         request_id=str(uuid.uuid4()),
     )
-    async with _refusals():
-        outcome = await add_domain(services.store, command, now, metadata_for(request))
+    outcome = await add_domain(services.store, command, now, metadata_for(request))
     services.reads.wrote(request.user, outcome.position)
     shown = Domain(
         id=domain_id,
@@ -204,14 +182,13 @@ async def remove(
 ) -> Response[None]:
     """The domain leaves the instance at once (its name is free again); its route and
     certificate are removed from the server in the background."""
-    async with _refusals():
-        outcome = await remove_domain(
-            services.store,
-            str(domain_id),
-            str(instance_id),
-            datetime.now(UTC),
-            metadata_for(request),
-        )
+    outcome = await remove_domain(
+        services.store,
+        str(domain_id),
+        str(instance_id),
+        datetime.now(UTC),
+        metadata_for(request),
+    )
     services.reads.wrote(request.user, outcome.position)
     return Response(None, status_code=202, headers=write_headers(outcome.version, outcome.position))
 
@@ -225,15 +202,14 @@ async def _command(
     status: int,
 ) -> Response[Domain]:
     principal = request.user
-    async with _refusals():
-        outcome = await domain_command(
-            services.store,
-            str(domain_id),
-            command,
-            datetime.now(UTC),
-            metadata_for(request),
-            instance_id=str(instance_id),
-        )
+    outcome = await domain_command(
+        services.store,
+        str(domain_id),
+        command,
+        datetime.now(UTC),
+        metadata_for(request),
+        instance_id=str(instance_id),
+    )
     services.reads.wrote(principal, outcome.position)
     await services.reads.before_read(principal, outcome.position, ("domains",))
     listed = await list_domains(services.pool, principal.org_id, str(instance_id))

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from api.tokens import mint_token
 from odoofleet.dev import DEV_ORG, DevOptions, DevServices, SandboxInfo, run_dev
 from odoofleet.logs import configure_logging
@@ -68,9 +70,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.local_docker and (problem := local_docker_problem()) is not None:
         print(f"odoofleet dev --local-docker: {problem}", file=sys.stderr)
         return 2
-    services = DevServices(options, settings, {k for k, v in os.environ.items() if v})
+    given = {k for k, v in os.environ.items() if v}
+    services = DevServices(options, settings, given)
     try:
-        effective = services.start()
+        effective = with_sandbox_acme(services.start(), options, given)
         configure_logging(effective)
 
         async def main(stop: asyncio.Event) -> None:
@@ -80,6 +83,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         services.stop()
         print("odoofleet dev stopped.", flush=True)
+
+
+def with_sandbox_acme(settings: Settings, options: DevOptions, given: set[str]) -> Settings:
+    """With --sandbox-server certificates come from the self-signed stand-in CA (no ACME CA
+    can reach a sandbox's `*.localhost` names), unless ODOOFLEET_ACME_DIRECTORY_URL says
+    otherwise."""
+    if not options.sandbox_server or "ODOOFLEET_ACME_DIRECTORY_URL" in given:
+        return settings
+    return msgspec.structs.replace(settings, acme_directory_url="self-signed")
 
 
 def port_problem(host: str, port: int) -> str | None:

@@ -26,6 +26,11 @@ from workers.server.shell import cmd, fail, if_then, locked, script, sequence
 from workers.server.spec import InstanceSpec
 
 PUBLIC = 0o644
+# How long a route switch waits for the nginx workers of the previous configuration to exit:
+# they finish the requests they accepted (still on the old colour) and only then go; a
+# long-lived connection (websocket, longpolling) may hold one longer, so the wait is bounded.
+DRAIN_SECONDS = 10
+_DRAIN_POLLS_PER_SECOND = 10
 
 
 async def ensure_proxy(remote: Remote, proxy: ProxyLayout, time_limit: float) -> str:
@@ -102,7 +107,46 @@ def follow_color_command(proxy: ProxyLayout, slug: str, color: str) -> str:
             together,
         ),
     )
-    return locked(proxy.lock, body)
+    return locked(
+        proxy.lock,
+        script(
+            f'old=$({serving_workers_command()}) || old=""', "{ " + body + "; }", drained_command()
+        ),
+    )
+
+
+def serving_workers_command() -> str:
+    """The PIDs of the proxy's nginx workers serving now (not those an earlier reload is
+    already shutting down), as `nginx -s reload` leaves them: it returns once the master got
+    SIGHUP, and until the master has started new workers these accept requests under the
+    previous configuration. Read from /proc inside the container (the image has no ps)."""
+    listing = (
+        'for f in /proc/[0-9]*/cmdline; do t=$(tr "\\0" " " < "$f" 2>/dev/null); case "$t" in '
+        '"nginx: worker process is shutting down"*) ;; '
+        '"nginx: worker process"*) p=${f#/proc/}; echo "${p%/cmdline}";; esac; done'
+    )
+    return cmd("docker", "exec", PROXY_CONTAINER, "sh", "-c", listing)
+
+
+def drained_command(seconds: int = DRAIN_SECONDS) -> str:
+    """Wait (polling /proc, at most `seconds`) until the workers listed in `$old` before the
+    reload have exited, so that whatever the caller stops next (a redeploy's old colour) has
+    no request left in flight and none can reach it. Workers still running at the deadline
+    are reported, not fatal: only long-lived connections keep them, and those end with the
+    old colour either way. A worker is gone once its /proc entry is (or it is a zombie: exited,
+    not yet reaped by the master). No `$old` (no worker found): nothing to wait for."""
+    polls = seconds * _DRAIN_POLLS_PER_SECOND
+    wait = (
+        'i=0; while :; do left=""; for p in "$@"; do '
+        'if grep -q "^State:[[:space:]]*[^Z[:space:]]" "/proc/$p/status" 2>/dev/null; then '
+        'left="$left $p"; fi; done; '
+        'if [ -z "$left" ]; then echo "the previous nginx workers have exited"; exit 0; fi; '
+        f'i=$((i+1)); if [ "$i" -ge {polls} ]; then echo "nginx workers of the previous'
+        f' configuration still running after {seconds} s:$left"; exit 0; fi; '
+        f"sleep {1 / _DRAIN_POLLS_PER_SECOND}; done"
+    )
+    waiting = cmd("docker", "exec", PROXY_CONTAINER, "sh", "-c", wait, "sh")
+    return if_then('[ -n "$old" ]', f"{waiting} $old", "true")
 
 
 def swap_checked_all(what: str) -> str:

@@ -99,7 +99,7 @@ async def ours(
     runner: SshRunner, server: ServerConnectionInfo, layout: InstanceLayout, root: str
 ) -> tuple[float, float]:
     async def sftp():  # type: ignore[no-untyped-def]
-        return await runner._open_channel(server, lambda conn: conn.start_sftp_client())
+        return await runner.open_sftp(server)
 
     async def nothing() -> None:
         return None

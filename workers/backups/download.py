@@ -62,7 +62,7 @@ async def odoo_download(
     try:
 
         async def local_sftp():  # type: ignore[no-untyped-def]
-            return await runner._open_channel(server, lambda conn: conn.start_sftp_client())
+            return await runner.open_sftp(server)
 
         destination = await open_destination(spec, local_sftp=local_sftp, policy=policy)
         parts = {part.name: part for part in state.parts}

@@ -26,18 +26,6 @@ def _wrapped(command: str, time_limit: float) -> str:
     return cmd("timeout", "-k", KILL_GRACE_SECONDS, f"{time_limit:g}", "sh", "-c", command)
 
 
-async def _start(
-    runner: SshRunner, server: ServerConnectionInfo, command: str, stdin: bool
-) -> asyncssh.SSHClientProcess[bytes]:
-    async def start(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[bytes]:
-        return await conn.create_process(
-            command, stdin=asyncssh.PIPE if stdin else asyncssh.DEVNULL, encoding=None
-        )
-
-    # The runner's connection to the server (the one every step uses; reconnected if stale).
-    return await runner._open_channel(server, start)
-
-
 async def _tail(reader: asyncssh.SSHReader[bytes]) -> bytes:
     """The end of what `reader` gives, read to its end (the rest is dropped as it comes)."""
     kept = bytearray()
@@ -61,7 +49,7 @@ async def stream_out(
 ) -> AsyncIterator[bytes]:
     """The command's standard output in chunks; StepError once it exits non-zero."""
     try:
-        process = await _start(runner, server, _wrapped(command, time_limit), stdin=False)
+        process = await runner.open_process(server, _wrapped(command, time_limit), stdin=False)
     except asyncssh.Error as e:
         raise ServerUnreachable(f"cannot run {what} on {server.address}: {e}") from e
     errors = asyncio.create_task(_tail(process.stderr))
@@ -92,7 +80,7 @@ async def stream_in(
     """Feed `chunks` to the command's standard input; its output (the end of it) once it
     exited zero, StepError otherwise."""
     try:
-        process = await _start(runner, server, _wrapped(command, time_limit), stdin=True)
+        process = await runner.open_process(server, _wrapped(command, time_limit), stdin=True)
     except asyncssh.Error as e:
         raise ServerUnreachable(f"cannot run {what} on {server.address}: {e}") from e
     errors = asyncio.create_task(_tail(process.stderr))
@@ -164,7 +152,7 @@ async def stream_through(
     """Feed `chunks` to the command's standard input while its standard output comes back
     in chunks (a filter on the server: `pg_restore -f -`); StepError once it exits non-zero."""
     try:
-        process = await _start(runner, server, _wrapped(command, time_limit), stdin=True)
+        process = await runner.open_process(server, _wrapped(command, time_limit), stdin=True)
     except asyncssh.Error as e:
         raise ServerUnreachable(f"cannot run {what} on {server.address}: {e}") from e
     errors = asyncio.create_task(_tail(process.stderr))

@@ -87,15 +87,13 @@ async def destination_of(deps: SagaDeps, destination_id: str, ctx: InstanceConte
 
     async def local_sftp() -> asyncssh.SFTPClient:
         # The runner's connection to the instance's server, as every step uses.
-        return await remote.runner._open_channel(
-            remote.server, lambda conn: conn.start_sftp_client()
-        )
+        return await remote.runner.open_sftp(remote.server)
 
     try:
         return await open_destination(
             spec,
             local_sftp=local_sftp,
-            policy=remote.runner._policy,
+            policy=remote.runner.policy,
             connect_timeout=ctx.config.connect_timeout,
         )
     except DestinationError as e:

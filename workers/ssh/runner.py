@@ -171,6 +171,43 @@ class SshRunner:
             except asyncssh.Error as e:
                 raise ServerUnreachable(f"upload to {server.address} failed: {e}") from e
 
+    @property
+    def policy(self) -> NetworkPolicy | None:
+        """Which addresses this runner may dial (None: any); other dialers follow the same."""
+        return self._policy
+
+    async def open_process(
+        self, server: ServerConnectionInfo, command: str, *, stdin: bool
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """`command` started on the server's connection, its output as bytes read by the
+        caller (a stream of any size: SSH flow control makes the server wait for the reader);
+        its stdin a pipe the caller writes, or /dev/null. Unlike `run`, no time limit or
+        output cap is added: the caller wraps the command and drains the process."""
+
+        async def start(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[bytes]:
+            return await conn.create_process(
+                command, stdin=asyncssh.PIPE if stdin else asyncssh.DEVNULL, encoding=None
+            )
+
+        return await self._open_channel(server, start)
+
+    async def open_sftp(self, server: ServerConnectionInfo) -> asyncssh.SFTPClient:
+        """An SFTP session on the server's connection; the caller closes it."""
+        return await self._open_channel(server, lambda conn: conn.start_sftp_client())
+
+    async def open_tcp(
+        self, server: ServerConnectionInfo, host: str, port: int
+    ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+        """A byte stream to `host:port` as the server sees it (a direct-tcpip channel,
+        RFC 4254 §7.2) on the server's connection."""
+
+        async def opener(
+            conn: asyncssh.SSHClientConnection,
+        ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+            return await conn.open_connection(host, port, encoding=None)
+
+        return await self._open_channel(server, opener)
+
     async def close(self, server_id: str | None = None) -> None:
         """Close one server's connection, or all of them."""
         ids = list(self._connections) if server_id is None else [server_id]

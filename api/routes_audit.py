@@ -41,7 +41,9 @@ PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
 async def audit_logs(
     request: AuthRequest,
     services: Deps,
-    resource_type: FromQuery[Literal["instance", "server"] | None] = None,
+    resource_type: FromQuery[
+        Literal["instance", "server", "backup", "backup_destination"] | None
+    ] = None,
     resource_id: Identifier = None,
     action: Action = None,
     user_id: Identifier = None,
@@ -61,7 +63,8 @@ async def audit_logs(
         services.pool,
         principal.org_id,
         AuditFilter(
-            resource_type=resource_type,
+            # A destination's entries carry its stream's prefix (projections/audit.py).
+            resource_type="backupdest" if resource_type == "backup_destination" else resource_type,
             resource_id=resource_id,
             action=action,
             user_id=user_id,

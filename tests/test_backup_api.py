@@ -215,3 +215,24 @@ async def test_a_schedule_is_checked_and_answers_its_next_run(
     # Without destinationId, a backup goes to the schedule's destination.
     taken = await alice.post(f"/api/instances/{instance['id']}/backups", json={})
     assert taken.json()["destinationId"] == destination_id
+
+
+async def test_the_audit_trail_filters_backups_and_destinations(
+    alice: Caller, store: EventStore
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    destination_id = await local_destination(alice)
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups", json={"destinationId": destination_id}
+    )
+    seen = {"X-Min-Position": taken.headers["X-Position"]}
+
+    async def audited(resource_type: str) -> list[tuple[str, str]]:
+        found = await alice.get(
+            "/api/audit-logs", params={"resource_type": resource_type}, headers=seen
+        )
+        assert found.status_code == 200, found.text
+        return [(e["action"], e["resourceId"]) for e in found.json()["items"]]
+
+    assert await audited("backup") == [("backup.requested", taken.json()["id"])]
+    assert await audited("backup_destination") == [("backup_destination.created", destination_id)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 from functools import partial
 from typing import Final
 
+import msgspec
 from litestar import Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
@@ -14,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from api import present, replays
 from api.auth import needs
 from api.drafts import server_draft
-from api.errors import Unavailable
+from api.errors import FieldError, InvalidRequest, Unavailable
 from api.idempotency import Reply, Written, fingerprint
 from api.server_address import refuse_internal_address
 from api.server_quota import refuse_over_quota
@@ -32,6 +34,7 @@ from api.web import (
 from api.wire_servers import CreateServerBody, Server, ServerList
 from commands import server_commands
 from commands.refusals import ServerNotFound
+from commands.server_commands import ServerDraft
 from events.server import server_stream
 from projections.runtime.fold import fold_stream
 from projections.servers import SERVERS, count_live_instances_on_server, get_server, list_servers
@@ -79,11 +82,13 @@ async def register(
     """Register a server (status `pending`); a validation saga connects to it. Its private
     key or password is sealed and never returned. Its host may not be, or resolve to, a
     loopback, link-local, cloud-metadata or control-plane address (400 naming `host`), and
-    an organization has at most ODOOFLEET_MAX_SERVERS_PER_ORG servers (409)."""
+    an organization has at most ODOOFLEET_MAX_SERVERS_PER_ORG servers (409). `publicIpv4` /
+    `publicIpv6` (where custom domains must point) are kept when given (400 naming the field
+    unless an address of that family); otherwise the validation detects them."""
     principal = request.user
 
     async def act() -> Reply[Server]:
-        draft = server_draft(data)
+        draft = _with_public_addresses(server_draft(data), data)
         await refuse_internal_address(services.server_addresses, draft.host, draft.port)
         # Counted on the read model, caught up with this caller's own registrations.
         await services.reads.before_read(principal, None, ("servers",))
@@ -204,3 +209,25 @@ async def _registered(services: Services, server_id: str) -> Server:
     if view is None:
         raise ServerNotFound
     return present.server(view)
+
+
+def _with_public_addresses(draft: ServerDraft, body: CreateServerBody) -> ServerDraft:
+    """The registration with its given public addresses, each checked to be an address of
+    its field's family and stored in its canonical form (`2001:DB8:0::7` → `2001:db8::7`)."""
+    ipv4 = _address("publicIpv4", body.public_ipv4, ipaddress.IPv4Address)
+    ipv6 = _address("publicIpv6", body.public_ipv6, ipaddress.IPv6Address)
+    return msgspec.structs.replace(draft, public_ipv4=ipv4, public_ipv6=ipv6)
+
+
+def _address(
+    field: str,
+    given: str | None,
+    family: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address],
+) -> str | None:
+    if given is None:
+        return None
+    try:
+        return str(family(given))
+    except ValueError as e:
+        kind = "IPv4" if family is ipaddress.IPv4Address else "IPv6"
+        raise InvalidRequest(FieldError(field, f"not an {kind} address: {given!r}")) from e

@@ -19,6 +19,27 @@ PublicHostPorts = Annotated[
     ),
 ]
 
+PublicIpv4 = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=15,
+        description="The server's public IPv4 address, where custom domains' A records must"
+        " point. Given at registration it is kept; otherwise the validation detects it (the"
+        " SSH host when it is an address, else the source address of the server's default"
+        " route).",
+        examples=["203.0.113.7"],
+    ),
+]
+PublicIpv6 = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=45,
+        description="The server's public IPv6 address (AAAA records); given or detected like"
+        " publicIpv4.",
+        examples=["2001:db8::7"],
+    ),
+]
+
 
 class CreateServerBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     """`sshPrivateKey` with authMethod `key`, `sshPassword` with `password`."""
@@ -33,6 +54,8 @@ class CreateServerBody(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
     host_key: HostKey | None = None
     max_ssh_sessions: SshSessions = 4
     public_host_ports: PublicHostPorts = False
+    public_ipv4: PublicIpv4 | None = None
+    public_ipv6: PublicIpv6 | None = None
 
 
 class Server(msgspec.Struct, rename="camel", kw_only=True):
@@ -52,6 +75,8 @@ class Server(msgspec.Struct, rename="camel", kw_only=True):
     docker_version: str | None
     max_ssh_sessions: int
     public_host_ports: PublicHostPorts
+    public_ipv4: PublicIpv4 | None
+    public_ipv6: PublicIpv6 | None
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime

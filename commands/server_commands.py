@@ -41,6 +41,9 @@ class ServerDraft(msgspec.Struct, frozen=True, kw_only=True):
     max_ssh_sessions: int
     # Instances' host ports on every address of the server; by default only on 127.0.0.1.
     public_host_ports: bool = False
+    # Where custom domains must point; None: detected at validation.
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
 
 
 async def register_server(

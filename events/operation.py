@@ -19,6 +19,8 @@ OperationType = Literal[
     "backup",
     "delete-backup",
     "restore",
+    "verify-domain",
+    "issue-certificate",
 ]
 
 

@@ -43,6 +43,11 @@ class ServerView(Row, frozen=True, kw_only=True):
     max_ssh_sessions: int
     # Fixed at registration (there is no event that changes it).
     public_host_ports: bool
+    # Where custom domains must point: given at registration (then kept), else the addresses
+    # the last validation detected.
+    public_ipv4: str | None = None
+    public_ipv6: str | None = None
+    public_addresses_given: bool = False
     last_seen_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -71,6 +76,9 @@ def registered(_: ServerView | None, e: ServerRegistered, env: Envelope) -> Serv
         docker_version=None,
         max_ssh_sessions=e.max_ssh_sessions,
         public_host_ports=e.public_host_ports,
+        public_ipv4=e.public_ipv4,
+        public_ipv6=e.public_ipv6,
+        public_addresses_given=e.public_ipv4 is not None or e.public_ipv6 is not None,
         last_seen_at=None,
         created_at=e.created_at,
         updated_at=e.created_at,
@@ -83,9 +91,13 @@ def host_key_pinned(row: ServerView | None, e: HostKeyPinned, env: Envelope) -> 
 
 
 def validated(row: ServerView | None, e: ServerValidated, env: Envelope) -> ServerView:
+    current = need(row, env)
+    given = current.public_addresses_given
     return _changed(
-        need(row, env),
+        current,
         env,
+        public_ipv4=current.public_ipv4 if given else e.public_ipv4,
+        public_ipv6=current.public_ipv6 if given else e.public_ipv6,
         status="active",
         status_message=None,
         os_name=e.os_name,

@@ -25,7 +25,8 @@ from events.store import EventStore
 SERVER_FIELDS = {
     "id", "name", "host", "port", "sshUser", "authMethod", "status", "statusMessage",
     "hostKeyFingerprint", "osName", "osVersion", "cpuCores", "ramTotalBytes", "dockerVersion",
-    "maxSshSessions", "publicHostPorts", "lastSeenAt", "createdAt", "updatedAt",
+    "maxSshSessions", "publicHostPorts", "publicIpv4", "publicIpv6", "lastSeenAt", "createdAt",
+    "updatedAt",
 }  # fmt: skip
 HOST_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx6b0wqdQ1xJ0kq3M8H7YVdV1Tk2cQzZP1YbNnN7oF3 root@web"

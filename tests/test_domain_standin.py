@@ -28,11 +28,19 @@ from events.domain import (
     domain_stream,
 )
 from events.instance import InstanceProvisioned, ProvisioningFailed
+from events.operation import (
+    OperationFailed,
+    OperationStarted,
+    OperationStepCompleted,
+    OperationSucceeded,
+    operation_stream,
+)
 from events.pool import Pool
 from events.registry import EventRegistry
 from events.server import ServerValidated, server_stream
 from odoofleet.embedded import free_port
 from odoofleet.settings import Settings
+from workers.sagas.domain_operations import domain_operation_id
 
 
 async def fleet_with(
@@ -87,6 +95,20 @@ async def added(fleet: Fleet, instance: Instance, domain: str) -> str:
     return domain_id
 
 
+async def operation_of(
+    fleet: Fleet, kind: str, request_id: str
+) -> tuple[OperationStarted, list[str], OperationSucceeded | OperationFailed]:
+    """The domain saga's operation (what `GET /api/instances/{id}/operations` shows): how it
+    started, its completed steps, how it ended."""
+    stream = operation_stream(domain_operation_id(kind, request_id))  # type: ignore[arg-type]
+    ended = await fleet.wait_for(stream, OperationSucceeded, OperationFailed)
+    events = await fleet.events(stream)
+    started = next(e for e in events if isinstance(e, OperationStarted))
+    steps = [e.step for e in events if isinstance(e, OperationStepCompleted)]
+    assert isinstance(ended, OperationSucceeded | OperationFailed)
+    return started, steps, ended
+
+
 async def test_a_localhost_domain_gets_a_self_signed_certificate_and_its_route(
     sandbox: Fleet, sshd: SshdServer
 ) -> None:
@@ -113,6 +135,20 @@ async def test_a_localhost_domain_gets_a_self_signed_certificate_and_its_route(
     assert (routes / "tls" / f"{domain}.pem").read_text() == pem
     assert (routes / "tls" / f"{domain}.key").stat().st_mode & 0o777 == 0o600
     assert "Strict-Transport-Security" not in route.read_text()  # HSTS is opt-in
+    check = await operation_of(sandbox, "verify-domain", verified.request_id)
+    assert (check[0].type, check[0].instance_id, check[1]) == (
+        "verify-domain",
+        instance.id,
+        ["check-dns"],
+    )
+    assert isinstance(check[2], OperationSucceeded)
+    order = await operation_of(sandbox, "issue-certificate", issued.request_id)
+    assert (order[0].type, order[0].instance_id, order[1]) == (
+        "issue-certificate",
+        instance.id,
+        ["order-certificate", "install-certificate"],
+    )
+    assert isinstance(order[2], OperationSucceeded)
 
     await remove_domain(sandbox.store, domain_id, instance.id, datetime.now(UTC), meta(ORG))
     deadline = time.monotonic() + 30
@@ -134,3 +170,7 @@ async def test_a_ca_that_is_down_is_a_recorded_failure_with_the_reason(ca_down: 
     assert "refused" in failed.reason.lower() or "connection" in failed.reason.lower()
     assert not failed.rate_limited
     assert failed.retry_at is not None
+    started, steps, ended = await operation_of(ca_down, "issue-certificate", failed.request_id)
+    assert (started.type, steps) == ("issue-certificate", [])
+    assert isinstance(ended, OperationFailed)
+    assert (ended.step, ended.error) == ("order-certificate", failed.reason)

@@ -19,6 +19,7 @@ from workers.acme.config import DomainConfig
 from workers.acme.issuer import AcmeClient, AcmeFailed, Issued
 from workers.acme.self_signed import SELF_SIGNED, SelfSignedIssuer
 from workers.sagas.deps import SagaDeps, Trigger
+from workers.sagas.domain_operations import close, opened, run_step
 from workers.sagas.domain_server import (
     DomainPaths,
     install_certificate,
@@ -30,6 +31,8 @@ from workers.server.remote import StepError
 from workers.ssh.errors import SshError
 
 log = logging.getLogger(__name__)
+ORDER = "order-certificate"
+INSTALL = "install-certificate"
 
 
 class Issuer(Protocol):
@@ -60,41 +63,67 @@ class CertificateSaga:
         if state.facts.certificate_request != event.request_id:
             return  # recorded already (a redelivery), or not this order
         domain = state.facts.domain
+        operation = await opened(deps, "issue-certificate", event.request_id, trigger.metadata)
+        issued: list[Issued] = []
         try:
             async with server_of(deps, event.instance_id) as (instance, remote):
+                await operation.start(
+                    "issue-certificate", event.instance_id, instance.facts.server_id, deps.worker
+                )
                 paths = DomainPaths(ProxyLayout(deps.config.root), domain, instance.facts.slug)
 
                 async def publish(challenges: list[tuple[str, str]]) -> None:
                     await publish_challenges(remote, paths, challenges)
 
-                issued = await self.acme.issue(domain, publish)
-                await install_certificate(
-                    deps,
-                    self.config,
-                    remote,
-                    instance.facts,
-                    paths,
-                    issued.fullchain_pem,
-                    issued.private_key_pem,
-                )
+                async def order() -> str:
+                    issued.append(await self.acme.issue(domain, publish))
+                    return f"issued for {domain}, valid until {issued[0].expires_at:%Y-%m-%d}"
+
+                async def install() -> str:
+                    if not issued:
+                        # Ordered in an earlier delivery that ended before the outcome: the
+                        # key is gone with it, so this order ends and the next attempt orders.
+                        raise StepError("interrupted after the order; the next attempt orders anew")
+                    await install_certificate(
+                        deps,
+                        self.config,
+                        remote,
+                        instance.facts,
+                        paths,
+                        issued[0].fullchain_pem,
+                        issued[0].private_key_pem,
+                    )
+                    return f"installed on the proxy: {paths.certificate}"
+
+                await run_step(operation, ORDER, order)
+                await run_step(operation, INSTALL, install)
         except AcmeFailed as e:
             await self._failed(deps, trigger, event, str(e), rate_limited=e.rate_limited)
+            await close(operation, ORDER, str(e))
             return
         except (StepError, SshError) as e:
-            await self._failed(deps, trigger, event, f"installing it failed: {e}")
+            reason = f"installing it failed: {e}"
+            await self._failed(deps, trigger, event, reason)
+            step = INSTALL if ORDER in operation.progress.completed else ORDER
+            await close(operation, step, reason)
             return
+        certificate = issued[0]
         command = RecordCertificate(
             request_id=event.request_id,
-            certificate=await deps.vault.seal(stream, issued.fullchain_pem),
-            private_key=await deps.vault.seal(stream, issued.private_key_pem),
-            expires_at=issued.expires_at,
+            certificate=await deps.vault.seal(stream, certificate.fullchain_pem),
+            private_key=await deps.vault.seal(stream, certificate.private_key_pem),
+            expires_at=certificate.expires_at,
         )
         await self._record(deps, trigger, event, command)
+        await close(operation, None, None)
 
     async def exhausted(self, deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:
         event = trigger.event
         assert isinstance(event, CertificateRequested)
-        await self._failed(deps, trigger, event, f"the order kept failing: {error}")
+        reason = f"the order kept failing: {error}"
+        await self._failed(deps, trigger, event, reason)
+        operation = await opened(deps, "issue-certificate", event.request_id, trigger.metadata)
+        await close(operation, None, reason)
 
     async def _failed(
         self,

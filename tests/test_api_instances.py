@@ -31,7 +31,7 @@ INSTANCE_FIELDS = {
     "odooVersion", "odooEdition", "status", "statusMessage", "activeColor", "addonsPath",
     "envVars", "autoSubdomain", "domains", "httpPort", "httpPortHost", "longpollingPort",
     "longpollingPortHost", "workers", "maxCronThreads", "limitMemoryHard", "limitMemorySoft",
-    "limitTimeCpu", "limitTimeReal", "logLevel", "mcpWriteEnabled", "healthScore",
+    "limitTimeCpu", "limitTimeReal", "logLevel", "mcpWriteEnabled", "mcpModelAccess", "healthScore",
     "healthScoreGrade", "healthScoreUpdatedAt", "lastSeenAt", "lastRestartAt", "restartCount",
     "enterpriseBuildId", "enterpriseDeployedAt", "enterpriseUpdateAvailable",
     "wkhtmltopdfStatus", "wkhtmltopdfVersion", "lastBackupAt", "lastBackupStatus", "createdAt",

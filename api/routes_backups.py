@@ -35,6 +35,7 @@ from api.wire_backups import (
     BackupPart as ShownPart,
 )
 from commands import backup, backup_destination, backup_schedule
+from commands.backup_retention import expires_at
 from commands.instance_state import Abandoned, Absent, Existing, Removed, Removing
 from commands.instance_state import fold as instance_fold
 from commands.runner import Outcome, execute_command, load
@@ -44,7 +45,9 @@ from events.secrets import Sealed
 from projections.backups import (
     BACKUPS,
     BackupView,
+    ScheduleView,
     get_backup,
+    get_schedule,
     list_backups,
 )
 from projections.runtime.fold import fold_stream
@@ -126,7 +129,8 @@ async def list_all(
     found, after = await list_backups(
         services.pool, principal.org_id, iid, limit=limit, cursor=cursor
     )
-    return BackupList(backups=[shown(view) for view in found], next_cursor=after)
+    schedule = await get_schedule(services.pool, principal.org_id, iid)
+    return BackupList(backups=[shown(view, schedule) for view in found], next_cursor=after)
 
 
 @get(
@@ -148,7 +152,7 @@ async def get_one(
     view = await get_backup(services.pool, principal.org_id, str(backup_id))
     if view is None or not principal.reaches(view.instance_id):
         raise _not_found()
-    return shown(view)
+    return shown(view, await get_schedule(services.pool, principal.org_id, view.instance_id))
 
 
 @delete(
@@ -307,14 +311,29 @@ async def new_data_key(services: Services, backup_id: str) -> Sealed:
     return await services.vault.seal(backup_stream(backup_id), key)
 
 
-def shown(view: BackupView) -> Backup:
+def shown(view: BackupView, schedule: ScheduleView | None) -> Backup:
     values = msgspec.structs.asdict(view)
     parts = [
         ShownPart(name=p.name, size=p.size, stored_size=p.stored_size, sha256=p.sha256)
         for p in view.parts
     ]
     kept = {name: values[name] for name in _SHOWN if name in values}
-    return Backup(**kept, parts=parts, expires_at=None)
+    return Backup(**kept, parts=parts, expires_at=_expiry(view, schedule))
+
+
+def _expiry(view: BackupView, schedule: ScheduleView | None) -> datetime | None:
+    """When the schedule's retention lets the backup go; None for a backup no retention
+    deletes (manual, safety and final backups are kept until deleted) and for one over."""
+    if view.due_at is None or schedule is None or view.status not in ("running", "completed"):
+        return None
+    return expires_at(
+        view.completed_at or view.due_at,
+        schedule.cron,
+        schedule.timezone,
+        keep_daily=schedule.keep_daily,
+        keep_weekly=schedule.keep_weekly,
+        keep_monthly=schedule.keep_monthly,
+    )
 
 
 async def _current(services: Services, principal: Principal, backup_id: str) -> Backup:
@@ -322,7 +341,7 @@ async def _current(services: Services, principal: Principal, backup_id: str) -> 
     view = await fold_stream(services.store, BACKUPS, backup_stream(backup_id))
     if view is None or view.org_id != principal.org_id or not principal.reaches(view.instance_id):
         raise _not_found()
-    return shown(view)
+    return shown(view, await get_schedule(services.pool, principal.org_id, view.instance_id))
 
 
 async def _execute(

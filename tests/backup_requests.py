@@ -45,9 +45,15 @@ async def create_destination(
 
 
 async def request_backup(
-    store: EventStore, vault: Vault, instance_id: str, destination_id: str, org: str = ORG
+    store: EventStore,
+    vault: Vault,
+    instance_id: str,
+    destination_id: str,
+    org: str = ORG,
+    *,
+    due_at: datetime | None = None,
 ) -> tuple[str, str]:
-    """(backup id, operation id)."""
+    """(backup id, operation id); a scheduled backup when `due_at` is given."""
     backup_id, operation_id = str(uuid.uuid4()), str(uuid.uuid4())
     stream_id = backup_stream(backup_id)
     key = await vault.seal(stream_id, base64.b64encode(os.urandom(32)).decode())
@@ -56,8 +62,9 @@ async def request_backup(
         instance_id=instance_id,
         operation_id=operation_id,
         destination_id=destination_id,
-        reason="manual",
+        reason="manual" if due_at is None else "scheduled",
         data_key=key,
+        due_at=due_at,
     )
     await execute_command(
         store, stream_id, backup.fold, backup.decide, command,

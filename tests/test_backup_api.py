@@ -6,14 +6,17 @@ limited to other instances get a 404."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api_fixtures import Caller, CallerFactory, new_server, running_instance
-from backup_requests import complete_backup
+from backup_requests import complete_backup, request_backup
 from backup_servers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server_fixture  # noqa: F401
 from waiting import eventually
 
+from commands.backup_retention import expires_at
 from events.backup import BackupRequested, RestoreRequested, backup_stream
+from events.secrets import Vault
 from events.store import EventStore
 
 
@@ -236,3 +239,36 @@ async def test_the_audit_trail_filters_backups_and_destinations(
 
     assert await audited("backup") == [("backup.requested", taken.json()["id"])]
     assert await audited("backup_destination") == [("backup_destination.created", destination_id)]
+
+
+async def test_a_scheduled_backup_shows_when_retention_lets_it_go_a_manual_one_never(
+    alice: Caller, store: EventStore, vault: Vault
+) -> None:
+    instance = await running_instance(alice, store, await new_server(alice))
+    destination_id = await local_destination(alice)
+    schedule = {"cron": "0 3 * * *", "timezone": "UTC", "destinationId": destination_id,
+                "keepDaily": 7, "keepWeekly": 0, "keepMonthly": 0}  # fmt: skip
+    set_ = await alice.put(f"/api/instances/{instance['id']}/backup-schedule", json=schedule)
+    assert set_.status_code == 200, set_.text
+    due = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+    scheduled, operation_id = await request_backup(
+        store, vault, instance["id"], destination_id, due_at=due
+    )
+    await complete_backup(store, scheduled, operation_id, now=due + timedelta(minutes=2))
+    manual = await alice.post(
+        f"/api/instances/{instance['id']}/backups", json={"destinationId": destination_id}
+    )
+    seen = {"X-Min-Position": manual.headers["X-Position"]}
+
+    async def expiry(backup_id: str) -> str | None:
+        shown = await alice.get(f"/api/backups/{backup_id}", headers=seen)
+        assert shown.status_code == 200, shown.text
+        found: str | None = shown.json()["expiresAt"]
+        return found
+
+    # Seven newer days of a daily schedule: the backup of Dec 12 lets it go.
+    assert await expiry(scheduled) == "2026-12-12T03:00:00Z"
+    assert expires_at(due, "0 3 * * *", "UTC", keep_daily=7, keep_weekly=0, keep_monthly=0) == (
+        datetime(2026, 12, 12, 3, 0, tzinfo=UTC)
+    )
+    assert await expiry(manual.json()["id"]) is None  # kept until deleted

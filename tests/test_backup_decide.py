@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter  # type: ignore[import-untyped]
 
 from commands import backup
-from commands.backup_retention import expired, latest_due
+from commands.backup_retention import expired, expires_at, latest_due
 from events.backup import (
     BackupCompleted,
     BackupDeleted,
@@ -199,3 +201,37 @@ def test_retention_keeps_the_newest_of_each_recent_day_week_and_month() -> None:
 def test_retention_never_lets_go_of_the_newest_backup() -> None:
     only = [("b", NOW)]
     assert expired(only, "UTC", keep_daily=0, keep_weekly=0, keep_monthly=0) == []
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * *", "0 */8 * * *", "30 2 * * 1"])
+def test_a_scheduled_backup_expires_when_retention_lets_it_go(cron: str) -> None:
+    keep = {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 3}
+    first = datetime(2026, 11, 2, 1, 0, tzinfo=ZoneInfo("Europe/Brussels"))
+    due = croniter(cron, first)
+    taken = [due.get_next(datetime) for _ in range(400)]  # the schedule running unchanged
+    for index, at in enumerate(taken[:60]):
+        expiry = expires_at(at, cron, "Europe/Brussels", **keep)
+        assert expiry is not None
+        assert expiry > at
+        later = taken.index(expiry)  # the expiry is the due time of a later backup
+
+        def gone(upto: int, at: datetime = at) -> bool:
+            backups = [(str(n), t) for n, t in enumerate(taken[: upto + 1])]
+            return str(taken.index(at)) in expired(backups, "Europe/Brussels", **keep)
+
+        assert not gone(later - 1), (index, expiry)
+        assert gone(later), (index, expiry)
+
+
+def test_an_expiry_beyond_the_look_ahead_is_unknown() -> None:
+    at = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+    assert expires_at(at, "* * * * *", "UTC", keep_daily=0, keep_weekly=0, keep_monthly=0) == (
+        at + timedelta(minutes=1)
+    )
+    last_of_the_month = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)  # kept for a year of minutes
+    assert (
+        expires_at(
+            last_of_the_month, "* * * * *", "UTC", keep_daily=7, keep_weekly=4, keep_monthly=12
+        )
+        is None
+    )

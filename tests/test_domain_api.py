@@ -297,3 +297,14 @@ async def test_a_key_limited_to_one_instance_touches_only_its_domains(
     assert own.status_code == 201, own.text
     assert (listed.status_code, added.status_code, removed.status_code) == (404, 404, 404)
     assert crossed.status_code == 404
+
+
+async def test_the_openapi_document_has_a_domains_tag_for_the_domain_endpoints(
+    alice: Caller,
+) -> None:
+    document = (await alice.get("/schema/openapi.json")).json()
+
+    tags = {t["name"]: t.get("description") for t in document["tags"]}
+    assert tags["domains"] == "Custom domains and their certificates"
+    add = document["paths"]["/api/instances/{instance_id}/domains"]["post"]
+    assert add["tags"] == ["domains"]

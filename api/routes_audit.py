@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from litestar import get
 from litestar.params import FromQuery, QueryParameter
@@ -28,6 +28,8 @@ Identifier = Annotated[str | None, QueryParameter(max_length=200)]
 Moment = Annotated[datetime | None, QueryParameter(description="RFC 3339, inclusive")]
 Page = Annotated[int, QueryParameter(ge=1, le=1_000_000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
+# Entries carry their stream's prefix as resource type (projections/audit.py).
+_STORED_AS: Final = {"backup_destination": "backupdest", "backup_schedule": "backupschedule"}
 
 
 @get(
@@ -42,7 +44,7 @@ async def audit_logs(
     request: AuthRequest,
     services: Deps,
     resource_type: FromQuery[
-        Literal["instance", "server", "backup", "backup_destination"] | None
+        Literal["instance", "server", "backup", "backup_destination", "backup_schedule"] | None
     ] = None,
     resource_id: Identifier = None,
     action: Action = None,
@@ -63,8 +65,7 @@ async def audit_logs(
         services.pool,
         principal.org_id,
         AuditFilter(
-            # A destination's entries carry its stream's prefix (projections/audit.py).
-            resource_type="backupdest" if resource_type == "backup_destination" else resource_type,
+            resource_type=_STORED_AS.get(resource_type or "", resource_type),
             resource_id=resource_id,
             action=action,
             user_id=user_id,

@@ -23,6 +23,7 @@ from events.backup import (
     BackupExpired,
     BackupFailed,
     BackupRequested,
+    BackupScheduleSet,
     InstanceRestored,
     RestoreFailed,
     RestoreRequested,
@@ -57,7 +58,7 @@ from events.registry import DomainEvent, EventRegistry
 from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
 from events.store import RecordedEvent
 from projections.audit_changes import changes
-from projections.backups import BACKUPS, DESTINATIONS
+from projections.backups import BACKUPS, DESTINATIONS, SCHEDULES
 from projections.domains import DOMAINS
 from projections.instances import INSTANCES
 from projections.runtime.envelope import Envelope
@@ -113,6 +114,7 @@ ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
     RestoreFailed: _fixed("backup.restore_failed"),
     BackupDestinationCreated: _fixed("backup_destination.created"),
     BackupDestinationDeleted: _fixed("backup_destination.deleted"),
+    BackupScheduleSet: _fixed("backup_schedule.set"),
 }
 """Event type → its `resource.verb` action; events not listed are not audited."""
 
@@ -241,7 +243,7 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = ("instance", "server", "domain", "mcp", "backup", "backupdest")
+    stream_types = ("instance", "server", "domain", "mcp", "backup", "backupdest", "backupschedule")
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
@@ -251,6 +253,7 @@ class AuditProjection:
             "domain": DOMAINS,
             "backup": BACKUPS,
             "backupdest": DESTINATIONS,
+            "backupschedule": SCHEDULES,
         }
         self._subjects = SubjectRows(self._folders)
         self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}

@@ -183,6 +183,11 @@ class ScheduleView(Row, frozen=True, kw_only=True):
     keep_monthly: int
     set_at: datetime
 
+    @property
+    def id(self) -> str:
+        """An instance has one schedule: the audit trail names it by the instance's id."""
+        return self.instance_id
+
 
 def schedule_set(_: ScheduleView | None, e: BackupScheduleSet, env: Envelope) -> ScheduleView:
     return ScheduleView(

@@ -220,7 +220,7 @@ async def test_a_schedule_is_checked_and_answers_its_next_run(
     assert taken.json()["destinationId"] == destination_id
 
 
-async def test_the_audit_trail_filters_backups_and_destinations(
+async def test_the_audit_trail_filters_backups_destinations_and_schedules(
     alice: Caller, store: EventStore
 ) -> None:
     instance = await running_instance(alice, store, await new_server(alice))
@@ -239,6 +239,10 @@ async def test_the_audit_trail_filters_backups_and_destinations(
 
     assert await audited("backup") == [("backup.requested", taken.json()["id"])]
     assert await audited("backup_destination") == [("backup_destination.created", destination_id)]
+    schedule = {"cron": "0 3 * * *", "destinationId": destination_id}
+    set_ = await alice.put(f"/api/instances/{instance['id']}/backup-schedule", json=schedule)
+    seen = {"X-Min-Position": set_.headers["X-Position"]}
+    assert await audited("backup_schedule") == [("backup_schedule.set", instance["id"])]
 
 
 async def test_a_scheduled_backup_shows_when_retention_lets_it_go_a_manual_one_never(

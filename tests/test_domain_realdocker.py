@@ -44,6 +44,7 @@ from events.domain import (
     domain_stream,
 )
 from events.instance import ActionFailed, InstanceRedeployed
+from events.operation import OperationStepCompleted
 from events.pool import Pool
 from events.registry import EventRegistry
 from odoofleet.embedded import free_port
@@ -210,6 +211,12 @@ async def test_a_domain_gets_https_with_a_certificate_that_is_renewed_then_remov
     # waits until the previous workers have exited before the old colour is stopped, so no
     # request reaches a stopped colour.
     assert during.failures == [], during.failures
+    switch = [
+        e.output
+        for e in await fleet.operation(operation)
+        if isinstance(e, OperationStepCompleted) and e.step == "route-green"
+    ]
+    assert "the previous nginx workers have exited" in switch[0], switch
     assert (await asyncio.to_thread(https_get, domain, domains.https_port, root))[0] == 200
 
     # Renewal: the leader finds the certificate due (as if 30 days were left) and orders one;

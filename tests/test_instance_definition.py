@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,7 +56,13 @@ def test_a_patch_body_names_exactly_what_an_update_may_change() -> None:
 
 
 def test_what_an_update_may_change_is_one_list() -> None:
-    assert CHANGEABLE == ("name", "addons_path", "env_vars", "mcp_write_enabled")
+    assert CHANGEABLE == (
+        "name",
+        "addons_path",
+        "env_vars",
+        "mcp_write_enabled",
+        "mcp_model_access",
+    )
     assert _names(InstanceUpdated) == {*CHANGEABLE, "instance_id", "updated_at"}
     assert _names(UpdateInstance) == {*CHANGEABLE, "operation_id"}
 
@@ -85,13 +92,17 @@ def test_every_setting_but_the_secrets_is_shown_on_the_api_instance() -> None:
 
 
 def test_every_event_the_code_before_the_change_wrote_encodes_again_as_it_was() -> None:
-    """No stored shape changed: decoding an old event and encoding it gives its JSON back."""
+    """No stored shape changed: decoding an old event and encoding it gives its JSON back,
+    plus only the optional fields added since, at their defaults (publicIpv4, finalBackup…)."""
     registry = build_registry()
     rows = [json.loads(line) for line in OLD_LOG.read_text().splitlines()]
 
     for row in rows:
         event = registry.decode(row["event_type"], row["schema_version"], json.dumps(row["data"]))
-        assert json.loads(encode_event(event)) == row["data"], row["event_type"]
+        encoded = json.loads(encode_event(event))
+        added = {name: encoded.pop(name) for name in set(encoded) - set(row["data"])}
+        assert encoded == row["data"], row["event_type"]
+        assert added == _defaults_of(type(event), added), row["event_type"]
         assert type(event).schema_version == row["schema_version"]
     assert {"InstanceCreated", "InstanceUpdated"} <= {row["event_type"] for row in rows}
 
@@ -128,3 +139,8 @@ def test_the_changes_are_the_patch_body_field_by_field() -> None:
 
     assert changes == InstanceChanges[str](addons_path=None, env_vars={"MODE": "test"})
     assert changes.name is msgspec.UNSET
+
+
+def _defaults_of(event_type: type[msgspec.Struct], names: Iterable[str]) -> dict[str, object]:
+    fields = {field.encode_name: field for field in msgspec.structs.fields(event_type)}
+    return {name: msgspec.to_builtins(fields[name].default) for name in names}

@@ -47,9 +47,9 @@ async def test_an_sftp_session_reads_a_file_on_the_server(
     written = tmp_path / "part"
     written.write_bytes(b"sealed bytes")
 
-    async with await ssh_runner.open_sftp(sshd.connection_info()) as sftp:
-        async with sftp.open(str(written), "rb") as remote:
-            read = await remote.read()
+    sftp = await ssh_runner.open_sftp(sshd.connection_info())
+    async with sftp, sftp.open(str(written), "rb") as remote:
+        read = await remote.read()
 
     assert read == b"sealed bytes"
 

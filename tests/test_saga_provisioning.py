@@ -27,6 +27,8 @@ from events.instance import (
     AdminPasswordRotationFailed,
     AdminPasswordRotationRequested,
     InstanceProvisioned,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
     ProvisioningFailed,
 )
 from events.metadata import EventMetadata
@@ -234,6 +236,9 @@ async def test_a_rotation_sets_the_new_admin_password_in_the_running_colour(
     server_id = await fleet.register_server()
     instance = await fleet.create_instance(server_id)
     await fleet.wait_for(instance.stream, InstanceProvisioned)
+    # The MCP credentials operation that follows provisioning also runs `odoo shell`.
+    await fleet.wait_for(instance.stream, McpCredentialsIssued, McpCredentialsFailed)
+    earlier = len(fleet.sshd.docker_argvs())
     new_password = f"rotated-{uuid.uuid4().hex}"
     sealed = await fleet.vault.seal(instance.stream, new_password)
 
@@ -244,7 +249,7 @@ async def test_a_rotation_sets_the_new_admin_password_in_the_running_colour(
 
     assert isinstance(rotated, AdminPasswordRotated), rotated
     argvs = fleet.sshd.docker_argvs()
-    execs = [a for a in argvs if a[1:4] == ["exec", "-i", "acme-blue-odoo-1"]]
+    execs = [a for a in argvs[earlier:] if a[1:4] == ["exec", "-i", "acme-blue-odoo-1"]]
     assert len(execs) == 1
     assert execs[0][-4:] == ["shell", "-d", "acme", "--no-http"]
     assert all(new_password not in " ".join(a) for a in argvs)

@@ -4,6 +4,7 @@ port the instance publishes on the server's loopback, with the instance's own cr
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import test_realdocker_odoo_image as odoo_image
+import test_realdocker_sagas as sagas_tier
 from api_fixtures import (
     TEST_HOST_PORTS,
     Caller,
@@ -25,7 +27,13 @@ from builders import meta
 from litestar import Litestar
 from mcp import Client
 from mcp_fixtures import http_served, mcp_client, structured, tool_names
-from realdocker_fixtures import docker_engine_fixture  # noqa: F401
+from realdocker_fixtures import (  # noqa: F401
+    DockerFleet,
+    docker_engine_fixture,
+    docker_fleet_fixture,
+    docker_server_fixture,
+)
+from saga_fixtures import Instance
 from sshd_harness import SshdServer
 from test_realdocker_odoo_image import SECRET_TARGET, OdooLab, conf_text
 
@@ -34,7 +42,7 @@ from commands.defaults import db_name_for
 from commands.instance_outcomes import RecordMcpCredentialsIssued, decide_outcome
 from commands.instance_state import Running, fold
 from commands.runner import execute_command, load
-from events.instance import instance_stream
+from events.instance import McpCredentialsFailed, McpCredentialsIssued, instance_stream
 from events.pool import Pool
 from events.secrets import MASK, Vault
 from events.store import EventStore
@@ -48,6 +56,9 @@ pytestmark = pytest.mark.realdocker
 # The Odoo lab's fixtures (a postgres:16 on a network of its own; a named volume).
 lab = odoo_image.lab
 volume = odoo_image.volume
+# The sagas tier's fixtures (a validated real-Docker server; an instance provisioned on it).
+server_id = sagas_tier.server_id
+acme = sagas_tier.acme
 VERSION = "17.0"
 
 
@@ -331,3 +342,21 @@ async def test_the_api_user_script_gives_a_key_that_rpc_accepts_and_a_rotation_r
         await runner.close()
     assert first.key != second.key
     assert isinstance(found, list)
+
+
+async def test_after_provisioning_on_real_docker_the_saga_issues_an_odoo_api_key(
+    docker_fleet: DockerFleet, acme: Instance
+) -> None:
+    """The whole path on the real-Docker tier: the first provisioning's outcome asks for the
+    credentials, the saga runs the API user script in the running colour's real container
+    (`docker exec -i … odoo shell`) and records the key Odoo printed, sealed."""
+    found = await docker_fleet.wait_for(
+        acme.stream, McpCredentialsIssued, McpCredentialsFailed, timeout=180
+    )
+
+    assert isinstance(found, McpCredentialsIssued), found
+    assert found.login == "odoofleet-mcp"
+    key = await docker_fleet.vault.open(acme.stream, found.api_key)
+    assert re.fullmatch(r"[0-9a-f]{16,128}", key), "not an Odoo API key"
+    operation = await docker_fleet.operation(found.operation_id)
+    assert key not in str(operation)

@@ -8,7 +8,13 @@ from saga_fixtures import Fleet, bare_fleet_fixture, fleet_fixture, steps_of  # 
 from sshd_harness import free_port
 from waiting import eventually
 
-from events.instance import ActionFailed, InstanceProvisioned, ProvisioningFailed
+from events.instance import (
+    ActionFailed,
+    InstanceProvisioned,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
+    ProvisioningFailed,
+)
 from events.operation import OperationStarted, OperationStepCompleted
 from events.server import (
     HostKeyPinned,
@@ -83,6 +89,9 @@ async def test_a_changed_host_key_refuses_every_operation_and_puts_the_server_in
     server_id = await fleet.register_server(pin=False)
     instance = await fleet.create_instance(server_id)
     await fleet.wait_for(instance.stream, InstanceProvisioned)
+    # The MCP credentials that follow provisioning run on the connection already open: once
+    # they are settled, nothing of the old server's is in flight when its key changes.
+    await fleet.wait_for(instance.stream, McpCredentialsIssued, McpCredentialsFailed)
     old = fingerprint(fleet.sshd.host_key_line)
     fleet.sshd.restart_with_new_host_key()
     new = fingerprint(fleet.sshd.host_key_line)

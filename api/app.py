@@ -24,6 +24,7 @@ from api import (
     routes_webhooks,
 )
 from api.auth import BearerAuthentication, TokenVerifier
+from api.config import ApiConfig
 from api.console import health_history
 from api.console.routes import SECURITY_HEADERS, page, static_files
 from api.errors import FieldError, InvalidRequest, problem_details_plugin
@@ -38,14 +39,13 @@ from api.services import lifespan, provide_services
 from commands.defaults import DEFAULT_HOST_PORTS, HostPorts
 from events.pool import Pool
 from events.secrets import master_key_from
-from odoofleet.settings import Settings
 
 MAX_BODY_BYTES: Final = 1 << 20
 _WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
 def create_app(
-    settings: Settings,
+    settings: ApiConfig,
     *,
     pool: Pool | None = None,
     host_ports: HostPorts = DEFAULT_HOST_PORTS,

@@ -15,8 +15,8 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
+from api.config import ApiConfig
 from api.revocations import Revocations
-from odoofleet.settings import Settings
 
 _PERMISSION: Final = "permission"
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -100,7 +100,7 @@ class TokenVerifier:
     expires, one that no revocation list could hold for ever (issue 13).
     """
 
-    def __init__(self, settings: Settings, capacity: int = 4096) -> None:
+    def __init__(self, settings: ApiConfig, capacity: int = 4096) -> None:
         self._algorithm = settings.jwt_algorithm
         self._key = _verification_key(settings)
         self._issuer = settings.jwt_issuer
@@ -152,7 +152,7 @@ class TokenVerifier:
         return principal, float(claims.exp)
 
 
-def _verification_key(settings: Settings) -> Any:
+def _verification_key(settings: ApiConfig) -> Any:
     if settings.jwt_algorithm == "HS256":
         if not settings.jwt_secret:
             raise AuthConfigError("ODOOFLEET_JWT_SECRET is needed for HS256")

@@ -9,6 +9,7 @@ import uuid
 
 import msgspec
 
+from api.config import ApiConfig
 from api.errors import FieldError, InvalidRequest
 from api.fields import RESERVED_ENV_PREFIXES, RESERVED_ENV_VARS
 from api.wire_instances import CreateInstanceBody, UpdateInstanceBody
@@ -17,14 +18,13 @@ from commands.create_instance import InstanceDraft
 from commands.defaults import ODOO_HTTP_PORT, ODOO_LONGPOLLING_PORT, settings_for, slug_candidates
 from commands.server_commands import ServerDraft
 from events.instance import InstanceChanges
-from odoofleet.settings import Settings
 
 # Tries for a slug generated from the name before giving up with 409: the plain name, then
 # with a random suffix.
 _GENERATED_SLUG_TRIES = 4
 
 
-def instance_draft(body: CreateInstanceBody, settings: Settings) -> InstanceDraft:
+def instance_draft(body: CreateInstanceBody, settings: ApiConfig) -> InstanceDraft:
     """The client's choices, each passed on by its name in InstanceChoices (the create body
     names no other field), and what odoofleet chooses."""
     refuse_reserved_env_vars(body.env_vars)

@@ -9,13 +9,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar
 
 from api.api_keys import ApiKeys, KeyHasher, KeyUsage
+from api.config import ApiConfig
 from api.event_feed import LiveFeed
 from api.services import Services
-from odoofleet.settings import Settings
 from projections.public_events import PublicEvents
 
 
-def integrations(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+def integrations(settings: ApiConfig) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Enters after the Services' lifespan (it uses their pool and store)."""
 
     @asynccontextmanager

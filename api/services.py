@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
+from api.config import ApiConfig
 from api.consistency import ReadYourWrites
 from api.idempotency import Idempotency
 from api.rate_limit import RateLimit
@@ -24,14 +25,13 @@ from events.legacy_reservations import LegacyLabels
 from events.pool import Pool
 from events.secrets import Vault
 from events.store import EventStore
-from odoofleet.settings import Settings
 from workers.ssh.control_plane_addresses import server_network_policy
 from workers.ssh.network_policy import NetworkPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    settings: Settings
+    settings: ApiConfig
     pool: Pool
     store: EventStore
     vault: Vault
@@ -45,7 +45,7 @@ class Services:
     validations: RateLimit
 
 
-def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Services:
+def build_services(settings: ApiConfig, pool: Pool, host_ports: HostPorts) -> Services:
     return Services(
         settings=settings,
         pool=pool,
@@ -57,12 +57,17 @@ def build_services(settings: Settings, pool: Pool, host_ports: HostPorts) -> Ser
         locks=StreamLocks(),
         ports=Snapshots(),
         legacy_labels=LegacyLabels(),
-        server_addresses=server_network_policy(settings),
+        server_addresses=server_network_policy(
+            allowed=settings.server_allowed_networks,
+            denied=settings.server_denied_networks,
+            database_url=settings.database_url,
+            nats_url=settings.nats_url,
+        ),
         validations=RateLimit(settings.server_validations_per_minute),
     )
 
 
-async def open_api_pool(settings: Settings, max_size: int = 32) -> Pool:
+async def open_api_pool(settings: ApiConfig, max_size: int = 32) -> Pool:
     """A pool that opens without waiting: the API starts while PostgreSQL is down and
     answers 503 until it is back, instead of failing to start."""
     pool: Pool = AsyncConnectionPool(
@@ -78,7 +83,7 @@ async def open_api_pool(settings: Settings, max_size: int = 32) -> Pool:
 
 
 def lifespan(
-    settings: Settings, pool: Pool | None, host_ports: HostPorts
+    settings: ApiConfig, pool: Pool | None, host_ports: HostPorts
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Opens the pool (unless the caller passed one it owns) and builds the Services."""
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import jwt
 
-from odoofleet.settings import Settings
+from api.config import ApiConfig
 
 
 class CannotMint(ValueError):
@@ -17,7 +17,7 @@ class CannotMint(ValueError):
 
 
 def mint_token(
-    settings: Settings,
+    settings: ApiConfig,
     *,
     org: str,
     sub: str,

@@ -14,8 +14,8 @@ from api.auth import Principal
 from api.errors import FieldError, InvalidRequest, Problem
 from api.idempotency import Reply
 from api.request_ids import HEADER, given_or_new
+from events.log_context import current
 from events.metadata import Actor, EventMetadata
-from odoofleet.logs import current
 
 AuthRequest = Request[Principal, str, Any]
 

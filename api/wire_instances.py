@@ -106,7 +106,7 @@ class Instance(msgspec.Struct, rename="camel", kw_only=True):
         McpModelAccess,
         msgspec.Meta(
             description="Globs of the Odoo models MCP's tools may read, write and unlink"
-            " (docs/mcp.md, \"Model access\"); fixed refusals hold whatever these say"
+            ' (docs/mcp.md, "Model access"); fixed refusals hold whatever these say'
         ),
     ]
     health_score: int | None

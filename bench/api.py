@@ -80,7 +80,7 @@ kind, port = sys.argv[1], int(sys.argv[2])
 settings = load_settings()
 if kind == "real":
     from api.app import create_app
-    app = create_app(settings)
+    app = create_app(settings.for_api())
 else:
     from bench.api import baseline_app
     app = baseline_app(settings)
@@ -141,7 +141,7 @@ def baseline_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        state["pool"] = await open_api_pool(settings)
+        state["pool"] = await open_api_pool(settings.for_api())
         yield
         await state["pool"].close()
 
@@ -436,10 +436,11 @@ async def run(args: argparse.Namespace) -> tuple[str, str]:
             "PYTHONPATH": str(ROOT),
         }  # fmt: skip
         settings = load_settings(env)
-        token = mint_token(settings, org=ORG, sub="bench", permissions=["manage:instances",
-                           "manage:servers"], ttl_seconds=3600)  # fmt: skip
+        token = mint_token(settings.for_api(), org=ORG, sub="bench",
+                           permissions=["manage:instances", "manage:servers"],
+                           ttl_seconds=3600)  # fmt: skip
         real, bare = 18000 + secrets.randbelow(1000), 19000 + secrets.randbelow(1000)
-        pool = await open_api_pool(settings, max_size=2)
+        pool = await open_api_pool(settings.for_api(), max_size=2)
         async with (
             process(PROJECT, env),
             process(SERVE, env, "real", str(real)),

@@ -52,14 +52,14 @@ async def profile(args: argparse.Namespace) -> None:
         }
         settings = load_settings(env)
         token = mint_token(
-            settings,
+            settings.for_api(),
             org="org-bench",
             sub="bench",
             permissions=["manage:instances", "manage:servers"],
             ttl_seconds=3600,
         )
-        pool = await open_api_pool(settings)
-        transport = httpx.ASGITransport(app=create_app(settings, pool=pool))
+        pool = await open_api_pool(settings.for_api())
+        transport = httpx.ASGITransport(app=create_app(settings.for_api(), pool=pool))
         async with (
             serving(transport.app) as _,  # type: ignore[arg-type]
             httpx.AsyncClient(

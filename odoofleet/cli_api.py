@@ -65,7 +65,7 @@ def duration(text: str) -> int:
 
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        app = create_app(settings)
+        app = create_app(settings.for_api())
     except (AuthConfigError, SecretKeyMissing) as e:
         print(f"odoofleet serve: {e}")
         return 2
@@ -82,7 +82,7 @@ def run_token(settings: Settings, args: argparse.Namespace) -> int:
     token_id = str(uuid.uuid4())
     try:
         token = mint_token(
-            settings,
+            settings.for_api(),
             org=args.org,
             sub=args.sub,
             permissions=permissions,

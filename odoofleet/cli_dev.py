@@ -111,7 +111,7 @@ def port_problem(host: str, port: int) -> str | None:
 def banner(settings: Settings, options: DevOptions, sandbox: SandboxInfo | None) -> None:
     url = f"http://{options.host}:{options.port}"
     token = mint_token(
-        settings,
+        settings.for_api(),
         org=DEV_ORG,
         sub="dev",
         name="Developer",

@@ -54,7 +54,7 @@ def run_work(settings: Settings, args: argparse.Namespace) -> int:
         pool = await open_pool(settings.database_url, max_size=12 + 2 * args.concurrency)
         try:
             sagas = run_workers(
-                settings,
+                settings.for_workers(),
                 pool,
                 stop,
                 root=args.root,
@@ -62,7 +62,7 @@ def run_work(settings: Settings, args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 observe_health=args.observe_health,
             )
-            await asyncio.gather(sagas, run_webhooks(settings, pool, stop))
+            await asyncio.gather(sagas, run_webhooks(settings.for_workers(), pool, stop))
         finally:
             await pool.close()
 

@@ -164,7 +164,7 @@ async def run_dev(
             info = SandboxInfo(server_id=server_id, name=name, address=f"127.0.0.1:{sandbox.port}")
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings, pool=pool, host_ports=host_ports),
+                create_app(settings.for_api(), pool=pool, host_ports=host_ports),
                 host=options.host,
                 port=options.port,
                 log_config=None,
@@ -180,7 +180,7 @@ async def run_dev(
             "relay": lambda: _relay(settings, pool, stop),
             "projections": lambda: run_projections(pool, settings.database_url, stop),
             "workers": lambda: _workers(settings, pool, stop, options),
-            "webhooks": lambda: run_webhooks(settings, pool, stop),
+            "webhooks": lambda: run_webhooks(settings.for_workers(), pool, stop),
             "api": server.serve,
         }
         tasks = {name: asyncio.create_task(part(), name=name) for name, part in parts.items()}
@@ -214,9 +214,9 @@ async def _workers(
 ) -> None:
     if options.sandbox_server:
         root = SandboxServer.root_of(options.data_dir, options.local_docker)
-        await run_workers(settings, pool, stop, root=str(root))
+        await run_workers(settings.for_workers(), pool, stop, root=str(root))
     else:
-        await run_workers(settings, pool, stop)
+        await run_workers(settings.for_workers(), pool, stop)
 
 
 async def _until_ready(server: uvicorn.Server, stop: asyncio.Event) -> None:

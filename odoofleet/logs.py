@@ -7,37 +7,19 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
+from events.log_context import CONTEXT_FIELDS, current_fields
 from odoofleet.settings import Settings
 
-CONTEXT_FIELDS: Final = ("request_id", "correlation_id", "operation_id", "server_id")
-_context: ContextVar[dict[str, str]] = ContextVar("odoofleet_log_context", default={})  # noqa: B039
 _encoder = msgspec.json.Encoder()
-
-
-@contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
-    """Add `fields` to every log line written inside the block (also in tasks it starts)."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
-
-
-def current(field: str) -> str | None:
-    return _context.get().get(field)
 
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
+        for key, value in current_fields().items():
             setattr(record, key, value)
         return True
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
-from workers.ssh.network_policy import parse_networks
+from api.config import ApiConfig
+from workers.runtime.config import WorkerConfig
+from workers.ssh.control_plane_addresses import server_network_policy
+from workers.ssh.network_policy import NetworkPolicy, parse_networks
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/odoofleet"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
+C = TypeVar("C", ApiConfig, WorkerConfig)
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -81,6 +85,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mcp_calls_per_minute: Positive = 120
     mcp_result_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 32768
     mcp_odoo_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+
+    def server_addresses(self) -> NetworkPolicy:
+        """Which addresses a server may have (the control plane's own never)."""
+        return server_network_policy(
+            allowed=self.server_allowed_networks,
+            denied=self.server_denied_networks,
+            database_url=self.database_url,
+            nats_url=self.nats_url,
+        )
+
+    def for_api(self) -> ApiConfig:
+        """What the API reads of these settings."""
+        return _narrowed(self, ApiConfig)
+
+    def for_workers(self) -> WorkerConfig:
+        """What a worker process reads of these settings."""
+        return _narrowed(self, WorkerConfig)
+
+
+def _narrowed(settings: Settings, config: type[C]) -> C:
+    return config(**{f.name: getattr(settings, f.name) for f in msgspec.structs.fields(config)})
 
 
 _ENV_NAMES: dict[str, str] = {

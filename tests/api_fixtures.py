@@ -90,7 +90,9 @@ def client_of(app: Litestar, token: str | None = None) -> httpx.AsyncClient:
 
 @pytest_asyncio.fixture
 async def app(settings: Settings, pool: Pool, projections: None) -> AsyncIterator[Litestar]:
-    async with serving(create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)) as app:
+    async with serving(
+        create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
+    ) as app:
         yield app
 
 

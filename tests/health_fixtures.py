@@ -108,7 +108,7 @@ async def health_world_fixture(
     stop = asyncio.Event()
     workers = asyncio.create_task(
         run_workers(
-            bare_fleet.settings,
+            bare_fleet.settings.for_workers(),
             pool,
             stop,
             root=bare_fleet.root,

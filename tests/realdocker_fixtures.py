@@ -148,7 +148,7 @@ class DockerFleet(Fleet):
     def start_workers(self, **options: Any) -> None:
         self._background(
             lambda stop: run_workers(
-                self.settings,
+                self.settings.for_workers(),
                 self.pool,
                 stop,
                 root=self.root,

@@ -137,7 +137,7 @@ class Fleet:
     ) -> None:
         self._background(
             lambda stop: run_workers(
-                self.settings,
+                self.settings.for_workers(),
                 self.pool,
                 stop,
                 root=self.root,

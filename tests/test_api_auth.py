@@ -187,7 +187,9 @@ async def public_key_app(
         jwt_issuer="https://idp.example",
         jwt_audience="odoofleet",
     )
-    async with serving(create_app(configured, pool=pool, host_ports=TEST_HOST_PORTS)) as app:
+    async with serving(
+        create_app(configured.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
+    ) as app:
         yield app
 
 

@@ -63,7 +63,7 @@ async def test_creates_through_two_api_processes_still_get_distinct_ports(
     one server race on the ports stream's expected version, not on an in-process lock."""
     server_id = await new_server(alice)
     token = mint(settings)
-    second_app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    second_app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
 
     async with serving(second_app), client_of(second_app, token) as other:
         responses = await asyncio.gather(

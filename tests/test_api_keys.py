@@ -256,7 +256,7 @@ async def test_another_api_process_accepts_a_new_key_and_refuses_a_revoked_one_a
     admin: Caller, settings: Settings, pool: Pool
 ) -> None:
     created = await issue(admin, permissions=["view:instances"])
-    other_app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    other_app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     async with serving(other_app), client_of(other_app, created["key"]) as elsewhere:
         first = await elsewhere.get("/api/instances")
         assert (await admin.delete(f"/api/api-keys/{created['id']}")).status_code == 204

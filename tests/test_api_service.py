@@ -119,7 +119,7 @@ async def unreachable_database(settings: Settings) -> AsyncIterator[Pool]:
 @pytest.fixture
 async def outage_app(settings: Settings, unreachable_database: Pool) -> AsyncIterator[Litestar]:
     broken = msgspec.structs.replace(settings, nats_url="nats://127.0.0.1:1")
-    app = create_app(broken, pool=unreachable_database, host_ports=TEST_HOST_PORTS)
+    app = create_app(broken.for_api(), pool=unreachable_database, host_ports=TEST_HOST_PORTS)
     async with serving(app) as running:
         yield running
 

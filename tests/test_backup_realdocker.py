@@ -38,7 +38,6 @@ from events.backup import (
 from events.instance import instance_stream
 from workers.backups.download import odoo_download
 from workers.server.layout import InstanceLayout
-from workers.ssh.control_plane_addresses import server_network_policy
 
 pytestmark = pytest.mark.realdocker
 
@@ -65,7 +64,7 @@ async def odoo_zip_of(fleet: DockerFleet, backup_id: str, instance: Instance) ->
     assert isinstance(state, backup.Completed)
     target = (await load(store, instance_stream(instance.id), instance_fold)).state
     assert not isinstance(target, Absent)
-    policy = server_network_policy(fleet.settings)
+    policy = fleet.settings.server_addresses()
     chunks = odoo_download(store, fleet.vault, policy, state, target)
     return zipfile.ZipFile(io.BytesIO(b"".join([chunk async for chunk in chunks])))
 

@@ -92,7 +92,9 @@ class Stack:
             {}, jwt_secret=self.jwt_secret, database_url="postgresql://", nats_url="nats://"
         )
         permissions = ["manage:instances", "manage:servers"]
-        return mint_token(settings, org="stack", sub="t", permissions=permissions, ttl_seconds=600)
+        return mint_token(
+            settings.for_api(), org="stack", sub="t", permissions=permissions, ttl_seconds=600
+        )
 
 
 @pytest.fixture

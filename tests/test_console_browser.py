@@ -60,7 +60,7 @@ class Dev:
     def mint(self, org: str, *permissions: str) -> str:
         settings = load_settings({}, jwt_secret=self.jwt_secret)
         return mint_token(
-            settings, org=org, sub=f"{org}-user", name="Viewer", permissions=permissions,
+            settings.for_api(), org=org, sub=f"{org}-user", name="Viewer", permissions=permissions,
             ttl_seconds=600,
         )  # fmt: skip
 

@@ -64,7 +64,7 @@ def fast_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def url(fast_settings: Settings, pool: Pool, projections: None) -> AsyncIterator[str]:
-    app = create_app(fast_settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    app = create_app(fast_settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     async with serving(app), listening(app) as base:
         yield base
 
@@ -310,7 +310,7 @@ async def test_a_slow_reader_is_cut_off_without_holding_back_the_others(
     fast_settings: Settings, pool: Pool, store: EventStore
 ) -> None:
     settings = msgspec.structs.replace(fast_settings, event_stream_buffer=10)
-    app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     instance_id = str(uuid.uuid4())
     async with serving(app):
         feed = app.state.event_feed

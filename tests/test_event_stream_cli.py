@@ -68,7 +68,7 @@ class CuttableProxy:
 
 @pytest.fixture
 async def api_port(settings: Settings, pool: Pool) -> AsyncIterator[int]:
-    app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     async with serving(app), listening(app) as base:
         yield int(base.rsplit(":", 1)[1])
 

@@ -26,7 +26,7 @@ def _work(world: HealthWorld, name: str, stop: asyncio.Event) -> asyncio.Task[No
     )
     return asyncio.create_task(
         run_workers(
-            settings,
+            settings.for_workers(),
             world.pool,
             stop,
             root=world.fleet.root,

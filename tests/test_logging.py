@@ -8,10 +8,11 @@ import logging
 import msgspec
 from api_fixtures import Caller, server_body
 
+from events.log_context import log_context
 from events.metadata import EventMetadata
 from events.server import server_stream
 from events.store import EventStore
-from odoofleet.logs import JsonFormatter, TextFormatter, _ContextFilter, log_context
+from odoofleet.logs import JsonFormatter, TextFormatter, _ContextFilter
 
 
 def _record(message: str) -> logging.LogRecord:

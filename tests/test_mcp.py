@@ -264,7 +264,7 @@ async def test_an_idle_session_is_closed_and_its_id_answers_404(
     settings: Settings, pool: Pool, projections: None
 ) -> None:
     quick = msgspec.structs.replace(settings, mcp_session_idle_timeout=0.3)
-    app = create_app(quick, pool=pool, host_ports=TEST_HOST_PORTS)
+    app = create_app(quick.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     headers = {
         "Authorization": f"Bearer {mint(settings)}",
         "Accept": "application/json, text/event-stream",

@@ -310,7 +310,9 @@ async def api(
     """The app as an HS256 or an RS256 deployment (`request.param`; HS256 by default)."""
     kind = getattr(request, "param", "HS256")
     configured, deployment = deployment_settings(settings, kind)
-    async with serving(create_app(configured, pool=pool, host_ports=TEST_HOST_PORTS)) as app:
+    async with serving(
+        create_app(configured.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
+    ) as app:
         yield app, deployment
 
 

@@ -72,7 +72,7 @@ async def world_fixture(
         fleet.start_relay()
         worker = background.start(
             lambda stop: run_workers(
-                named,
+                named.for_workers(),
                 pool,
                 stop,
                 root=fleet.root,

@@ -362,7 +362,7 @@ async def operator(
 ) -> AsyncIterator[Caller]:
     """A manage caller of an API whose commands the relay and the saga workers carry out on
     this test's sshd."""
-    app = create_app(settings, pool=pool, host_ports=free_host_ports())
+    app = create_app(settings.for_api(), pool=pool, host_ports=free_host_ports())
     async with serving(app), client_of(app, mint(settings)) as client:
         yield client
 

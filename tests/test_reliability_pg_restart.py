@@ -89,7 +89,7 @@ async def world_fixture(
             services = [
                 background.start(
                     lambda stop: run_workers(
-                        own,
+                        own.for_workers(),
                         pool,
                         stop,
                         root=fleet.root,

@@ -56,7 +56,7 @@ async def test_the_api_answers_503_while_postgres_is_down_and_recovers_without_r
     await migrate(url)
     settings = msgspec.structs.replace(settings, database_url=url)
     pool = await open_pool(url, min_size=1, max_size=5)
-    app = create_app(settings, pool=pool, host_ports=TEST_HOST_PORTS)
+    app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
     try:
         async with serving(app), client_of(app, mint(settings)) as client:
             assert (await _ask(client, 0)).status_code == 200

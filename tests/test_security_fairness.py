@@ -64,7 +64,7 @@ async def workers_fixture(bare_fleet: Fleet) -> AsyncIterator[Fleet]:
     stop = asyncio.Event()
     task = asyncio.create_task(
         run_workers(
-            settings,
+            settings.for_workers(),
             bare_fleet.pool,
             stop,
             root=bare_fleet.root,
@@ -137,7 +137,7 @@ async def test_an_organization_registers_at_most_its_quota_of_servers(
 ) -> None:
     limited = msgspec.structs.replace(settings, max_servers_per_org=2)
     async with (
-        serving(create_app(limited, pool=pool)) as app,
+        serving(create_app(limited.for_api(), pool=pool)) as app,
         client_of(app, mint(limited, org=HOG)) as hog,
         client_of(app, mint(limited, org=OTHER, sub="bob")) as other,
     ):

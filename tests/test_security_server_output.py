@@ -127,7 +127,7 @@ async def _cycle_watched(
     world: HealthWorld, settings: Settings, pool: Pool
 ) -> tuple[CycleReport, Watch]:
     watch = Watch()
-    async with serving(create_app(settings, pool=pool)) as app, client_of(app) as client:
+    async with serving(create_app(settings.for_api(), pool=pool)) as app, client_of(app) as client:
         cycle = asyncio.create_task(world.observer.observe_once())
         while not cycle.done():
             # From the moment a request could arrive, the pause included: a loop held by

@@ -33,7 +33,6 @@ from events.server import (
 from events.store import NO_STREAM
 from odoofleet.settings import Settings, SettingsError, load_settings
 from workers.ssh import network_policy
-from workers.ssh.control_plane_addresses import server_network_policy
 from workers.ssh.errors import AddressRefused
 from workers.ssh.network_policy import LOOPBACK_NETWORKS, NetworkPolicy, parse_networks
 from workers.ssh.runner import SshRunner
@@ -65,7 +64,7 @@ def strict(settings: Settings, **changes: Any) -> Settings:
 @pytest_asyncio.fixture(name="client")
 async def strict_client_fixture(settings: Settings, pool: Pool) -> AsyncIterator[Any]:
     strict_settings = strict(settings, server_validations_per_minute=3)
-    async with serving(create_app(strict_settings, pool=pool)) as app:
+    async with serving(create_app(strict_settings.for_api(), pool=pool)) as app:
         token = mint(strict_settings, org="org-a", sub="alice")
         async with client_of(app, token) as client:
             yield client
@@ -121,7 +120,7 @@ def test_the_database_and_nats_hosts_count_as_the_control_planes_own(settings: S
         database_url="postgresql://postgres@10.9.8.7:5432/odoofleet",
         nats_url="nats://10.9.8.6:4222",
     )
-    policy = server_network_policy(changed)
+    policy = changed.server_addresses()
     assert not policy.permits(ipaddress.ip_address("10.9.8.7"))
     assert not policy.permits(ipaddress.ip_address("10.9.8.6"))
     assert policy.permits(ipaddress.ip_address("10.9.8.5"))
@@ -173,7 +172,7 @@ async def test_a_denied_private_network_is_refused_at_registration(
 ) -> None:
     denying = strict(settings, server_denied_networks="10.0.0.0/8")
     async with (
-        serving(create_app(denying, pool=pool)) as app,
+        serving(create_app(denying.for_api(), pool=pool)) as app,
         client_of(app, mint(denying)) as client,
     ):
         refused = await client.post("/api/servers", json=server_body(host="10.0.0.5"))
@@ -189,7 +188,7 @@ async def test_a_denied_private_network_is_refused_at_registration(
 async def test_a_connection_to_an_internal_address_is_refused_before_dialling(
     settings: Settings, sshd: SshdServer, listener: socket.socket
 ) -> None:
-    runner = SshRunner(policy=server_network_policy(strict(settings)))
+    runner = SshRunner(policy=strict(settings).server_addresses())
     messages = set()
     try:
         for port in [listener.getsockname()[1], sshd.port]:
@@ -219,7 +218,7 @@ async def test_each_connection_dials_the_address_it_checked_so_dns_rebinding_gai
 
     monkeypatch.setattr(network_policy, "_addresses", rebinding_dns)
     allowing = strict(settings, server_allowed_networks="127.0.0.1/32")
-    runner = SshRunner(policy=server_network_policy(allowing))
+    runner = SshRunner(policy=allowing.server_addresses())
     info = sshd.connection_info(host="rebinding.example")
     try:
         answers.append("127.0.0.1")
@@ -288,7 +287,7 @@ async def test_another_organizations_validations_are_not_limited_by_the_first(
 ) -> None:
     limited = strict(settings, server_validations_per_minute=1)
     async with (
-        serving(create_app(limited, pool=pool)) as app,
+        serving(create_app(limited.for_api(), pool=pool)) as app,
         client_of(app, mint(limited, org="org-a")) as alice,
         client_of(app, mint(limited, org="org-b", sub="bob")) as bob,
     ):

@@ -35,7 +35,7 @@ def token(settings: Settings, **claims: object) -> str:
 
 
 def test_a_token_may_live_as_long_as_the_maximum_and_no_longer(settings: Settings) -> None:
-    verifier = TokenVerifier(msgspec.structs.replace(settings, jwt_max_lifetime=HOUR))
+    verifier = TokenVerifier(msgspec.structs.replace(settings, jwt_max_lifetime=HOUR).for_api())
     now = int(time.time())
 
     verifier.verify(token(settings, iat=now, exp=now + HOUR))
@@ -79,7 +79,7 @@ def test_minting_refuses_a_lifetime_over_the_maximum(
     assert cli_api.run_token(settings, args) == 2
     assert "at most 86400 seconds" in capsys.readouterr().out
     with pytest.raises(CannotMint):
-        mint_token(settings, org="a", sub="b", permissions=[], ttl_seconds=25 * HOUR)
+        mint_token(settings.for_api(), org="a", sub="b", permissions=[], ttl_seconds=25 * HOUR)
 
 
 def test_minting_needs_org_and_sub(settings: Settings) -> None:
@@ -98,12 +98,12 @@ def test_dev_signs_with_a_new_secret_at_each_start_and_keeps_none(
     )
     started = [DevServices(options, base, {"DATABASE_URL", "NATS_URL"}).start() for _ in range(2)]
     first, second = started
-    minted = mint_token(first, org="default", sub="dev", permissions=[],
+    minted = mint_token(first.for_api(), org="default", sub="dev", permissions=[],
                         ttl_seconds=first.jwt_max_lifetime)  # fmt: skip
 
     assert first.jwt_secret != second.jwt_secret
     with pytest.raises(Unauthenticated):
-        TokenVerifier(second).verify(minted)
+        TokenVerifier(second.for_api()).verify(minted)
     assert not (tmp_path / "jwt-secret").exists()
     kept = "\n".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert first.jwt_secret not in kept

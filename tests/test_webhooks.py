@@ -81,7 +81,7 @@ class World:
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
         extra |= {"config": config, "resolve": resolve, "fanout_ack_wait": 0.3}
         extra |= {"ssl_context": ssl_context}
-        self._start(lambda stop: run_webhooks(settings, self.pool, stop, **extra))
+        self._start(lambda stop: run_webhooks(settings.for_workers(), self.pool, stop, **extra))
 
     def _start(self, run: Callable[[asyncio.Event], Any]) -> None:
         stop = asyncio.Event()

@@ -40,7 +40,9 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO)
     pool = await open_pool(settings.database_url, min_size=1, max_size=8)
     stop = asyncio.Event()
-    await run_webhooks(settings, pool, stop, config=config, fanout_ack_wait=0.3, worker="doomed")
+    await run_webhooks(
+        settings.for_workers(), pool, stop, config=config, fanout_ack_wait=0.3, worker="doomed"
+    )
 
 asyncio.run(main())
 """

@@ -15,10 +15,10 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from api.auth import Principal, needs
+from api.config import ApiConfig
 from api.mcp.server import PRINCIPAL_KEY, McpRuntime, build_server
 from api.rate_limit import RateLimit
 from api.services import Services
-from odoofleet.settings import Settings
 from workers.odoo.jsonrpc import OdooRpc
 from workers.odoo.tunnel import loopback_opener
 from workers.ssh.runner import SshRunner
@@ -54,7 +54,7 @@ async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     await endpoint(scope, receive, send)
 
 
-def mcp_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+def mcp_lifespan(settings: ApiConfig) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Runs the session manager for as long as the app (after the Services exist)."""
 
     @asynccontextmanager

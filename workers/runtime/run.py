@@ -18,16 +18,16 @@ import nats.errors
 import psycopg
 
 from events.jetstream import connect_nats, ensure_stream
+from events.log_context import log_context
 from events.pool import Pool
 from events.publishing import WireEvent
 from events.secrets import Vault
 from events.store import EventStore
-from odoofleet.logs import log_context
-from odoofleet.settings import Settings
 from workers.acme.config import DomainConfig, domain_config
 from workers.acme.renewal import run_domain_leader
 from workers.backups.scheduler import BackupScheduler
 from workers.health.observer import HealthObserver, ObserverConfig
+from workers.runtime.config import WorkerConfig
 from workers.runtime.consumer import ConsumerSpec, Deferred, consume
 from workers.sagas import (
     backup,
@@ -74,12 +74,12 @@ SAGAS: Final = (
 )
 
 
-def worker_name(settings: Settings) -> str:
+def worker_name(settings: WorkerConfig) -> str:
     return settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
 
 
 async def run_workers(
-    settings: Settings,
+    settings: WorkerConfig,
     pool: Pool,
     stop: asyncio.Event,
     *,
@@ -105,7 +105,13 @@ async def run_workers(
     """
     name = worker_name(settings)
     runner = runner or SshRunner(
-        output_limit=settings.ssh_output_limit, policy=server_network_policy(settings)
+        output_limit=settings.ssh_output_limit,
+        policy=server_network_policy(
+            allowed=settings.server_allowed_networks,
+            denied=settings.server_denied_networks,
+            database_url=settings.database_url,
+            nats_url=settings.nats_url,
+        ),
     )
     deps = SagaDeps(
         store=EventStore(pool),
@@ -206,7 +212,7 @@ class _OrgShares:
                 del self._running[key]
 
 
-def _observer(deps: SagaDeps, pool: Pool, settings: Settings) -> HealthObserver:
+def _observer(deps: SagaDeps, pool: Pool, settings: WorkerConfig) -> HealthObserver:
     config = ObserverConfig(
         interval=settings.health_interval,
         heartbeat=settings.health_heartbeat,
@@ -223,7 +229,7 @@ def _with_root(config: SagaConfig, root: str) -> SagaConfig:
 
 def _consumer(
     deps: SagaDeps,
-    settings: Settings,
+    settings: WorkerConfig,
     saga: Saga,
     busy: _Busy,
     shares: _OrgShares,
@@ -262,7 +268,7 @@ def _consumer(
 
 
 async def _ensure_stream(
-    js: nats.js.JetStreamContext, settings: Settings, stop: asyncio.Event
+    js: nats.js.JetStreamContext, settings: WorkerConfig, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         try:

@@ -15,24 +15,27 @@ from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
-from odoofleet.settings import Settings
 from workers.ssh.network_policy import IpAddress, NetworkPolicy, parse_networks
 
 _SIOCGIFADDR: Final = 0x8915
 _IF_INET6: Final = Path("/proc/net/if_inet6")
 
 
-def server_network_policy(settings: Settings) -> NetworkPolicy:
+def server_network_policy(
+    *, allowed: str, denied: str, database_url: str, nats_url: str
+) -> NetworkPolicy:
+    """The policy from comma-separated CIDRs, with the control plane's own addresses (this
+    machine's and those of the PostgreSQL and NATS at these URLs) always refused."""
     return NetworkPolicy(
-        allowed=parse_networks(settings.server_allowed_networks),
-        denied=parse_networks(settings.server_denied_networks),
-        own_addresses=control_plane_addresses(settings),
+        allowed=parse_networks(allowed),
+        denied=parse_networks(denied),
+        own_addresses=control_plane_addresses(database_url, nats_url),
     )
 
 
-def control_plane_addresses(settings: Settings) -> set[IpAddress]:
+def control_plane_addresses(database_url: str, nats_url: str) -> set[IpAddress]:
     found = set(_interface_addresses())
-    for host in _service_hosts(settings):
+    for host in _service_hosts(database_url, nats_url):
         found.update(_resolved(host))
     return found
 
@@ -50,12 +53,12 @@ def _interface_addresses() -> Iterator[IpAddress]:
             yield ipaddress.IPv6Address(bytes.fromhex(line.split()[0]))
 
 
-def _service_hosts(settings: Settings) -> Iterator[str]:
+def _service_hosts(database_url: str, nats_url: str) -> Iterator[str]:
     with contextlib.suppress(Exception):  # a conninfo psycopg cannot read connects nowhere
-        for host in str(conninfo_to_dict(settings.database_url).get("host") or "").split(","):
+        for host in str(conninfo_to_dict(database_url).get("host") or "").split(","):
             if host and not host.startswith("/"):  # a Unix socket directory
                 yield host
-    for url in settings.nats_url.split(","):
+    for url in nats_url.split(","):
         with contextlib.suppress(ValueError):
             name = urlsplit(url.strip()).hostname
             if name:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
 from urllib.parse import urlsplit
 
-from odoofleet.settings import Settings
+from workers.runtime.config import WorkerConfig
 from workers.ssh.control_plane_addresses import control_plane_addresses
 from workers.ssh.network_policy import (
     METADATA_NAMES,
@@ -57,11 +57,11 @@ class WebhookAddresses:
         raise AddressNotAllowed(host)
 
 
-def webhook_addresses(settings: Settings, resolve: Resolve | None = None) -> WebhookAddresses:
+def webhook_addresses(settings: WorkerConfig, resolve: Resolve | None = None) -> WebhookAddresses:
     policy = NetworkPolicy(
         allowed=parse_networks(settings.webhook_allowed_networks),
         denied=PRIVATE_NETWORKS,
-        own_addresses=control_plane_addresses(settings),
+        own_addresses=control_plane_addresses(settings.database_url, settings.nats_url),
     )
     return WebhookAddresses(policy, resolve)
 

@@ -19,7 +19,7 @@ from events.jetstream import connect_nats, ensure_stream
 from events.pool import Pool
 from events.secrets import Vault
 from events.store import EventStore
-from odoofleet.settings import Settings
+from workers.runtime.config import WorkerConfig
 from workers.webhooks.addresses import Resolve, webhook_addresses
 from workers.webhooks.delivery import Deliverer, DeliveryConfig
 from workers.webhooks.fanout import FanOut
@@ -33,7 +33,7 @@ def utc_now() -> datetime:
 
 
 async def run_webhooks(
-    settings: Settings,
+    settings: WorkerConfig,
     pool: Pool,
     stop: asyncio.Event,
     *,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import commands.server
+import commands.server_state
 from commands.instance import CreateInstance
+from commands.server import RegisterServer
 from events.instance import InstanceSettings
 from events.metadata import Actor, EventMetadata
 from events.operation import OperationStepCompleted
+from events.registry import DomainEvent
 from events.secrets import Sealed
 
 
@@ -72,3 +76,26 @@ def create_command(**changes: object) -> CreateInstance:
     }
     fields.update(changes)
     return CreateInstance(**fields)  # type: ignore[arg-type]
+
+
+# The server the instance above lives on, for the server decider's tests.
+def register_server(host_key: str | None = None) -> RegisterServer:
+    return RegisterServer(
+        server_id=SERVER,
+        operation_id="op-validate",
+        name="web-1",
+        host="10.0.0.5",
+        port=22,
+        ssh_user="deploy",
+        auth_method="key",
+        ssh_private_key=Sealed("v1:key"),
+        ssh_password=None,
+        host_key=host_key,
+        max_ssh_sessions=4,
+    )
+
+
+def registered_server(host_key: str | None = None) -> list[DomainEvent]:
+    """The events a fresh registration appends: the server is pending validation."""
+    command = register_server(host_key)
+    return commands.server.decide(command, commands.server_state.initial_state(), NOW)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
 import pytest
+from builders import NOW, SERVER, register_server, registered_server
 
 from commands.refusals import ServerHasInstances, ServerNotFound, ServerNotUsable
 from commands.runner import folder
 from commands.server import (
     DeleteServer,
-    RegisterServer,
     ValidateServer,
     decide,
     ensure_can_host,
@@ -30,36 +28,14 @@ from events.server import (
     ServerValidationRequested,
 )
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"
 fold = folder(initial_state(), evolve)
-
-
-def register() -> RegisterServer:
-    return RegisterServer(
-        server_id=ID,
-        operation_id="op-validate",
-        name="web-1",
-        host="10.0.0.5",
-        port=22,
-        ssh_user="deploy",
-        auth_method="key",
-        ssh_private_key=Sealed("v1:key"),
-        ssh_password=None,
-        host_key=None,
-        max_ssh_sessions=4,
-    )
-
-
-def registered() -> list[DomainEvent]:
-    return decide(register(), initial_state(), NOW)
 
 
 def validated() -> list[DomainEvent]:
     return [
-        *registered(),
+        *registered_server(),
         ServerValidated(
-            server_id=ID,
+            server_id=SERVER,
             operation_id="op-validate",
             os_name="Ubuntu",
             os_version="24.04",
@@ -75,48 +51,48 @@ def validated() -> list[DomainEvent]:
 
 def in_error() -> list[DomainEvent]:
     failure = ServerValidationFailed(
-        server_id=ID, operation_id="op-validate", status="error", message="no docker"
+        server_id=SERVER, operation_id="op-validate", status="error", message="no docker"
     )
-    return [*registered(), failure]
+    return [*registered_server(), failure]
 
 
 def deleted() -> list[DomainEvent]:
-    return [*validated(), ServerDeleted(server_id=ID)]
+    return [*validated(), ServerDeleted(server_id=SERVER)]
 
 
 def test_registering_a_server_records_it_and_requests_validation() -> None:
-    events = registered()
+    events = registered_server()
 
     assert [type(e) for e in events] == [ServerRegistered, ServerValidationRequested]
     assert isinstance(events[0], ServerRegistered)
     assert events[0].created_at == NOW
     assert events[0].ssh_private_key == Sealed("v1:key")
-    assert events[1] == ServerValidationRequested(server_id=ID, operation_id="op-validate")
+    assert events[1] == ServerValidationRequested(server_id=SERVER, operation_id="op-validate")
 
 
 def test_a_registered_server_is_pending_until_validated() -> None:
-    assert fold(registered()).status == "pending"
+    assert fold(registered_server()).status == "pending"
     assert fold(validated()).status == "active"
     assert fold(in_error()).status == "error"
 
 
 def test_an_unreachable_server_becomes_active_when_reachable_again() -> None:
-    lost = [*validated(), ServerUnreachable(server_id=ID, message="timeout", observed_at=NOW)]
+    lost = [*validated(), ServerUnreachable(server_id=SERVER, message="timeout", observed_at=NOW)]
 
     assert fold(lost).status == "unreachable"
-    assert fold([*lost, ServerReachable(server_id=ID, observed_at=NOW)]).status == "active"
+    assert fold([*lost, ServerReachable(server_id=SERVER, observed_at=NOW)]).status == "active"
 
 
 def test_validation_can_be_requested_again() -> None:
     events = decide(ValidateServer(operation_id="op-2"), fold(in_error()), NOW)
 
-    assert events == [ServerValidationRequested(server_id=ID, operation_id="op-2")]
+    assert events == [ServerValidationRequested(server_id=SERVER, operation_id="op-2")]
 
 
 def test_a_server_without_instances_can_be_deleted() -> None:
     events = decide(DeleteServer(live_instances=0), fold(validated()), NOW)
 
-    assert events == [ServerDeleted(server_id=ID)]
+    assert events == [ServerDeleted(server_id=SERVER)]
 
 
 def test_a_server_with_live_instances_cannot_be_deleted() -> None:
@@ -136,7 +112,7 @@ def test_a_deleted_or_unknown_server_is_not_found(command: object) -> None:
 
 
 def test_instances_may_be_placed_on_a_pending_or_active_server() -> None:
-    ensure_can_host(fold(registered()))
+    ensure_can_host(fold(registered_server()))
     ensure_can_host(fold(validated()))
 
 
@@ -149,9 +125,9 @@ def test_instances_may_not_be_placed_on_a_server_in_error_deleted_or_unknown(
 
 
 def test_registering_records_whether_host_ports_are_public() -> None:
-    public = msgspec.structs.replace(register(), public_host_ports=True)
+    public = msgspec.structs.replace(register_server(), public_host_ports=True)
 
-    [private_event, _] = registered()
+    [private_event, _] = registered_server()
     [public_event, _] = decide(public, initial_state(), NOW)
 
     assert isinstance(private_event, ServerRegistered)
@@ -160,7 +136,7 @@ def test_registering_records_whether_host_ports_are_public() -> None:
 
 
 def test_a_server_registered_event_of_version_1_reads_with_private_host_ports() -> None:
-    [event, _] = registered()
+    [event, _] = registered_server()
     data = msgspec.json.decode(encode_event(event))
     del data["public_host_ports"]
 

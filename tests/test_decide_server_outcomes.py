@@ -3,9 +3,8 @@ when / then over events, with no database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from builders import NOW, SERVER, registered_server
 
 from commands.outcome import FailedAt, Succeeded
 from commands.runner import folder
@@ -16,7 +15,6 @@ from commands.server import (
     RecordHostKeyChanged,
     RecordServerValidated,
     RecordServerValidationFailed,
-    RegisterServer,
     ServerOutcome,
     decide,
 )
@@ -31,7 +29,6 @@ from commands.server_state import (
     initial_state,
 )
 from events.registry import DomainEvent
-from events.secrets import Sealed
 from events.server import (
     HostKeyPinned,
     ServerDeleted,
@@ -41,34 +38,12 @@ from events.server import (
     ServerValidationFailed,
 )
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKey"
 fold = folder(initial_state(), evolve)
 
 
-def register(host_key: str | None = None) -> RegisterServer:
-    return RegisterServer(
-        server_id=ID,
-        operation_id="op-validate",
-        name="web-1",
-        host="10.0.0.5",
-        port=22,
-        ssh_user="deploy",
-        auth_method="key",
-        ssh_private_key=Sealed("v1:key"),
-        ssh_password=None,
-        host_key=host_key,
-        max_ssh_sessions=4,
-    )
-
-
 def then(history: list[DomainEvent], command: ServerOutcome) -> list[DomainEvent]:
     return [*history, *decide(command, fold(history), NOW)]
-
-
-def registered(host_key: str | None = None) -> list[DomainEvent]:
-    return decide(register(host_key), initial_state(), NOW)
 
 
 def validated_facts(operation_id: str = "op-validate") -> RecordServerValidated:
@@ -85,7 +60,7 @@ def validated_facts(operation_id: str = "op-validate") -> RecordServerValidated:
 
 
 def validated() -> list[DomainEvent]:
-    pinned = then(registered(), PinHostKey(host_key=KEY, fingerprint="SHA256:abc"))
+    pinned = then(registered_server(), PinHostKey(host_key=KEY, fingerprint="SHA256:abc"))
     return then(pinned, validated_facts())
 
 
@@ -94,21 +69,23 @@ def unreachable() -> list[DomainEvent]:
 
 
 def deleted() -> list[DomainEvent]:
-    return [*validated(), ServerDeleted(server_id=ID)]
+    return [*validated(), ServerDeleted(server_id=SERVER)]
 
 
 def test_the_first_key_seen_is_pinned_on_first_use() -> None:
-    events = decide(PinHostKey(host_key=KEY, fingerprint="SHA256:abc"), fold(registered()), NOW)
+    events = decide(
+        PinHostKey(host_key=KEY, fingerprint="SHA256:abc"), fold(registered_server()), NOW
+    )
 
     assert events == [
-        HostKeyPinned(server_id=ID, host_key=KEY, fingerprint="SHA256:abc", trust="first-use")
+        HostKeyPinned(server_id=SERVER, host_key=KEY, fingerprint="SHA256:abc", trust="first-use")
     ]
 
 
 def test_a_key_given_at_registration_is_pinned_as_given() -> None:
     command = PinHostKey(host_key=KEY, fingerprint="SHA256:abc")
 
-    [pin] = decide(command, fold(registered(host_key=KEY)), NOW)
+    [pin] = decide(command, fold(registered_server(host_key=KEY)), NOW)
 
     assert isinstance(pin, HostKeyPinned)
     assert pin.trust == "given"
@@ -124,7 +101,7 @@ def test_a_pinned_key_is_not_pinned_again() -> None:
 
 
 def test_a_registered_server_is_unpinned_with_the_key_it_was_given() -> None:
-    state = fold(registered(host_key=KEY))
+    state = fold(registered_server(host_key=KEY))
 
     assert isinstance(state, Pending)
     assert state.profile.host_key == Unpinned(KEY)
@@ -132,12 +109,12 @@ def test_a_registered_server_is_unpinned_with_the_key_it_was_given() -> None:
 
 
 def test_a_validation_records_the_server_s_facts_at_the_decider_s_time() -> None:
-    events = decide(validated_facts(), fold(registered()), NOW)
+    events = decide(validated_facts(), fold(registered_server()), NOW)
 
     assert len(events) == 1
     assert isinstance(events[0], ServerValidated)
     assert (events[0].docker_version, events[0].validated_at) == ("27.0", NOW)
-    state = fold([*registered(), *events])
+    state = fold([*registered_server(), *events])
     assert isinstance(state, Active)
     assert state.profile.validations == {"op-validate": Succeeded()}
 
@@ -154,7 +131,7 @@ def test_a_failed_validation_puts_the_server_in_error_with_its_message() -> None
         operation_id="op-validate", status="error", message="no docker"
     )
 
-    state = fold(then(registered(), failed))
+    state = fold(then(registered_server(), failed))
 
     assert isinstance(state, InError)
     assert state.message == "no docker"
@@ -166,7 +143,7 @@ def test_a_validation_that_could_not_connect_leaves_the_server_unreachable() -> 
         operation_id="op-validate", status="unreachable", message="refused"
     )
 
-    assert fold(then(registered(), failed)).status == "unreachable"
+    assert fold(then(registered_server(), failed)).status == "unreachable"
 
 
 def test_a_changed_host_key_puts_the_server_in_error_once() -> None:
@@ -175,7 +152,7 @@ def test_a_changed_host_key_puts_the_server_in_error_once() -> None:
     first = then(validated(), changed)
 
     assert first[-1] == ServerValidationFailed(
-        server_id=ID, operation_id="op-provision", status="error", message="host key changed"
+        server_id=SERVER, operation_id="op-provision", status="error", message="host key changed"
     )
     assert fold(first).status == "error"
     assert decide(changed, fold(first), NOW) == []
@@ -184,7 +161,7 @@ def test_a_changed_host_key_puts_the_server_in_error_once() -> None:
 def test_an_active_server_that_stops_answering_is_marked_unreachable() -> None:
     events = decide(MarkServerUnreachable(message="timed out"), fold(validated()), NOW)
 
-    assert events == [ServerUnreachable(server_id=ID, message="timed out", observed_at=NOW)]
+    assert events == [ServerUnreachable(server_id=SERVER, message="timed out", observed_at=NOW)]
 
 
 def test_an_unreachable_server_is_not_marked_unreachable_again() -> None:
@@ -194,11 +171,11 @@ def test_an_unreachable_server_is_not_marked_unreachable_again() -> None:
 def test_an_unreachable_server_that_answers_again_is_marked_reachable() -> None:
     events = then(unreachable(), MarkServerReachable())
 
-    assert events[-1] == ServerReachable(server_id=ID, observed_at=NOW)
+    assert events[-1] == ServerReachable(server_id=SERVER, observed_at=NOW)
     assert isinstance(fold(events), Active)
 
 
-@pytest.mark.parametrize("history", [validated, registered])
+@pytest.mark.parametrize("history", [validated, registered_server])
 def test_a_server_that_was_not_unreachable_is_not_marked_reachable(history: object) -> None:
     assert decide(MarkServerReachable(), fold(history()), NOW) == []  # type: ignore[operator]
 

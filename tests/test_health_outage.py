@@ -4,44 +4,27 @@ sshd, no database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
+from builders import NOW, SERVER, registered_server
 
 from commands.runner import folder
-from commands.server import MarkServerReachable, MarkServerUnreachable, RegisterServer, decide
+from commands.server import MarkServerReachable, MarkServerUnreachable, decide
 from commands.server_state import Active, Unreachable, evolve, initial_state
 from events.registry import DomainEvent
-from events.secrets import Sealed
 from events.server import HostKeyPinned, ServerReachable, ServerUnreachable, ServerValidated
 from workers.health.servers import outage_command
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"
 fold = folder(initial_state(), evolve)
 
 
 def active() -> list[DomainEvent]:
-    register = RegisterServer(
-        server_id=ID,
-        operation_id="op-validate",
-        name="web-1",
-        host="10.0.0.5",
-        port=22,
-        ssh_user="deploy",
-        auth_method="key",
-        ssh_private_key=Sealed("v1:key"),
-        ssh_password=None,
-        host_key=None,
-        max_ssh_sessions=4,
-    )
     return [
-        *decide(register, initial_state(), NOW),
+        *registered_server(),
         HostKeyPinned(
-            server_id=ID, host_key="ssh-ed25519 AAAA", fingerprint="f", trust="first-use"
+            server_id=SERVER, host_key="ssh-ed25519 AAAA", fingerprint="f", trust="first-use"
         ),
         ServerValidated(
-            server_id=ID,
+            server_id=SERVER,
             operation_id="op-validate",
             os_name="Debian",
             os_version="12",
@@ -60,17 +43,17 @@ def test_an_active_server_that_does_not_answer_is_marked_unreachable() -> None:
 
     assert command == MarkServerUnreachable(message="server unreachable: refused")
     assert decide(command, fold(active()), NOW) == [
-        ServerUnreachable(server_id=ID, message="server unreachable: refused", observed_at=NOW)
+        ServerUnreachable(server_id=SERVER, message="server unreachable: refused", observed_at=NOW)
     ]
 
 
 def test_an_unreachable_server_that_answers_is_marked_reachable() -> None:
-    lost = [*active(), ServerUnreachable(server_id=ID, message="x", observed_at=NOW)]
+    lost = [*active(), ServerUnreachable(server_id=SERVER, message="x", observed_at=NOW)]
     command = outage_command("unreachable", False, "")
 
     assert command == MarkServerReachable()
     events = decide(command, fold(lost), NOW)
-    assert events == [ServerReachable(server_id=ID, observed_at=NOW)]
+    assert events == [ServerReachable(server_id=SERVER, observed_at=NOW)]
     assert isinstance(fold([*lost, *events]), Active)
 
 
@@ -89,7 +72,7 @@ def test_a_visit_that_fails_for_another_reason_than_reachability_concludes_nothi
 def test_a_read_model_that_lags_the_stream_makes_the_decider_record_nothing() -> None:
     """The read model still says active, but the stream has the outage already (another
     observer for a moment): the command is given, and decided away."""
-    lost = [*active(), ServerUnreachable(server_id=ID, message="x", observed_at=NOW)]
+    lost = [*active(), ServerUnreachable(server_id=SERVER, message="x", observed_at=NOW)]
     command = outage_command("active", True, "server unreachable: refused")
 
     assert command is not None

@@ -4,7 +4,8 @@ when / then over the server's events, with no sshd and no database."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+
+from builders import NOW, SERVER, registered_server
 
 from commands.outcome import FailedAt, Succeeded
 from commands.runner import folder
@@ -12,13 +13,11 @@ from commands.server import (
     PinHostKey,
     RecordServerValidated,
     RecordServerValidationFailed,
-    RegisterServer,
     ServerOutcome,
     decide,
 )
 from commands.server_state import evolve, initial_state
 from events.registry import DomainEvent
-from events.secrets import Sealed
 from events.server import ServerDeleted, ServerRegistered, ServerValidationRequested
 from workers.sagas.operation_log import StepFailed
 from workers.sagas.validation import (
@@ -34,27 +33,8 @@ from workers.sagas.validation import (
 from workers.server.facts import ServerFacts
 from workers.ssh.errors import ServerUnreachable
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-ID = "6f1f2a8e-0c4b-4d52-a0b1-7f3e9c2d5b60"
 EVENT_ID = "0b8e6a52-3c1d-4e2f-9a7b-5c6d7e8f9a0b"
 fold = folder(initial_state(), evolve)
-
-
-def registered() -> list[DomainEvent]:
-    command = RegisterServer(
-        server_id=ID,
-        operation_id="op-validate",
-        name="web-1",
-        host="10.0.0.5",
-        port=22,
-        ssh_user="deploy",
-        auth_method="key",
-        ssh_private_key=Sealed("v1:key"),
-        ssh_password=None,
-        host_key=None,
-        max_ssh_sessions=4,
-    )
-    return decide(command, initial_state(), NOW)
 
 
 def recorded(history: list[DomainEvent], command: ServerOutcome) -> list[DomainEvent]:
@@ -87,11 +67,11 @@ def failure_from(cause: Exception | None) -> StepFailed:
 
 
 def test_a_requested_validation_runs_its_steps() -> None:
-    assert react(fold(registered()), "op-validate") == Validate()
+    assert react(fold(registered_server()), "op-validate") == Validate()
 
 
 def test_a_validation_whose_outcome_is_recorded_only_closes_its_log() -> None:
-    history = recorded(registered(), validated("op-validate", facts()))
+    history = recorded(registered_server(), validated("op-validate", facts()))
 
     assert react(fold(history), "op-validate") == Close(Succeeded())
 
@@ -99,17 +79,19 @@ def test_a_validation_whose_outcome_is_recorded_only_closes_its_log() -> None:
 def test_a_failed_validation_s_redelivery_closes_its_log_as_failed() -> None:
     failure = RecordServerValidationFailed(operation_id="op-validate", status="error", message="x")
 
-    assert react(fold(recorded(registered(), failure)), "op-validate") == Close(FailedAt(None, "x"))
+    history = recorded(registered_server(), failure)
+
+    assert react(fold(history), "op-validate") == Close(FailedAt(None, "x"))
 
 
 def test_another_operation_s_outcome_does_not_close_this_one() -> None:
-    history = recorded(registered(), validated("op-1", facts()))
+    history = recorded(registered_server(), validated("op-1", facts()))
 
     assert react(fold(history), "op-2") == Validate()
 
 
 def test_a_validation_of_a_deleted_server_is_cancelled() -> None:
-    history = [*registered(), ServerDeleted(server_id=ID)]
+    history = [*registered_server(), ServerDeleted(server_id=SERVER)]
 
     assert react(fold(history), "op-validate") == Cancel(SERVER_DELETED)
 
@@ -119,19 +101,19 @@ def test_a_validation_of_an_unknown_server_is_cancelled() -> None:
 
 
 def test_a_validation_request_names_its_operation() -> None:
-    request = ServerValidationRequested(server_id=ID, operation_id="op-2")
+    request = ServerValidationRequested(server_id=SERVER, operation_id="op-2")
 
-    assert operation_for(request, EVENT_ID, fold(registered())) == "op-2"
+    assert operation_for(request, EVENT_ID, fold(registered_server())) == "op-2"
 
 
 def test_a_registration_that_requested_a_validation_asks_for_none_itself() -> None:
-    [registration, _] = registered()
+    [registration, _] = registered_server()
 
-    assert operation_for(registration, EVENT_ID, fold(registered())) is None
+    assert operation_for(registration, EVENT_ID, fold(registered_server())) is None
 
 
 def test_a_registration_from_before_requests_gets_an_operation_from_its_event_id() -> None:
-    [registration, _] = registered()
+    [registration, _] = registered_server()
     assert isinstance(registration, ServerRegistered)
 
     first = operation_for(registration, EVENT_ID, fold([registration]))
@@ -168,11 +150,11 @@ def test_any_other_failure_puts_the_server_in_error() -> None:
     command = failed("op-validate", failure_from(None), "no docker")
 
     assert command.status == "error"
-    assert fold(recorded(registered(), command)).status == "error"
+    assert fold(recorded(registered_server(), command)).status == "error"
 
 
 def test_the_key_seen_first_is_pinned_once() -> None:
     pin = PinHostKey(host_key="ssh-ed25519 AAAA", fingerprint="SHA256:abc")
-    once = recorded(registered(), pin)
+    once = recorded(registered_server(), pin)
 
     assert recorded(once, pin) == once

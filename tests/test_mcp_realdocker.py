@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -154,6 +155,23 @@ async def shop_on_odoo(
                 yield Shop(instance, alice, client, issue)
 
 
+OpenShop = Callable[..., AbstractAsyncContextManager[Shop]]
+
+
+@pytest.fixture
+def open_shop(
+    app: Litestar,
+    settings: Settings,
+    store: EventStore,
+    vault: Vault,
+    lab: OdooLab,
+    volume: str,
+    sshd: SshdServer,
+) -> OpenShop:
+    """`shop_on_odoo` over this test's app, store, vault, Odoo lab and sshd."""
+    return partial(shop_on_odoo, app, settings, store, lab, volume, sshd, vault)
+
+
 async def issue_mcp_credentials(
     alice: Caller,
     store: EventStore,
@@ -188,15 +206,9 @@ async def issue_mcp_credentials(
 
 
 async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
-    app: Litestar,
-    settings: Settings,
-    store: EventStore,
-    vault: Vault,
-    lab: OdooLab,
-    volume: str,
-    sshd: SshdServer,
+    open_shop: OpenShop,
 ) -> None:
-    async with shop_on_odoo(app, settings, store, lab, volume, sshd, vault) as shop:
+    async with open_shop() as shop:
         assert f"{shop.prefix}_create" not in await tool_names(shop.client)
         assert "not available" in await shop.refused("create", model="res.partner", values={})
         await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
@@ -238,15 +250,9 @@ async def test_odoo_tools_read_and_write_partners_through_the_servers_ssh(
 
 
 async def test_search_read_pages_and_caps_what_reaches_the_prompt(
-    app: Litestar,
-    settings: Settings,
-    store: EventStore,
-    vault: Vault,
-    lab: OdooLab,
-    volume: str,
-    sshd: SshdServer,
+    open_shop: OpenShop, settings: Settings
 ) -> None:
-    async with shop_on_odoo(app, settings, store, lab, volume, sshd, vault) as shop:
+    async with open_shop() as shop:
         await shop.alice.patch(f"/api/instances/{shop.id}", json={"mcpWriteEnabled": True})
         for n in range(5):
             # A note longer than a prompt should carry for one field.
@@ -264,16 +270,9 @@ async def test_search_read_pages_and_caps_what_reaches_the_prompt(
 
 
 async def test_odoo_tools_call_as_the_issued_api_user_and_a_rotation_takes_over(
-    app: Litestar,
-    settings: Settings,
-    store: EventStore,
-    vault: Vault,
-    lab: OdooLab,
-    volume: str,
-    sshd: SshdServer,
+    open_shop: OpenShop, store: EventStore, vault: Vault
 ) -> None:
-    shop_of = shop_on_odoo(app, settings, store, lab, volume, sshd, vault, with_credentials=False)
-    async with shop_of as shop:
+    async with open_shop(with_credentials=False) as shop:
         before = await shop.refused("search_read", model="res.partner")
         first = await shop.issue()
         with_first = await shop.call("search_read", model="res.partner", limit=1)

@@ -5,13 +5,12 @@ health-history read behind the instance page's sparkline."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
-from api_fixtures import Caller, new_server, record, running_instance
-from test_health_api import observed
+from api_fixtures import Caller, new_server, running_instance
+from test_health_api import observed_twice
 
-from events.health import health_stream
 from events.store import EventStore
 
 PAGES = ("/", "/login", "/servers", "/audit", "/instances/6f1c1b8e-0000-4000-8000-000000000000")
@@ -75,15 +74,7 @@ async def test_the_api_docs_load_swagger_ui_from_odoofleet_itself(
 async def test_the_health_history_gives_the_buckets_of_the_last_day(
     alice: Caller, store: EventStore
 ) -> None:
-    server_id = await new_server(alice)
-    instance = await running_instance(alice, store, server_id)
-    now = datetime.now(UTC)
-    position = await record(
-        store,
-        health_stream(instance["id"]),
-        observed(instance["id"], server_id, "healthy", now - timedelta(minutes=10), 0),
-        observed(instance["id"], server_id, "unhealthy", now, 7),
-    )
+    instance, position = await observed_twice(alice, store, earlier=timedelta(minutes=10))
 
     response = await alice.get(
         f"/api/instances/{instance['id']}/health-history", headers={"X-Min-Position": position}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from api_fixtures import Caller, new_server, record, running_instance
 
@@ -41,18 +42,27 @@ def observed(
     )
 
 
-async def test_the_health_score_explains_every_factor_and_matches_the_instance(
-    alice: Caller, store: EventStore
-) -> None:
+async def observed_twice(
+    alice: Caller, store: EventStore, earlier: timedelta
+) -> tuple[dict[str, Any], str]:
+    """A running instance seen healthy `earlier` ago, then now with 7 of 100 probes failed:
+    the instance and the position to read at."""
     server_id = await new_server(alice)
     instance = await running_instance(alice, store, server_id)
     now = datetime.now(UTC)
     position = await record(
         store,
         health_stream(instance["id"]),
-        observed(instance["id"], server_id, "healthy", now - timedelta(minutes=6), 0),
+        observed(instance["id"], server_id, "healthy", now - earlier, 0),
         observed(instance["id"], server_id, "unhealthy", now, 7),
     )
+    return instance, position
+
+
+async def test_the_health_score_explains_every_factor_and_matches_the_instance(
+    alice: Caller, store: EventStore
+) -> None:
+    instance, position = await observed_twice(alice, store, earlier=timedelta(minutes=6))
 
     response = await alice.get(
         f"/api/instances/{instance['id']}/health-score", headers={"X-Min-Position": position}

@@ -119,8 +119,8 @@ class World:
         return ids
 
 
-@pytest_asyncio.fixture
-async def world(settings: Settings, pool: Pool, app: Any) -> AsyncIterator[World]:
+@pytest_asyncio.fixture(name="world")
+async def world_fixture(settings: Settings, pool: Pool, app: Any) -> AsyncIterator[World]:
     world = World(settings, pool)
     world.start_relay()
     yield world

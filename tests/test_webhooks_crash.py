@@ -8,19 +8,17 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 import pytest_asyncio
 from api_fixtures import Caller, CallerFactory
-from test_webhooks import QUICK, World, create
+from test_webhooks import QUICK, World, create, world_fixture  # noqa: F401
 from waiting import eventually
 from webhook_fixtures import Answer, Hang, Received, receivers
 
-from events.pool import Pool
 from odoofleet.settings import Settings
 
 # The doomed worker's call may hang this long; its lane's lease is a little longer.
@@ -51,14 +49,6 @@ asyncio.run(main())
 @pytest_asyncio.fixture
 async def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, webhook_allowed_networks="127.0.0.0/8")
-
-
-@pytest_asyncio.fixture
-async def world(settings: Settings, pool: Pool, app: Any) -> AsyncIterator[World]:
-    world = World(settings, pool)
-    world.start_relay()
-    yield world
-    await world.stop()
 
 
 @pytest.fixture

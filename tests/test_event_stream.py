@@ -16,7 +16,7 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
-from api_fixtures import EVERYTHING, TEST_HOST_PORTS, mint, record, serving
+from api_fixtures import EVERYTHING, TEST_HOST_PORTS, mint, new_server, record, serving
 from litestar import Litestar
 
 from api.app import create_app
@@ -221,24 +221,14 @@ async def test_events_are_public_camel_case_with_secrets_masked(
 ) -> None:
     headers = token(fast_settings)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=DEADLINE) as api:
-        server = await api.post(
-            "/api/servers",
-            json={
-                "name": "web-1",
-                "host": "10.0.0.5",
-                "sshUser": "deploy",
-                "authMethod": "password",
-                "sshPassword": "hunter2-very-secret",
-            },
-        )
-        assert server.status_code == 201, server.text
+        server_id = await new_server(api)
         async with opened(url, headers, types="instance.created") as messages:
             await subscribed(messages)
             created = await api.post(
                 "/api/instances",
                 json={
                     "name": "Shop",
-                    "serverId": server.json()["id"],
+                    "serverId": server_id,
                     "envVars": {"API_TOKEN": "plain-secret-value"},
                 },
             )
@@ -343,17 +333,8 @@ async def test_a_key_limited_to_an_instance_streams_only_its_events(
 ) -> None:
     admin = token(fast_settings, permissions=(*EVERYTHING, "manage:api-keys"))
     async with httpx.AsyncClient(base_url=url, headers=admin, timeout=DEADLINE) as api:
-        server = await api.post(
-            "/api/servers",
-            json={
-                "name": "web-1",
-                "host": "10.0.0.5",
-                "sshUser": "deploy",
-                "authMethod": "password",
-                "sshPassword": "x",
-            },
-        )
-        mine = await api.post("/api/instances", json={"name": "A", "serverId": server.json()["id"]})
+        server_id = await new_server(api)
+        mine = await api.post("/api/instances", json={"name": "A", "serverId": server_id})
         key = await api.post(
             "/api/api-keys",
             json={"name": "s", "permissions": ["view:audit"], "instanceIds": [mine.json()["id"]]},

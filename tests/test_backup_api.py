@@ -44,6 +44,20 @@ async def local_destination(alice: Caller) -> str:
     return destination_id
 
 
+async def backup_of_a_running_instance(
+    alice: Caller, store: EventStore
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A running instance and its manual backup to a local destination, as the API answered."""
+    instance = await running_instance(alice, store, await new_server(alice))
+    taken = await alice.post(
+        f"/api/instances/{instance['id']}/backups",
+        json={"destinationId": await local_destination(alice)},
+    )
+    assert taken.status_code == 202, taken.text
+    backup: dict[str, Any] = taken.json()
+    return instance, backup
+
+
 async def test_an_s3_destination_is_tested_and_its_secret_never_shown(
     alice: Caller, s3_server: S3Server
 ) -> None:
@@ -117,12 +131,8 @@ async def test_a_backup_needs_a_destination_of_the_organization(
 async def test_another_organization_finds_neither_the_instance_nor_its_backups(
     alice: Caller, mallory: Caller, store: EventStore
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
-    taken = await alice.post(
-        f"/api/instances/{instance['id']}/backups",
-        json={"destinationId": await local_destination(alice)},
-    )
-    backup_id = taken.json()["id"]
+    instance, backup = await backup_of_a_running_instance(alice, store)
+    backup_id = backup["id"]
 
     assert (await mallory.get(f"/api/backups/{backup_id}")).status_code == 404
     assert (await mallory.delete(f"/api/backups/{backup_id}")).status_code == 404
@@ -169,13 +179,9 @@ async def test_a_view_only_caller_can_list_but_not_take_or_restore(
 async def test_a_restore_is_recorded_for_a_completed_backup_and_needs_manage_instances(
     alice: Caller, caller: CallerFactory, store: EventStore
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
-    taken = await alice.post(
-        f"/api/instances/{instance['id']}/backups",
-        json={"destinationId": await local_destination(alice)},
-    )
-    backup_id = taken.json()["id"]
-    await complete_backup(store, backup_id, taken.json()["operationId"])
+    instance, backup = await backup_of_a_running_instance(alice, store)
+    backup_id = backup["id"]
+    await complete_backup(store, backup_id, backup["operationId"])
     shown: dict[str, Any] = {}
 
     async def backed_up() -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest_asyncio
+import uvicorn
 from litestar import Litestar
 
 from api.app import create_app
@@ -33,6 +34,7 @@ from projections.run import run_projections
 EVERYTHING = ("manage:instances", "manage:servers", "view:audit")
 VIEW_ONLY = ("view:instances", "view:servers", "view:audit")
 TEST_HOST_PORTS = HostPorts(20000, 20999)
+SERVE_DEADLINE = 30.0
 
 Caller = httpx.AsyncClient
 CallerFactory = Callable[..., Awaitable[Caller]]
@@ -80,6 +82,30 @@ async def serving(app: Litestar) -> AsyncIterator[Litestar]:
     finally:
         stop.set()
         await task
+
+
+@asynccontextmanager
+async def http_served(app: Litestar) -> AsyncIterator[str]:
+    """The base URL of `app` (its lifespan entered by the caller) served by uvicorn on a free
+    loopback port, for clients the ASGI transport cannot stand in for: the MCP SDK's own
+    client, and streamed responses read as they arrive."""
+    # log_config=None: uvicorn leaves the process's logging, and pytest's capture, alone.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_config=None, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + SERVE_DEADLINE
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, SERVE_DEADLINE)
 
 
 def client_of(app: Litestar, token: str | None = None) -> httpx.AsyncClient:

@@ -1,9 +1,8 @@
-"""The app served over real HTTP (uvicorn on a free loopback port) for the MCP SDK's own
-client, which speaks Streamable HTTP with httpx2 and cannot use an in-process transport."""
+"""The MCP SDK's own client on the app served over real HTTP (api_fixtures.http_served: it
+speaks Streamable HTTP with httpx2 and cannot use an in-process transport), and its keys."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,8 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mcp_types as types
-import uvicorn
-from litestar import Litestar
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
@@ -23,26 +20,6 @@ from events.api_key import ApiKeyCreated, api_key_stream
 from events.metadata import Actor, EventMetadata
 from events.store import NO_STREAM, EventStore
 from odoofleet.settings import Settings
-
-
-@asynccontextmanager
-async def http_served(app: Litestar) -> AsyncIterator[str]:
-    """The base URL of `app` (its lifespan entered by the caller) served on 127.0.0.1."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 30
-    while not server.started:
-        if task.done() or asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Heard:

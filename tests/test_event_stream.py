@@ -15,9 +15,15 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvicorn
-from api_fixtures import EVERYTHING, TEST_HOST_PORTS, mint, new_server, record, serving
-from litestar import Litestar
+from api_fixtures import (
+    EVERYTHING,
+    TEST_HOST_PORTS,
+    http_served,
+    mint,
+    new_server,
+    record,
+    serving,
+)
 
 from api.app import create_app
 from api.event_feed import StreamFilter, TooSlow
@@ -37,26 +43,6 @@ class Sse(msgspec.Struct, frozen=True):
     comment: str | None
 
 
-@asynccontextmanager
-async def listening(app: Litestar) -> AsyncIterator[str]:
-    """The started app behind a real uvicorn on a free loopback port."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + DEADLINE
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert not task.done(), task
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, DEADLINE)
-
-
 @pytest.fixture
 def fast_settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, event_stream_heartbeat=0.2)
@@ -65,7 +51,7 @@ def fast_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def url(fast_settings: Settings, pool: Pool, projections: None) -> AsyncIterator[str]:
     app = create_app(fast_settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
-    async with serving(app), listening(app) as base:
+    async with serving(app), http_served(app) as base:
         yield base
 
 

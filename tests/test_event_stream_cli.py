@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 
 import msgspec
 import pytest
-from api_fixtures import TEST_HOST_PORTS, mint, serving
-from test_event_stream import DEADLINE, listening, started
+from api_fixtures import TEST_HOST_PORTS, http_served, mint, serving
+from test_event_stream import DEADLINE, started
 
 from api.app import create_app
 from events.pool import Pool
@@ -69,7 +69,7 @@ class CuttableProxy:
 @pytest.fixture
 async def api_port(settings: Settings, pool: Pool) -> AsyncIterator[int]:
     app = create_app(settings.for_api(), pool=pool, host_ports=TEST_HOST_PORTS)
-    async with serving(app), listening(app) as base:
+    async with serving(app), http_served(app) as base:
         yield int(base.rsplit(":", 1)[1])
 
 

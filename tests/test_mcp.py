@@ -16,6 +16,7 @@ from api_fixtures import (
     TEST_HOST_PORTS,
     VIEW_ONLY,
     Caller,
+    http_served,
     mint,
     new_server,
     running_instance,
@@ -23,7 +24,7 @@ from api_fixtures import (
 )
 from litestar import Litestar
 from mcp import Client, StdioServerParameters
-from mcp_fixtures import Heard, http_served, issue_key, mcp_client, structured, tool_names
+from mcp_fixtures import Heard, issue_key, mcp_client, structured, tool_names
 from waiting import eventually
 
 from api.app import create_app

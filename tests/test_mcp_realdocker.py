@@ -19,6 +19,7 @@ from api_fixtures import (
     TEST_HOST_PORTS,
     Caller,
     client_of,
+    http_served,
     mint,
     new_server,
     running_instance,
@@ -27,7 +28,7 @@ from api_fixtures import (
 from builders import meta
 from litestar import Litestar
 from mcp import Client
-from mcp_fixtures import http_served, mcp_client, structured, tool_names
+from mcp_fixtures import mcp_client, structured, tool_names
 from realdocker_fixtures import (  # noqa: F401
     DockerFleet,
     docker_engine_fixture,

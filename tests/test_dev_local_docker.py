@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,6 +18,7 @@ import pytest_asyncio
 from realdocker_fixtures import docker_engine_fixture  # noqa: F401
 from realdocker_harness import DockerEngine
 from sshd_harness import free_port
+from test_dev_output import stop_dev
 from waiting import eventually
 
 from odoofleet.settings import Settings
@@ -93,12 +93,7 @@ async def local_dev(
         token = next(line for line in log.read_text().splitlines() if "token:" in line).split()[-1]
         yield f"http://127.0.0.1:{port}", token
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 60)
-        except TimeoutError:
-            os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_dev(process)
 
 
 @pytest.mark.realdocker

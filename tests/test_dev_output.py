@@ -40,6 +40,17 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # no embedded database started for nothing
 
 
+async def stop_dev(process: asyncio.subprocess.Process) -> None:
+    """Ctrl-C, as a developer stops it; its whole session killed if it has not ended in a
+    minute."""
+    process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), 60)
+    except TimeoutError:
+        os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
 async def test_verbose_logs_every_request(
     database_url: str, nats_server_url: str, tmp_path: Path
 ) -> None:
@@ -73,12 +84,7 @@ async def test_verbose_logs_every_request(
             message="the request in the log",
         )
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 60)
-        except TimeoutError:
-            os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_dev(process)
         nc = await nats.connect(nats_server_url, connect_timeout=2, max_reconnect_attempts=0)
         try:
             with contextlib.suppress(nats.js.errors.NotFoundError):

@@ -104,7 +104,13 @@ class ProvisioningRequested(DomainEvent, frozen=True, kw_only=True):
 
 # An Odoo model name, or a glob of them (`*`, `?`, `[…]` as fnmatch reads them).
 ModelPattern = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.*?\[\]!-]{1,128}$")]
-ModelPatterns = Annotated[tuple[ModelPattern, ...], msgspec.Meta(max_length=100)]
+# A list, not a tuple: the OpenAPI document renders a tuple of constrained strings as
+# `oneOf [string, {}]`, which no value can satisfy for a schema checker.
+ModelPatterns = Annotated[list[ModelPattern], msgspec.Meta(max_length=100)]
+
+
+def _every_model() -> list[str]:
+    return ["*"]
 
 
 class McpModelAccess(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -112,9 +118,9 @@ class McpModelAccess(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     fixed refusals of api/mcp/policy.py (secrets never read, ir.*/res.users never written,
     accounting never unlinked) hold whatever these say. The default allows the rest."""
 
-    read: ModelPatterns = ("*",)
-    write: ModelPatterns = ("*",)
-    unlink: ModelPatterns = ("*",)
+    read: ModelPatterns = msgspec.field(default_factory=_every_model)
+    write: ModelPatterns = msgspec.field(default_factory=_every_model)
+    unlink: ModelPatterns = msgspec.field(default_factory=_every_model)
 
 
 class InstanceChanges(msgspec.Struct, Generic[Secret], frozen=True, kw_only=True):

@@ -6,6 +6,7 @@ The default allowlist (ISSUE 18): every model may be read except the ones holdin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Final, Literal, TypeAlias
 
@@ -34,7 +35,7 @@ class ModelRefused(Exception):
         super().__init__(f"{access} access to the model {model!r} is not allowed through MCP")
 
 
-def _any(model: str, patterns: tuple[str, ...]) -> bool:
+def _any(model: str, patterns: Sequence[str]) -> bool:
     return any(fnmatchcase(model, pattern) for pattern in patterns)
 
 

@@ -148,10 +148,13 @@ async def test_a_provisioning_takes_a_known_number_of_ssh_round_trips(bare_fleet
 
     instance = await bare_fleet.create_instance(server_id)
     await bare_fleet.wait_for(instance.stream, InstanceProvisioned)
+    await bare_fleet.wait_for(instance.stream, McpCredentialsIssued, McpCredentialsFailed)
 
     commands, uploads = (now - then for now, then in zip(runner.snapshot(), before, strict=True))
     print(f"provisioning: {commands} commands + {uploads} uploads over SSH")
-    assert (commands, uploads) == (14, 13)
+    # 14 + 13 of the provisioning, and the MCP credentials operation that follows it: the
+    # API-user script uploaded, then run by `odoo shell`.
+    assert (commands, uploads) == (15, 14)
 
 
 class CountingRunner(SshRunner):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import msgspec
 
 from workers.acme.issuer import AcmeConfig
+from workers.runtime.config import WorkerConfig
 
 
 class DomainConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,30 +24,7 @@ class DomainConfig(msgspec.Struct, frozen=True, kw_only=True):
     check_interval: float = 60.0
 
 
-class DomainSettings(Protocol):
-    """The settings fields this configuration comes from (odoofleet.settings.Settings)."""
-
-    @property
-    def acme_directory_url(self) -> str: ...
-    @property
-    def acme_email(self) -> str: ...
-    @property
-    def acme_ca_bundle(self) -> str: ...
-    @property
-    def acme_account_key_file(self) -> str: ...
-    @property
-    def dns_resolvers(self) -> str: ...
-    @property
-    def certificate_renew_days(self) -> int: ...
-    @property
-    def hsts(self) -> bool: ...
-    @property
-    def https_port(self) -> int: ...
-    @property
-    def domain_check_interval(self) -> float: ...
-
-
-def domain_config(settings: DomainSettings) -> DomainConfig:
+def domain_config(settings: WorkerConfig) -> DomainConfig:
     acme = AcmeConfig(
         directory_url=settings.acme_directory_url,
         email=settings.acme_email,

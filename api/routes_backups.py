@@ -20,6 +20,7 @@ from litestar.response import Stream
 
 from api.auth import Forbidden, Principal, needs
 from api.errors import FieldError, InvalidRequest, problem
+from api.restore_new import restore_into_new
 from api.services import Deps, Services
 from api.web import POSITION_HEADER, AuthRequest, MinPosition, metadata_for, problems
 from api.wire_backups import (
@@ -180,7 +181,7 @@ async def remove(
 @post(
     "/backups/{backup_id:uuid}/restore",
     operation_id="restoreBackup",
-    summary="Restore a backup into an instance",
+    summary="Restore a backup into an instance, or into a new one",
     status_code=202,
     opt=MANAGE,
     responses=problems(400, 401, 403, 404, 409, 503),
@@ -195,13 +196,23 @@ async def restore(
     """Every part is checked against its recorded SHA-256 first (a mismatch refuses the
     restore). Into the backed-up instance itself, a safety backup is taken first; then the
     app is stopped, the database and filestore replaced, the app started and checked.
-    Needs manage:instances too."""
+    `newInstance` creates the instance (as POST /instances, with the backup's Odoo version
+    and edition) and restores into it once it is provisioned. Needs manage:instances too."""
     principal = request.user
     if not principal.may("manage:instances"):
         raise Forbidden("manage:instances")
     bid = str(backup_id)
     view = await _current(services, principal, bid)
     body = data or RestoreBody()
+    if body.new_instance is not None:
+        if body.target_instance_id is not None:
+            raise InvalidRequest(
+                FieldError("newInstance", "give targetInstanceId or newInstance, not both")
+            )
+        return await restore_into_new(
+            request, services, bid, view.instance_id, body.new_instance,
+            neutralize=body.neutralize,
+        )  # fmt: skip
     target = body.target_instance_id or view.instance_id
     try:
         uuid.UUID(target)

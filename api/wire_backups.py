@@ -3,12 +3,15 @@ in an answer: no data key, no credential)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
+from api.fields import AddonsPath, Branch, EnvVars, Name, Reference, Slug
 from events.backup import BackupReason, DestinationKind, PartName
+from events.instance import EnvironmentType
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
@@ -55,11 +58,28 @@ class CreateBackupBody(msgspec.Struct, rename="camel", kw_only=True, forbid_unkn
     ] = None
 
 
+class NewInstanceBody(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """An instance to create for the restore: what POST /api/instances takes, but the Odoo
+    version and edition, which are the backup's."""
+
+    name: Name
+    server_id: uuid.UUID
+    slug: Slug | None = None
+    environment_type: EnvironmentType = "development"
+    project_id: Reference | None = None
+    branch: Branch | None = None
+    template_id: Reference | None = None
+    addons_path: AddonsPath | None = None
+    env_vars: EnvVars = {}
+
+
 class RestoreBody(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    """Into `targetInstanceId` (default: the backed-up instance itself, after a safety
-    backup). `neutralize`: outgoing mail servers and scheduled actions disabled."""
+    """Into `targetInstanceId` or into `newInstance`, created for it (at most one of them;
+    default: the backed-up instance itself, after a safety backup). `neutralize`: outgoing
+    mail servers and scheduled actions disabled."""
 
     target_instance_id: str | None = None
+    new_instance: NewInstanceBody | None = None
     neutralize: bool = False
 
 

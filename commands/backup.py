@@ -115,6 +115,7 @@ class RequestRestore(msgspec.Struct, frozen=True, kw_only=True):
     operation_id: str
     target_instance_id: str
     neutralize: bool = False
+    new_instance: bool = False  # the target is created for the restore, after this command
 
 
 class RecordRestored(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,7 +181,7 @@ def decide(command: BackupCommand, state: BackupState, now: datetime) -> list[Do
         case RecordBackupDeleted():
             return _deleted(command, state)
         case RequestRestore():
-            return _restore(command, state)
+            return _restore(command, state, now)
         case RecordRestored() | RecordRestoreFailed():
             return _restored(command, state, now)
         case _:
@@ -265,7 +266,7 @@ def _deleted(command: RecordBackupDeleted, state: BackupState) -> list[DomainEve
     return [BackupExpired(**ids) if state.expired else BackupDeleted(**ids)]
 
 
-def _restore(command: RequestRestore, state: BackupState) -> list[DomainEvent]:
+def _restore(command: RequestRestore, state: BackupState, now: datetime) -> list[DomainEvent]:
     match state:
         case Absent() | Deleted():
             raise BackupNotFound
@@ -277,6 +278,8 @@ def _restore(command: RequestRestore, state: BackupState) -> list[DomainEvent]:
                     source_instance_id=state.requested.instance_id,
                     target_instance_id=command.target_instance_id,
                     neutralize=command.neutralize,
+                    new_instance=command.new_instance,
+                    requested_at=now,
                 )
             ]
         case Completed():

@@ -81,11 +81,16 @@ class BackupExpired(DomainEvent, frozen=True, kw_only=True):
 
 
 class RestoreRequested(DomainEvent, frozen=True, kw_only=True):
+    """`new_instance`: the target was created for this restore (its create follows this
+    event); the restore waits for its provisioning, then runs into it."""
+
     backup_id: str
     operation_id: str
     source_instance_id: str
     target_instance_id: str
     neutralize: bool
+    new_instance: bool = False
+    requested_at: datetime | None = None  # None: recorded before restores into new instances
 
 
 class InstanceRestored(DomainEvent, frozen=True, kw_only=True):

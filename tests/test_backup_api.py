@@ -15,7 +15,14 @@ from backup_servers import ACCESS_KEY, SECRET_KEY, S3Server, s3_server_fixture  
 from waiting import eventually
 
 from commands.backup_retention import expires_at
-from events.backup import BackupRequested, RestoreRequested, backup_stream
+from events.backup import (
+    BackupCompleted,
+    BackupRequested,
+    RestoreFailed,
+    RestoreRequested,
+    backup_stream,
+)
+from events.registry import DomainEvent
 from events.secrets import Vault
 from events.store import EventStore
 
@@ -205,6 +212,86 @@ async def test_a_restore_is_recorded_for_a_completed_backup_and_needs_manage_ins
         f"/api/backups/{backup_id}/restore", json={"targetInstanceId": str(uuid.uuid4())}
     )
     assert missing.status_code in (400, 409)
+
+
+async def completed_backup(alice: Caller, store: EventStore) -> tuple[dict[str, Any], str]:
+    instance, backup = await backup_of_a_running_instance(alice, store)
+    await complete_backup(store, backup["id"], backup["operationId"])
+    return instance, backup["id"]
+
+
+async def last_event(store: EventStore, backup_id: str) -> DomainEvent:
+    return store.decode((await store.read_stream(backup_stream(backup_id)))[-1])
+
+
+async def test_a_restore_into_a_new_instance_creates_it_with_the_backups_odoo(
+    alice: Caller, store: EventStore
+) -> None:
+    instance, backup_id = await completed_backup(alice, store)
+    other_server = await new_server(alice)
+    body = {"name": "Copy", "serverId": other_server, "slug": "copy", "branch": "staging"}
+
+    accepted = await alice.post(
+        f"/api/backups/{backup_id}/restore", json={"newInstance": body, "neutralize": True}
+    )
+
+    assert accepted.status_code == 202, accepted.text
+    new_id = accepted.json()["targetInstanceId"]
+    assert new_id != instance["id"]
+    assert accepted.headers["Location"] == f"/api/instances/{new_id}"
+    created = await alice.get(
+        f"/api/instances/{new_id}", headers={"X-Min-Position": accepted.headers["X-Position"]}
+    )
+    shown = created.json()
+    assert (shown["status"], shown["serverId"], shown["slug"]) == (
+        "creating", other_server, "copy",
+    )  # fmt: skip
+    assert (shown["odooVersion"], shown["odooEdition"]) == (
+        instance["odooVersion"], instance["odooEdition"],
+    )  # fmt: skip
+    requested = await last_event(store, backup_id)
+    assert isinstance(requested, RestoreRequested)
+    assert (requested.target_instance_id, requested.new_instance, requested.neutralize) == (
+        new_id, True, True,
+    )  # fmt: skip
+    assert requested.operation_id == accepted.json()["operationId"]
+    busy = await alice.post(f"/api/backups/{backup_id}/restore", json={"newInstance": body})
+    assert busy.status_code == 409  # one restore from a backup at a time
+
+
+async def test_a_restore_into_a_new_instance_refuses_what_a_create_refuses(
+    alice: Caller, mallory: Caller, store: EventStore
+) -> None:
+    instance, backup_id = await completed_backup(alice, store)
+    url = f"/api/backups/{backup_id}/restore"
+    server_id = instance["serverId"]
+    new = {"name": "Copy", "serverId": server_id}
+
+    both = await alice.post(url, json={"targetInstanceId": instance["id"], "newInstance": new})
+    version = await alice.post(url, json={"newInstance": new | {"odooVersion": "16.0"}})
+    theirs = await alice.post(
+        url, json={"newInstance": new | {"serverId": await new_server(mallory)}}
+    )
+    unknown = await alice.post(url, json={"newInstance": new | {"serverId": str(uuid.uuid4())}})
+
+    assert (both.status_code, both.json()["errors"][0]["field"]) == (400, "newInstance")
+    assert (version.status_code, version.json()["errors"][0]["field"]) == (400, "odooVersion")
+    assert (theirs.status_code, theirs.json()) == (unknown.status_code, unknown.json())
+    assert (theirs.status_code, theirs.json()["errors"][0]["field"]) == (
+        404, "newInstance.serverId",
+    )  # fmt: skip
+    assert isinstance(await last_event(store, backup_id), BackupCompleted)  # nothing recorded
+    taken = await alice.post(url, json={"newInstance": new | {"slug": instance["slug"]}})
+    as_a_create = await alice.post("/api/instances", json=new | {"slug": instance["slug"]})
+
+    assert (taken.status_code, taken.json()) == (as_a_create.status_code, as_a_create.json())
+    assert taken.json()["type"].endswith("slug-taken")
+    failed = await last_event(store, backup_id)
+    assert isinstance(failed, RestoreFailed)
+    assert (failed.step, failed.target_instance_id) == ("create", failed.target_instance_id)
+    assert failed.message.startswith("the new instance was not created")
+    again = await alice.post(url, json={"newInstance": new | {"slug": "copy"}})
+    assert again.status_code == 202, again.text  # the refused create left the backup free
 
 
 async def test_a_schedule_is_checked_and_answers_its_next_run(

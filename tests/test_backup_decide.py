@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from builders import ID, create_command
 from croniter import croniter  # type: ignore[import-untyped]
 
-from commands import backup
+from commands import backup, instance
 from commands.backup_retention import expired, expires_at, latest_due
+from commands.instance_state import Absent, InstanceState
+from commands.instance_state import fold as instance_fold
+from commands.instance_state import initial_state as instance_initial_state
 from events.backup import (
     BackupCompleted,
     BackupDeleted,
@@ -22,8 +26,16 @@ from events.backup import (
     RestoreFailed,
     RestoreRequested,
 )
+from events.instance import (
+    ActionRequested,
+    InstanceProvisioned,
+    ProvisioningFailed,
+    RemovalRequested,
+)
 from events.registry import DomainEvent
 from events.secrets import Sealed
+from workers.sagas.operation_log import StepFailed
+from workers.sagas.restore_new import CREATE_GRACE, provisioning_verdict
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 PART = BackupPart(
@@ -114,6 +126,7 @@ def test_one_restore_at_a_time_and_its_outcome_once() -> None:
             source_instance_id="i-1",
             target_instance_id="i-2",
             neutralize=True,
+            requested_at=NOW,
         )
     ]
     state = given(requested(), completed(), *asked)
@@ -147,6 +160,78 @@ def test_a_failed_restore_is_recorded_with_its_step() -> None:
             step="verify",
             message="m",
         )
+    ]
+
+
+def test_a_restore_into_a_new_instance_is_recorded_as_one_and_holds_the_backup() -> None:
+    restore = backup.RequestRestore(
+        operation_id="op-r", target_instance_id="i-new", new_instance=True
+    )
+    asked = when(given(requested(), completed()), restore)
+    assert asked == [
+        RestoreRequested(
+            backup_id="b-1",
+            operation_id="op-r",
+            source_instance_id="i-1",
+            target_instance_id="i-new",
+            neutralize=False,
+            new_instance=True,
+            requested_at=NOW,
+        )
+    ]
+    state = given(requested(), completed(), *asked)
+    with pytest.raises(backup.BackupBusy):
+        when(state, backup.DeleteBackup(operation_id="op-d"))
+    # Its create refused: the failure at `create` frees the backup for another restore.
+    failed = backup.RecordRestoreFailed(operation_id="op-r", step="create", message="slug")
+    after = given(requested(), completed(), *asked, *when(state, failed))
+    again = backup.RequestRestore(operation_id="op-2", target_instance_id="i-2")
+    assert [type(e) for e in when(after, again)] == [RestoreRequested]
+
+
+def new_instance(*events: DomainEvent) -> InstanceState:
+    created = instance.decide(create_command(), instance_initial_state(), NOW)
+    return instance_fold([*created, *events])
+
+
+PROVISIONED = InstanceProvisioned(instance_id=ID, operation_id="op-p", active_color="blue")
+
+
+@pytest.mark.parametrize(
+    ("state", "verdict"),
+    [
+        (new_instance(), "waiting"),
+        (new_instance(PROVISIONED), "provisioned"),
+        (
+            new_instance(ActionRequested(instance_id=ID, operation_id="a", action="start")),
+            "waiting",
+        ),
+    ],
+)
+def test_a_restore_into_a_new_instance_waits_for_its_provisioning(
+    state: InstanceState, verdict: str
+) -> None:
+    assert provisioning_verdict(state, NOW, NOW) == verdict
+
+
+def test_a_restore_into_a_new_instance_that_will_never_be_provisioned_fails_and_says_why() -> None:
+    failed = ProvisioningFailed(instance_id=ID, operation_id="p", step="pull", message="no image")
+    removed = RemovalRequested(instance_id=ID, operation_id="r")
+    later = NOW + CREATE_GRACE
+
+    outcomes = [
+        provisioning_verdict(new_instance(failed), NOW, NOW),
+        provisioning_verdict(new_instance(removed), NOW, NOW),
+        provisioning_verdict(Absent(), NOW, later),
+        provisioning_verdict(Absent(), None, NOW),
+    ]
+
+    assert provisioning_verdict(Absent(), NOW, later - timedelta(seconds=1)) == "waiting"
+    assert [(o.step, o.message) for o in outcomes if isinstance(o, StepFailed)] == [
+        ("provision", "the new instance's provisioning failed: no image"),
+        ("provision", "the new instance was deleted before the backup was restored"),
+        ("create", "the new instance was never created"),
+        ("create", "the new instance was never created"),
     ]
 
 

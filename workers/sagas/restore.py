@@ -4,7 +4,8 @@ anything is touched); a restore into the backed-up instance itself takes a safet
 first; then the app is stopped, the database recreated and restored with pg_restore inside
 its db container, the filestore replaced, optionally neutralized (no outgoing mail, no
 scheduled actions), the app started, and the result checked (the database answers with its
-tables, the filestore is in place, Odoo is ready) before InstanceRestored is recorded."""
+tables, the filestore is in place, Odoo is ready) before InstanceRestored is recorded. A
+restore into a new instance first waits for its provisioning (workers/sagas/restore_new.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from datetime import UTC, datetime
 from typing import Final
 
 from commands import backup
-from commands.instance_state import Abandoned, Existing, Removed, Removing
+from commands.instance_state import Abandoned, Absent, Existing, Removed, Removing
+from commands.instance_state import fold as instance_fold
 from commands.outcome import FailedAt, Succeeded
-from commands.runner import execute_command
+from commands.runner import execute_command, load
 from events import backup as backup_events
 from events.backup import BackupPart, RestoreRequested, backup_stream
+from events.instance import instance_stream
 from workers.backups.commands import (
     database_answers_command,
     filestore_files_command,
@@ -33,6 +36,7 @@ from workers.backups.commands import (
 from workers.backups.destinations import Destination
 from workers.backups.parts import open_part, verify_part
 from workers.backups.remote_stream import stream_in
+from workers.runtime.consumer import Deferred
 from workers.runtime.slots import OperationLocks
 from workers.sagas.backup import take_backup
 from workers.sagas.backup_access import (
@@ -47,6 +51,7 @@ from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.provision_steps import app_up, ready
 from workers.sagas.readiness import wait_stopped
+from workers.sagas.restore_new import PROVISION_STEP, provisioning_verdict
 from workers.sagas.runtime import Step, close, last_started_step, resume
 from workers.server.commands import stop_command
 from workers.server.remote import StepError
@@ -61,9 +66,33 @@ async def handle(deps: SagaDeps, trigger: Trigger) -> None:
     log = OperationLog(deps.store, event.operation_id, trigger.metadata)
     if (await log.load()).finished:
         return
+    if event.new_instance and not await _new_instance_provisioned(deps, trigger, event, log):
+        return
     async with OperationLocks(deps.conninfo, deps.config.lock_poll) as locks:
         await locks.hold(f"instance {event.target_instance_id}", deps.config.lock_timeout)
         await _restore(deps, trigger, event, log, locks)
+
+
+async def _new_instance_provisioned(
+    deps: SagaDeps, trigger: Trigger, event: RestoreRequested, log: OperationLog
+) -> bool:
+    """True once the new instance is provisioned; Deferred (the message comes back) while it
+    is being created; False when the restore failed, recorded, because it never will be."""
+    state = await load_backup(deps, event.backup_id)
+    if not isinstance(state, backup.Completed) or event.operation_id in state.settled:
+        await _close_as(log, deps, event)  # e.g. its create was refused
+        return False
+    stream_id = instance_stream(event.target_instance_id)
+    target = (await load(deps.store, stream_id, instance_fold)).state
+    verdict = provisioning_verdict(target, event.requested_at, datetime.now(UTC))
+    server_id = "" if isinstance(target, Absent) else target.facts.server_id
+    await log.start("restore", event.target_instance_id, server_id, deps.worker)
+    if verdict == "waiting":
+        raise Deferred(f"the new instance {event.target_instance_id} is not provisioned yet")
+    if isinstance(verdict, StepFailed):
+        await _settle(deps, trigger, log, event, verdict)
+        return False
+    return True
 
 
 async def _restore(
@@ -171,8 +200,12 @@ def _steps(
             raise StepError(f"the restored database {db_name} holds no tables ({tables})")
         return f"{db_name}: {tables.strip()} tables; filestore: {files.strip()} files"
 
+    async def provisioned() -> str:
+        return f"the new instance {target.facts.slug} is provisioned ({color})"
+
     same = event.source_instance_id == event.target_instance_id
     return [
+        *([Step(PROVISION_STEP, provisioned)] if event.new_instance else []),
         Step("verify", verify),
         *([Step("safety-backup", safety_backup)] if same else []),
         Step("stop", stop),

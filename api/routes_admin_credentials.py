@@ -10,14 +10,14 @@ from litestar import Response, get, post
 from litestar.params import FromPath
 
 from api.drafts import admin_user_password
+from api.operation_accepted import operation_accepted
 from api.routes_instances import MANAGE
 from api.services import Deps
-from api.web import WRITE_HEADERS, AuthRequest, metadata_for, problems, write_headers
+from api.web import WRITE_HEADERS, AuthRequest, metadata_for, problems
 from api.wire_instances import AdminCredentials
 from api.wire_reads import Operation
 from commands.admin_credentials import reveal_admin_credentials, rotate_admin_password
 
-ROTATION: Final = "rotate-admin-password"
 # A password must not linger in a shared or browser cache (RFC 9111 §5.2.2.5).
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 
@@ -80,17 +80,12 @@ async def rotate(
         now=now,
         metadata=metadata_for(request),
     )
-    services.reads.wrote(request.user, outcome.position)
-    pending = Operation(
-        id=operation_id,
+    return operation_accepted(
+        services,
+        request.user,
+        outcome,
+        operation_id=operation_id,
         instance_id=str(instance_id),
-        type=ROTATION,
-        status="pending",
-        started_at=now,
-        completed_at=None,
-        error=None,
-        steps=[],
+        kind="rotate-admin-password",
+        requested_at=now,
     )
-    location = f"/api/instances/{instance_id}/operations"
-    headers = write_headers(outcome.version, outcome.position, Location=location)
-    return Response(pending, status_code=202, headers=headers)

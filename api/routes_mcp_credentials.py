@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Final
 
 from litestar import Response, post
 from litestar.params import FromPath
 
+from api.operation_accepted import operation_accepted
 from api.routes_instances import MANAGE
 from api.services import Deps
-from api.web import WRITE_HEADERS, AuthRequest, metadata_for, problems, write_headers
+from api.web import WRITE_HEADERS, AuthRequest, metadata_for, problems
 from api.wire_reads import Operation
 from commands.instance import decide
 from commands.instance_state import fold
 from commands.mcp_credentials import RotateMcpCredentials
 from commands.runner import execute_command
 from events.instance import instance_stream
-
-ROTATION: Final = "mcp-credentials"
 
 
 @post(
@@ -52,17 +50,12 @@ async def rotate_credentials(
         now,
         metadata_for(request),
     )
-    services.reads.wrote(request.user, outcome.position)
-    pending = Operation(
-        id=operation_id,
+    return operation_accepted(
+        services,
+        request.user,
+        outcome,
+        operation_id=operation_id,
         instance_id=str(instance_id),
-        type=ROTATION,
-        status="pending",
-        started_at=now,
-        completed_at=None,
-        error=None,
-        steps=[],
+        kind="mcp-credentials",
+        requested_at=now,
     )
-    location = f"/api/instances/{instance_id}/operations"
-    headers = write_headers(outcome.version, outcome.position, Location=location)
-    return Response(pending, status_code=202, headers=headers)

@@ -16,13 +16,13 @@ from litestar.params import FromPath, JSONBody
 from api.auth import needs
 from api.errors import FieldError, InvalidRequest, problem
 from api.services import Deps, Services
-from api.web import POSITION_HEADER, AuthRequest, MinPosition, metadata_for, problems
+from api.web import AuthRequest, MinPosition, metadata_for, problems
 from api.wire_backups import Destination, DestinationBody, DestinationList
+from api.written import as_written, position_header
 from commands import backup_destination
 from commands.runner import execute_command
 from events.backup import destination_stream
 from projections.backups import DESTINATIONS, DestinationView, list_destinations
-from projections.runtime.fold import fold_stream
 from workers.backups.destinations import DestinationError, probe
 from workers.backups.opening import DestinationSpec, open_destination
 
@@ -108,11 +108,10 @@ async def create(
         services.store, stream_id, backup_destination.fold,
         backup_destination.decide, command, datetime.now(UTC), metadata_for(request),
     )  # fmt: skip
-    view = await fold_stream(services.store, DESTINATIONS, stream_id)
-    assert view is not None
-    headers = {"Location": f"/api/backup-destinations/{destination_id}"}
-    if outcome.position is not None:
-        headers[POSITION_HEADER] = str(outcome.position)
+    not_found = problem(404, "not-found", "backup destination not found")
+    view = await as_written(services.store, DESTINATIONS, stream_id, request.user, not_found)
+    location = f"/api/backup-destinations/{destination_id}"
+    headers = {"Location": location, **position_header(outcome.position)}
     return Response(_shown(view), status_code=201, headers=headers)
 
 

@@ -32,11 +32,11 @@ from api.web import (
     respond,
 )
 from api.wire_servers import CreateServerBody, Server, ServerList
+from api.written import as_written, position_header
 from commands import server_commands
 from commands.refusals import ServerNotFound
 from commands.server_commands import ServerDraft
 from events.server import server_stream
-from projections.runtime.fold import fold_stream
 from projections.servers import SERVERS, count_live_instances_on_server, get_server, list_servers
 from projections.waiting import wait_for_position
 
@@ -102,12 +102,12 @@ async def register(
             now=datetime.now(UTC),
             metadata=metadata_for(request),
         )
-        shown = await _registered(services, draft.server_id)
-        headers = {"Location": f"/api/servers/{draft.server_id}"}
-        if outcome.position is not None:
-            headers[POSITION_HEADER] = str(outcome.position)
-        written = Written(server_stream(draft.server_id), outcome.version)
-        return Reply(201, shown, headers, written=written)
+        stream_id = server_stream(draft.server_id)
+        view = await as_written(services.store, SERVERS, stream_id, principal, ServerNotFound())
+        location = f"/api/servers/{draft.server_id}"
+        headers = {"Location": location, **position_header(outcome.position)}
+        written = Written(stream_id, outcome.version)
+        return Reply(201, present.server(view), headers, written=written)
 
     key = fingerprint("POST", request.url.path, data)
     replay = partial(replays.server, services, principal)
@@ -198,17 +198,7 @@ async def validate(
 
 def _accepted(services: Services, request: AuthRequest, position: int | None) -> Response[None]:
     services.reads.wrote(request.user, position)
-    headers = {} if position is None else {POSITION_HEADER: str(position)}
-    return respond(Reply(202, None, headers))
-
-
-async def _registered(services: Services, server_id: str) -> Server:
-    """The server right after its registration, folded from its own stream by the read
-    model's own Folder: exact, without waiting for the projection."""
-    view = await fold_stream(services.store, SERVERS, server_stream(server_id))
-    if view is None:
-        raise ServerNotFound
-    return present.server(view)
+    return respond(Reply(202, None, position_header(position)))
 
 
 def _with_public_addresses(draft: ServerDraft, body: CreateServerBody) -> ServerDraft:

@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from api.auth import needs
 from api.errors import FieldError, InvalidRequest, problem
 from api.services import Deps, Services
-from api.web import POSITION_HEADER, AuthRequest, MinPosition, metadata_for, problems
+from api.web import AuthRequest, MinPosition, metadata_for, problems
 from api.wire_webhooks import (
     ChangeWebhookBody,
     CreatedWebhook,
@@ -25,11 +25,11 @@ from api.wire_webhooks import (
     Webhook,
     WebhookList,
 )
+from api.written import as_written, position_header
 from commands import webhook
 from commands.runner import Outcome, execute_command
 from events.webhook import WebhookSecretRotated, webhook_stream
 from projections.public_events import EVENT_NAMES
-from projections.runtime.fold import fold_stream
 from projections.webhook_deliveries import delivery_exists, list_deliveries
 from projections.webhooks import WEBHOOKS, WebhookView, get_webhook, list_webhooks
 from workers.ssh.network_policy import NetworkPolicy, parse_networks
@@ -89,7 +89,7 @@ async def create(
     )
     outcome = await _execute(services, request, endpoint_id, command)
     shown = msgspec.structs.asdict(await _current(services, request, endpoint_id))
-    headers = {"Location": f"/api/webhooks/{endpoint_id}", **_position(outcome)}
+    headers = {"Location": f"/api/webhooks/{endpoint_id}", **position_header(outcome.position)}
     return Response(CreatedWebhook(**shown, secret=secret), status_code=201, headers=headers)
 
 
@@ -141,7 +141,7 @@ async def update(
     )
     outcome = await _execute(services, request, str(endpoint_id), command)
     shown = await _current(services, request, str(endpoint_id))
-    return Response(shown, headers=_position(outcome))
+    return Response(shown, headers=position_header(outcome.position))
 
 
 @delete(
@@ -180,7 +180,7 @@ async def rotate_secret(
     outcome = await _execute(services, request, str(endpoint_id), command)
     rotated = next(e for e in outcome.events if isinstance(e, WebhookSecretRotated))
     body = RotatedSecret(secret=secret, previous_secret_valid_until=rotated.previous_valid_until)
-    return Response(body, headers=_position(outcome))
+    return Response(body, headers=position_header(outcome.position))
 
 
 @get(
@@ -230,7 +230,7 @@ async def redeliver(
         raise problem(404, "not-found", "no such delivery of this webhook endpoint")
     command = webhook.RequestRedelivery(delivery_id=str(delivery_id))
     outcome = await _execute(services, request, str(endpoint_id), command)
-    return Response(None, status_code=202, headers=_position(outcome))
+    return Response(None, status_code=202, headers=position_header(outcome.position))
 
 
 async def _execute(
@@ -255,20 +255,13 @@ async def _execute(
 
 
 async def _current(services: Services, request: AuthRequest, endpoint_id: str) -> Webhook:
-    """The endpoint folded from its own stream by the read model's Folder: exact right after
-    a write, without waiting for the projection."""
-    view = await fold_stream(services.store, WEBHOOKS, webhook_stream(endpoint_id))
-    if view is None or view.org_id != request.user.org_id:
-        raise problem(404, "not-found", "webhook endpoint not found")
-    return _shown(view)
+    missing = problem(404, "not-found", "webhook endpoint not found")
+    stream_id = webhook_stream(endpoint_id)
+    return _shown(await as_written(services.store, WEBHOOKS, stream_id, request.user, missing))
 
 
 def _shown(view: WebhookView) -> Webhook:
     return msgspec.convert(view, Webhook, from_attributes=True)
-
-
-def _position(outcome: Outcome) -> dict[str, str]:
-    return {} if outcome.position is None else {POSITION_HEADER: str(outcome.position)}
 
 
 def _check_url(services: Services, url: str) -> None:

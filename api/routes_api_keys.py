@@ -21,9 +21,10 @@ from api.auth import Principal, needs
 from api.errors import FieldError, InvalidRequest, problem
 from api.fields import Name
 from api.services import Deps, Services
-from api.web import POSITION_HEADER, AuthRequest, MinPosition, metadata_for, problems
+from api.web import AuthRequest, MinPosition, metadata_for, problems
+from api.written import position_header
 from commands import api_key
-from commands.runner import execute_command, folder
+from commands.runner import Outcome, execute_command, folder
 from events.api_key import api_key_stream
 from projections.api_keys import ListedApiKey, key_prefix, list_api_keys
 from projections.instances import get_instance
@@ -122,19 +123,7 @@ async def create(
         if data.mcp_instance_ids is None
         else frozenset(str(i) for i in data.mcp_instance_ids),
     )
-    try:
-        outcome = await execute_command(
-            services.store,
-            api_key_stream(key_id),
-            _fold,
-            api_key.decide,
-            command,
-            now,
-            metadata_for(request),
-        )
-    except (api_key.PermissionsExceeded, api_key.ScopeExceeded) as e:
-        raise problem(403, "forbidden", str(e)) from e
-    services.reads.wrote(principal, outcome.position)
+    outcome = await _execute(services, request, key_id, command, now)
     body = CreatedApiKey(
         id=key_id,
         name=data.name,
@@ -147,7 +136,7 @@ async def create(
         last_used_at=None,
         key=issued.token,
     )
-    headers = {"Location": f"/api/api-keys/{key_id}", POSITION_HEADER: str(outcome.position)}
+    headers = {"Location": f"/api/api-keys/{key_id}", **position_header(outcome.position)}
     return Response(body, status_code=201, headers=headers)
 
 
@@ -180,20 +169,33 @@ async def list_all(
 )
 async def revoke(request: AuthRequest, services: Deps, key_id: FromPath[uuid.UUID]) -> None:
     """The key is refused from the next request on; revoking it again changes nothing."""
-    principal = request.user
+    command = api_key.RevokeApiKey(revoked_by=request.user.user_id)
+    await _execute(services, request, str(key_id), command, datetime.now(UTC))
+
+
+async def _execute(
+    services: Services,
+    request: AuthRequest,
+    key_id: str,
+    command: api_key.ApiKeyCommand,
+    now: datetime,
+) -> Outcome:
     try:
         outcome = await execute_command(
             services.store,
-            api_key_stream(str(key_id)),
+            api_key_stream(key_id),
             _fold,
             api_key.decide,
-            api_key.RevokeApiKey(revoked_by=principal.user_id),
-            datetime.now(UTC),
+            command,
+            now,
             metadata_for(request),
         )
+    except (api_key.PermissionsExceeded, api_key.ScopeExceeded) as e:
+        raise problem(403, "forbidden", str(e)) from e
     except api_key.ApiKeyNotFound as e:
         raise problem(404, "not-found", str(e)) from e
-    services.reads.wrote(principal, outcome.position)
+    services.reads.wrote(request.user, outcome.position)
+    return outcome
 
 
 async def _instances(
@@ -211,17 +213,7 @@ async def _instances(
 
 
 def _shown(view: ListedApiKey) -> ApiKey:
-    return ApiKey(
-        id=view.id,
-        name=view.name,
-        prefix=view.prefix,
-        permissions=view.permissions,
-        instance_ids=view.instance_ids,
-        expires_at=view.expires_at,
-        created_by=view.created_by,
-        created_at=view.created_at,
-        last_used_at=view.last_used_at,
-    )
+    return msgspec.convert(view, ApiKey, from_attributes=True)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

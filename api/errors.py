@@ -18,7 +18,7 @@ from litestar.plugins.problem_details import (
 )
 
 from api.auth import Forbidden, Unauthenticated
-from commands.domain import DomainNotFound
+from commands.domain import AutoDomainKept, DomainNotFound
 from commands.domain_name import DomainTaken, InvalidDomainName
 from commands.refusals import (
     ActionNotAllowed,
@@ -176,6 +176,7 @@ PROBLEMS: Final[dict[type[Exception], Callable[[Any], ProblemDetailsException]]]
     InstanceNotFound: lambda e: problem(404, "not-found", str(e)),
     ServerNotFound: lambda e: problem(404, "not-found", str(e)),
     DomainNotFound: lambda e: problem(404, "not-found", str(e)),
+    AutoDomainKept: lambda e: problem(409, "auto-domain", str(e)),
     ActionNotAllowed: lambda e: problem(409, "action-not-allowed", str(e)),
     RemovalNotFailed: lambda e: problem(409, "removal-not-failed", str(e)),
     AdminPasswordUnknown: lambda e: problem(409, "admin-password-unknown", str(e)),

@@ -47,7 +47,7 @@ def domain_of(view: ListedDomain, now: datetime) -> Domain:
         instance_id=view.instance_id,
         domain=view.name,
         is_primary=view.is_primary,
-        is_auto_generated=False,
+        is_auto_generated=view.is_auto_generated,
         dns_status=view.dns_status,
         dns_message=view.dns_message,
         ssl_status=view.ssl_status(now),

@@ -38,10 +38,20 @@ class DomainNotFound(Refusal):
         super().__init__("domain not found")
 
 
+class AutoDomainKept(Refusal):
+    """The auto subdomain lives as long as its instance; another domain can be primary."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the instance's auto subdomain cannot be removed; make another domain primary instead"
+        )
+
+
 class DomainFacts(msgspec.Struct, frozen=True, kw_only=True):
     domain_id: str
     instance_id: str
     domain: str
+    auto_generated: bool = False
     verified: bool = False
     verification: DomainVerificationRequested | None = None  # the check in flight
     last_failure: DomainVerificationFailed | None = None  # of the last check, if it failed
@@ -70,6 +80,7 @@ class AddDomain(msgspec.Struct, frozen=True, kw_only=True):
     instance_id: str
     domain: str
     request_id: str
+    auto_generated: bool = False
 
 
 class VerifyDomain(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,8 +123,10 @@ class RecordCertificateFailed(msgspec.Struct, frozen=True, kw_only=True):
     rate_limited: bool
 
 
-class RemoveDomain(msgspec.Struct, frozen=True):
-    pass
+class RemoveDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """`instance_removed`: the instance is gone, so its auto subdomain goes too."""
+
+    instance_removed: bool = False
 
 
 DomainCommand: TypeAlias = (
@@ -135,7 +148,10 @@ def evolve(state: DomainState, event: DomainEvent) -> DomainState:
     if isinstance(event, DomainAdded):
         return DomainLive(
             DomainFacts(
-                domain_id=event.domain_id, instance_id=event.instance_id, domain=event.domain
+                domain_id=event.domain_id,
+                instance_id=event.instance_id,
+                domain=event.domain,
+                auto_generated=event.auto_generated,
             )
         )
     if isinstance(state, DomainAbsent):
@@ -212,6 +228,7 @@ def decide(command: DomainCommand, state: DomainState, now: datetime) -> list[Do
                     instance_id=command.instance_id,
                     domain=command.domain,
                     added_at=now,
+                    auto_generated=command.auto_generated,
                 ),
                 DomainVerificationRequested(
                     domain_id=command.domain_id,
@@ -234,8 +251,10 @@ def decide(command: DomainCommand, state: DomainState, now: datetime) -> list[Do
             return [_certificate_requested(facts, command.request_id)]
         case RecordCertificate() | RecordCertificateFailed():
             return _certificate_outcome(command, state, now)
-        case RemoveDomain():
+        case RemoveDomain(instance_removed=instance_removed):
             facts = live(state)
+            if facts.auto_generated and not instance_removed:
+                raise AutoDomainKept()
             ids = {"domain_id": facts.domain_id, "instance_id": facts.instance_id}
             return [DomainRemoved(**ids, domain=facts.domain, removed_at=now)]
         case _:

@@ -8,6 +8,8 @@ from datetime import datetime
 
 from commands.domain import (
     AddDomain,
+    AutoDomainKept,
+    DomainAbsent,
     DomainCommand,
     DomainNotFound,
     RemoveDomain,
@@ -15,6 +17,7 @@ from commands.domain import (
     fold,
     live,
 )
+from commands.domain_auto import auto_domain_id, record_auto_domain
 from commands.domain_name import (
     DomainTaken,
     ReleaseDomainName,
@@ -78,9 +81,15 @@ async def domain_command(
     idempotency_key: str | None = None,
 ) -> Outcome:
     """One command to the domain's decider. With `instance_id` (the API's path), a domain of
-    another instance is not found either (an API key limited to one instance sees only its)."""
+    another instance is not found either (an API key limited to one instance sees only its);
+    the instance's auto subdomain not recorded yet is recorded first."""
     if instance_id is not None:
-        await domain_of(store, domain_id, instance_id, metadata.org_id)
+        try:
+            await domain_of(store, domain_id, instance_id, metadata.org_id)
+        except DomainNotFound:
+            if not await _is_auto_domain(store, domain_id, instance_id, metadata.org_id):
+                raise
+            await record_auto_domain(store, instance_id, now, metadata)
     return await execute_command(
         store,
         domain_stream(domain_id),
@@ -99,18 +108,38 @@ async def domain_of(store: EventStore, domain_id: str, instance_id: str, org_id:
         raise DomainNotFound()
 
 
+async def _is_auto_domain(store: EventStore, domain_id: str, instance_id: str, org_id: str) -> bool:
+    instance = await load(store, instance_stream(instance_id), fold_instance, org_id=org_id)
+    state = instance.state
+    if isinstance(state, Absent | Removed):
+        return False
+    return domain_id == auto_domain_id(instance_id, state.facts.auto_subdomain)
+
+
 async def remove_domain(
-    store: EventStore, domain_id: str, instance_id: str, now: datetime, metadata: EventMetadata
+    store: EventStore,
+    domain_id: str,
+    instance_id: str,
+    now: datetime,
+    metadata: EventMetadata,
+    *,
+    instance_removed: bool = False,
 ) -> Outcome:
     """DomainRemoved and the name given back, in one transaction; a second remove is 404
-    (the domain is gone from every read)."""
+    (the domain is gone from every read). The auto subdomain is refused (AutoDomainKept),
+    recorded or not, until `instance_removed`."""
     stream_id = domain_stream(domain_id)
     for _ in range(3):
         loaded = await load(store, stream_id, fold, org_id=metadata.org_id)
+        if isinstance(loaded.state, DomainAbsent) and await _is_auto_domain(
+            store, domain_id, instance_id, metadata.org_id
+        ):
+            raise AutoDomainKept()
         facts = live(loaded.state)
         if facts.instance_id != instance_id:
             raise DomainNotFound()
-        removed = decide(RemoveDomain(), loaded.state, now)
+        command = RemoveDomain(instance_removed=instance_removed)
+        removed = decide(command, loaded.state, now)
         name_id = domain_name_stream(facts.domain)
         held = loaded_from(await store.load_stream(name_id), fold_domain_name)
         release = ReleaseDomainName(domain=facts.domain, domain_id=domain_id)

@@ -27,6 +27,9 @@ class DomainAdded(DomainEvent, frozen=True, kw_only=True):
     instance_id: str
     domain: str  # lowercase, IDNA (punycode) form
     added_at: datetime
+    # The instance's own `<slug>.<base domain>` (commands/domain_auto.py): never removed by
+    # the API, its name held by the instance's subdomain reservation, not `domainname-`.
+    auto_generated: bool = False
 
 
 class DomainVerificationRequested(DomainEvent, frozen=True, kw_only=True):

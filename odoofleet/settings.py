@@ -79,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hsts: bool = False
     https_port: Positive = 443
     domain_check_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # Record each provisioned instance's auto subdomain as a domain, checked in DNS and given
+    # a certificate like a custom domain (docs/domains.md); false: listed pending, never checked.
+    auto_domain_tls: bool = True
     # MCP (issue 18, api/mcp): idle seconds before a session ends, tool calls per key and
     # minute, bytes one tool result may hold, seconds one Odoo call may take.
     mcp_session_idle_timeout: Annotated[float, msgspec.Meta(gt=0)] = 1800.0
@@ -146,6 +149,7 @@ _ENV_NAMES: dict[str, str] = {
     "hsts": "ODOOFLEET_HSTS",
     "https_port": "ODOOFLEET_HTTPS_PORT",
     "domain_check_interval": "ODOOFLEET_DOMAIN_CHECK_INTERVAL",
+    "auto_domain_tls": "ODOOFLEET_AUTO_DOMAIN_TLS",
     "mcp_session_idle_timeout": "ODOOFLEET_MCP_SESSION_IDLE_TIMEOUT",
     "mcp_calls_per_minute": "ODOOFLEET_MCP_CALLS_PER_MINUTE",
     "mcp_result_max_bytes": "ODOOFLEET_MCP_RESULT_MAX_BYTES",

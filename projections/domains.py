@@ -1,5 +1,7 @@
-"""The custom domain read model: one row per domain not removed, how events build it, and
-its reads (an instance's domains; the domains whose DNS check or certificate is due)."""
+"""The domain read model: one row per domain not removed (custom domains and the instances'
+auto subdomains once recorded), how events build it, and its reads (an instance's domains;
+the domains whose DNS check or certificate is due; the instances whose auto subdomain is not
+recorded yet)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class DomainView(Row, frozen=True, kw_only=True):
     ssl_message: str | None = None  # why the last order failed; None once one succeeds
     ssl_retry_at: datetime | None = None
     certificate_request: str | None = None  # the order in flight
+    is_auto_generated: bool = False  # the instance's `<slug>.<base domain>`
 
     def ssl_status(self, now: datetime) -> SslStatus:
         """`active` only with a certificate installed that has not expired; `error` when the
@@ -60,6 +63,7 @@ def added(_: DomainView | None, e: DomainAdded, env: Envelope) -> DomainView:
         instance_id=e.instance_id,
         name=e.domain,
         created_at=e.added_at,
+        is_auto_generated=e.auto_generated,
         version=env.version,
     )
 
@@ -136,11 +140,13 @@ class ListedDomain(DomainView, frozen=True, kw_only=True):
     is_primary: bool
 
 
-# The primary is the domain made primary last; rows of an instance are few (no pagination).
+# The primary is the domain made primary last, the auto subdomain while none was; rows of an
+# instance are few (no pagination). The auto subdomain first, then oldest first.
 _OF_INSTANCE: Final = (
-    b"SELECT coalesce(json_agg(d ORDER BY d.created_at, d.id), '[]')::text FROM ("
-    b" SELECT t.*, (t.primary_since IS NOT NULL AND t.primary_since ="
-    b"  max(t.primary_since) OVER ()) AS is_primary"
+    b"SELECT coalesce(json_agg(d ORDER BY d.is_auto_generated DESC, d.created_at, d.id),"
+    b" '[]')::text FROM ("
+    b" SELECT t.*, coalesce(t.primary_since = max(t.primary_since) OVER (),"
+    b"  t.is_auto_generated AND max(t.primary_since) OVER () IS NULL, false) AS is_primary"
     b" FROM domains t WHERE t.org_id = %s AND t.instance_id = %s) d"
 )
 _DUE: Final = (
@@ -160,8 +166,25 @@ _ORPHANS: Final = (
     b" (SELECT 1 FROM instances i WHERE i.id = d.instance_id AND i.org_id = d.org_id)"
 )
 
+# Instances routed to a colour (provisioned once) and not being removed, whose auto subdomain
+# has no row: created before it was recorded, or its recording was missed.
+_WITHOUT_AUTO: Final = (
+    b"SELECT coalesce(json_agg(json_build_object('id', i.id, 'org_id', i.org_id)"
+    b" ORDER BY i.id), '[]')::text FROM instances i"
+    b" WHERE i.active_color IS NOT NULL AND i.status <> 'removing' AND NOT EXISTS"
+    b" (SELECT 1 FROM domains d WHERE d.instance_id = i.id AND d.org_id = i.org_id"
+    b"  AND d.is_auto_generated)"
+)
+
+
+class InstanceRef(msgspec.Struct, frozen=True):
+    id: str
+    org_id: str
+
+
 _listed: Final = msgspec.json.Decoder(list[ListedDomain])
 _rows: Final = msgspec.json.Decoder(list[DomainView])
+_instances: Final = msgspec.json.Decoder(list[InstanceRef])
 
 
 async def list_domains(conn: Reader, org_id: str, instance_id: str) -> list[ListedDomain]:
@@ -179,3 +202,9 @@ async def due_domains(conn: Reader, now: datetime, renew_before: datetime) -> li
 async def orphan_domains(conn: Reader) -> list[DomainView]:
     """Domains whose instance the instances read model no longer shows."""
     return _rows.decode(await fetch_text(conn, _ORPHANS, ()) or "[]")
+
+
+async def instances_without_auto_domain(conn: Reader) -> list[InstanceRef]:
+    """Across organizations (the workers' leader): instances whose auto subdomain is to be
+    recorded (the command asks the instance's stream before recording anything)."""
+    return _instances.decode(await fetch_text(conn, _WITHOUT_AUTO, ()) or "[]")

@@ -329,8 +329,9 @@ INSTANCES: Folder[InstanceView] = Folder(
 )
 
 
-# The instance's domains: its auto subdomain (primary until a custom domain was made primary),
-# then its custom domains from their read model (projections/domains.py), oldest first, with
+# The instance's domains: its auto subdomain (primary until a custom domain was made primary;
+# from its domain row once recorded, else the row's pending/pending entry), then its custom
+# domains from their read model (projections/domains.py), oldest first, with
 # sslStatus evaluated at the time of reading (`expired` once the date passed).
 _PRIMARY: Final = (
     b"(SELECT max(p.primary_since) FROM domains p WHERE p.instance_id = i.id"
@@ -340,11 +341,12 @@ _DOMAINS: Final = (
     b"(SELECT coalesce(jsonb_agg(x.v ORDER BY x.ord, x.at, x.v->>'id'), '[]'::jsonb) FROM ("
     b" SELECT 0 AS ord, now() AS at, a.v || jsonb_build_object('is_primary', "
     + _PRIMARY
-    + b" IS NULL) AS v FROM jsonb_array_elements(i.domains) AS a(v)"
-    b" UNION ALL SELECT 1, d.created_at, jsonb_build_object('id', d.id, 'domain', d.name,"
-    b" 'is_primary', d.primary_since IS NOT NULL AND d.primary_since = "
-    + _PRIMARY
-    + b", 'is_auto_generated', false, 'dns_status', d.dns_status, 'dns_message',"
+    + b" IS NULL) AS v FROM jsonb_array_elements(i.domains) AS a(v) WHERE NOT EXISTS"
+    b" (SELECT 1 FROM domains r WHERE r.id = a.v->>'id' AND r.org_id = i.org_id)"
+    b" UNION ALL SELECT CASE WHEN d.is_auto_generated THEN 0 ELSE 1 END, d.created_at,"
+    b" jsonb_build_object('id', d.id, 'domain', d.name, 'is_primary', coalesce("
+    b"d.primary_since = " + _PRIMARY + b", d.is_auto_generated AND " + _PRIMARY + b" IS NULL,"
+    b" false), 'is_auto_generated', d.is_auto_generated, 'dns_status', d.dns_status, 'dns_message',"
     b" d.dns_message, 'ssl_status', CASE WHEN d.ssl_expires_at <= now() THEN 'expired'"
     b" WHEN d.ssl_message IS NOT NULL THEN 'error' WHEN d.ssl_expires_at IS NOT NULL"
     b" THEN 'active' ELSE 'pending' END, 'ssl_expires_at', d.ssl_expires_at,"

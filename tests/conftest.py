@@ -117,6 +117,9 @@ async def settings(database_url: str, nats_server_url: str) -> AsyncIterator[Set
         # The test servers (sshd, the sandbox, DockerSshd) listen on loopback, which a real
         # installation refuses as a server address (issue 13, SSRF).
         server_allowed_networks="127.0.0.0/8,::1/128",
+        # Every test server is on loopback, where `<slug>.odoo.localhost` points: the tests of
+        # auto subdomains turn this on (tests/test_domain_*.py).
+        auto_domain_tls=False,
     )
     yield settings
     nc = await nats.connect(nats_server_url, connect_timeout=2, max_reconnect_attempts=0)

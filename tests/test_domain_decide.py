@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from commands.domain import (
     AddDomain,
+    AutoDomainKept,
     DomainNotFound,
     MakePrimary,
     RecordCertificate,
@@ -351,3 +353,72 @@ def test_a_server_s_public_address_is_detected_at_validation_unless_given() -> N
 
     assert (detected.public_ipv4, detected.public_ipv6) == ("95.216.1.2", None)
     assert (given.public_ipv4, given.public_ipv6) == ("198.51.100.7", None)
+
+
+def auto_added() -> list[DomainEvent]:
+    command = AddDomain(
+        domain_id="d1",
+        instance_id="i1",
+        domain="shop.odoo.example.com",
+        request_id="r1",
+        auto_generated=True,
+    )
+    return decide(command, fold(()), NOW)
+
+
+def test_the_auto_subdomain_is_added_marked_and_checked_like_a_custom_domain() -> None:
+    history = auto_added()
+
+    assert history == [
+        DomainAdded(**IDS, domain="shop.odoo.example.com", added_at=NOW, auto_generated=True),
+        DomainVerificationRequested(**IDS, request_id="r1", first_requested_at=NOW),
+    ]
+    history += decide(
+        RecordVerified(request_id="r1", addresses=["203.0.113.7"], certificate_request_id="c1"),
+        fold(history),
+        NOW,
+    )
+    assert history[-1] == CertificateRequested(**IDS, request_id="c1", renewal=False)
+
+
+def test_the_auto_subdomain_that_does_not_point_at_the_server_fails_with_the_answer() -> None:
+    history = auto_added()
+    answer = "shop.odoo.example.com resolves to 192.0.2.10; expected 203.0.113.7"
+
+    history += decide(RecordVerificationFailed(request_id="r1", message=answer), fold(history), NOW)
+
+    assert isinstance(history[-1], DomainVerificationFailed)
+    assert history[-1].message == answer
+    assert not any(isinstance(e, CertificateRequested) for e in history)
+    assert decide(RequestCertificate(request_id="c9"), fold(history), NOW) == []
+
+
+def test_the_auto_subdomain_cannot_be_removed_but_can_be_made_primary() -> None:
+    history = auto_added()
+
+    with pytest.raises(AutoDomainKept):
+        decide(RemoveDomain(), fold(history), NOW)
+    assert decide(MakePrimary(), fold(history), NOW) == [PrimaryDomainChanged(**IDS)]
+
+
+def test_the_auto_subdomain_goes_with_its_removed_instance() -> None:
+    history = auto_added()
+
+    removed = decide(RemoveDomain(instance_removed=True), fold(history), NOW)
+
+    assert removed == [DomainRemoved(**IDS, domain="shop.odoo.example.com", removed_at=NOW)]
+
+
+def test_a_domain_added_before_auto_subdomains_existed_is_a_custom_domain() -> None:
+    old = msgspec.json.decode(
+        msgspec.json.encode(
+            {"domain_id": "d1", "instance_id": "i1", "domain": "shop.example.com",
+             "added_at": NOW.isoformat()}
+        ),
+        type=DomainAdded,
+    )  # fmt: skip
+
+    assert old.auto_generated is False
+    assert decide(RemoveDomain(), fold([old]), NOW)[0] == DomainRemoved(
+        **IDS, domain="shop.example.com", removed_at=NOW
+    )

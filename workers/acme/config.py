@@ -12,7 +12,9 @@ class DomainConfig(msgspec.Struct, frozen=True, kw_only=True):
     """`resolvers`: the DNS servers domains are checked against (`host[:port]`); none: the
     system's. `renew_before_days`: a certificate is renewed this long before it expires.
     `http_port`/`https_port`: the ports the servers' proxies answer on (80/443 in production).
-    `hsts`: send Strict-Transport-Security on the custom domains' HTTPS (opt-in)."""
+    `hsts`: send Strict-Transport-Security on the custom domains' HTTPS (opt-in).
+    `auto_domains`: record each provisioned instance's auto subdomain as a domain (checked
+    and certified like a custom one)."""
 
     acme: AcmeConfig = AcmeConfig()
     resolvers: tuple[str, ...] = ()
@@ -22,6 +24,7 @@ class DomainConfig(msgspec.Struct, frozen=True, kw_only=True):
     https_port: int = 443
     # How often the leader looks for due renewals and DNS retries.
     check_interval: float = 60.0
+    auto_domains: bool = False
 
 
 def domain_config(settings: WorkerConfig) -> DomainConfig:
@@ -39,4 +42,5 @@ def domain_config(settings: WorkerConfig) -> DomainConfig:
         hsts=settings.hsts,
         https_port=settings.https_port,
         check_interval=settings.domain_check_interval,
+        auto_domains=settings.auto_domain_tls,
     )

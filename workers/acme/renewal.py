@@ -1,7 +1,9 @@
 """The workers' domain leader: one process at a time (a PostgreSQL advisory lock) looks, every
 `check_interval`, for certificates that expire within `renew_before_days`, failed DNS checks
 whose retry is due, and failed first orders whose pause is over, and sends each its command;
-and it removes the domains of removed instances.
+it removes the domains of removed instances, and (with `auto_domains`) records the auto
+subdomain of every provisioned instance that has none yet (one created before auto subdomains
+were domains, or whose InstanceProvisioned saga gave up).
 
 Exactly once across processes: besides the lock, each command's event ids derive from what
 made it due (the domain, and the expiry or retry time it was due for), so a leader that took
@@ -21,6 +23,7 @@ from typing import Final
 import psycopg
 
 from commands.domain import DomainNotFound, RequestCertificate, VerifyDomain
+from commands.domain_auto import record_auto_domain
 from commands.domain_requests import domain_command, remove_domain
 from commands.instance_state import Removed, fold
 from commands.runner import load
@@ -29,7 +32,12 @@ from events.leader import LeaderLock
 from events.metadata import EventMetadata, system_actor
 from events.pool import Pool
 from events.store import EventStore
-from projections.domains import DomainView, due_domains, orphan_domains
+from projections.domains import (
+    DomainView,
+    due_domains,
+    instances_without_auto_domain,
+    orphan_domains,
+)
 from workers.acme.config import DomainConfig
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,8 @@ async def due_round(
     racing leader sent first counts too: its derived ids make the store append nothing)."""
     renew_before = now + timedelta(days=config.renew_before_days)
     sent = await _reap(pool, store, worker, now)
+    if config.auto_domains:
+        sent += await _record_auto_domains(pool, store, worker, now)
     for domain in await due_domains(pool, now, renew_before):
         metadata = EventMetadata(
             actor=system_actor(worker), org_id=domain.org_id, correlation_id=str(uuid.uuid4())
@@ -96,9 +106,22 @@ async def _reap(pool: Pool, store: EventStore, worker: str, now: datetime) -> in
             actor=system_actor(worker), org_id=domain.org_id, correlation_id=str(uuid.uuid4())
         )
         with contextlib.suppress(DomainNotFound):
-            outcome = await remove_domain(store, domain.id, domain.instance_id, now, metadata)
+            outcome = await remove_domain(
+                store, domain.id, domain.instance_id, now, metadata, instance_removed=True
+            )
             reaped += bool(outcome.events)
     return reaped
+
+
+async def _record_auto_domains(pool: Pool, store: EventStore, worker: str, now: datetime) -> int:
+    recorded = 0
+    for instance in await instances_without_auto_domain(pool):
+        metadata = EventMetadata(
+            actor=system_actor(worker), org_id=instance.org_id, correlation_id=str(uuid.uuid4())
+        )
+        outcome = await record_auto_domain(store, instance.id, now, metadata)
+        recorded += bool(outcome.events)
+    return recorded
 
 
 def _due(

@@ -33,3 +33,4 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     hsts: bool
     https_port: int
     domain_check_interval: float
+    auto_domain_tls: bool

@@ -7,7 +7,7 @@ limit is marked so the next attempt waits hours, not seconds."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from workers.sagas.domain_server import (
     DomainPaths,
     install_certificate,
     publish_challenges,
+    serve_challenges_on_route,
     server_of,
 )
 from workers.server.layout import ProxyLayout
@@ -31,6 +32,7 @@ from workers.server.remote import StepError
 from workers.ssh.errors import SshError
 
 log = logging.getLogger(__name__)
+CHALLENGES = "serve-challenges"  # the auto subdomain's: its instance's route serves them
 ORDER = "order-certificate"
 INSTALL = "install-certificate"
 
@@ -63,6 +65,7 @@ class CertificateSaga:
         if state.facts.certificate_request != event.request_id:
             return  # recorded already (a redelivery), or not this order
         domain = state.facts.domain
+        auto = state.facts.auto_generated
         operation = await opened(deps, "issue-certificate", event.request_id, trigger.metadata)
         issued: list[Issued] = []
         try:
@@ -70,7 +73,11 @@ class CertificateSaga:
                 await operation.start(
                     "issue-certificate", event.instance_id, instance.facts.server_id, deps.worker
                 )
-                paths = DomainPaths(ProxyLayout(deps.config.root), domain, instance.facts.slug)
+                proxy = ProxyLayout(deps.config.root)
+                paths = DomainPaths(proxy, domain, instance.facts.slug)
+
+                async def challenges() -> str:
+                    return await serve_challenges_on_route(deps, remote, instance.facts, proxy)
 
                 async def publish(challenges: list[tuple[str, str]]) -> None:
                     await publish_challenges(remote, paths, challenges)
@@ -92,9 +99,12 @@ class CertificateSaga:
                         paths,
                         issued[0].fullchain_pem,
                         issued[0].private_key_pem,
+                        http_redirect=not auto,
                     )
                     return f"installed on the proxy: {paths.certificate}"
 
+                if auto:
+                    await run_step(operation, CHALLENGES, challenges)
                 await run_step(operation, ORDER, order)
                 await run_step(operation, INSTALL, install)
         except AcmeFailed as e:
@@ -104,8 +114,7 @@ class CertificateSaga:
         except (StepError, SshError) as e:
             reason = f"installing it failed: {e}"
             await self._failed(deps, trigger, event, reason)
-            step = INSTALL if ORDER in operation.progress.completed else ORDER
-            await close(operation, step, reason)
+            await close(operation, _failed_step(operation.progress.completed, auto), reason)
             return
         certificate = issued[0]
         command = RecordCertificate(
@@ -155,3 +164,9 @@ class CertificateSaga:
             trigger.metadata,
             idempotency_key=f"{event.request_id}/outcome",
         )
+
+
+def _failed_step(completed: Collection[str], auto: bool) -> str:
+    if ORDER in completed:
+        return INSTALL
+    return ORDER if CHALLENGES in completed or not auto else CHALLENGES

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from workers.acme.config import DomainConfig
-from workers.sagas import domain_removal
+from workers.sagas import domain_auto, domain_removal
 from workers.sagas.certificate import CertificateSaga
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.domain_verification import DomainVerificationSaga
@@ -18,8 +18,11 @@ Exhausted = Callable[[SagaDeps, Trigger, BaseException], Awaitable[None]]
 def domain_sagas(config: DomainConfig) -> list[tuple[str, str, Handler, Exhausted]]:
     certificates = CertificateSaga(config)
     checks = DomainVerificationSaga(config)
-    return [
+    sagas: list[tuple[str, str, Handler, Exhausted]] = [
         ("DomainVerificationRequested", "domain", checks.handle, checks.exhausted),
         ("CertificateRequested", "domain", certificates.handle, certificates.exhausted),
         ("DomainRemoved", "domain", domain_removal.handle, domain_removal.exhausted),
     ]
+    if config.auto_domains:
+        sagas.append(("InstanceProvisioned", "instance", domain_auto.handle, domain_auto.exhausted))
+    return sagas

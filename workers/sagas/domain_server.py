@@ -16,7 +16,12 @@ from workers.runtime.slots import OperationLocks
 from workers.sagas.deps import SagaDeps
 from workers.sagas.instance_saga import load_instance
 from workers.sagas.instance_spec import open_secrets, spec_of
-from workers.sagas.proxy_steps import domain_route, swap_checked_all
+from workers.sagas.proxy_steps import (
+    domain_route,
+    drained_command,
+    serving_workers_command,
+    swap_checked_all,
+)
 from workers.server.commands import ensure_network_command, staged
 from workers.server.credentials import (
     connection_info,
@@ -32,6 +37,7 @@ from workers.server.render_proxy import (
     TLS_DIR,
     TLS_FORWARDER,
     render_domain_route,
+    render_route,
     render_tls_forwarder_compose,
     render_tls_forwarder_conf,
 )
@@ -118,9 +124,12 @@ async def install_certificate(
     paths: DomainPaths,
     fullchain: str,
     private_key: str,
+    *,
+    http_redirect: bool = True,
 ) -> str:
     """The certificate and key (0600) and the domain's route in force, checked by nginx; the
-    HTTPS forwarder running. A route nginx rejects is taken back (install_checked)."""
+    HTTPS forwarder running. A route nginx rejects is taken back (install_checked). Without
+    `http_redirect` (the auto subdomain), the route adds HTTPS only."""
     if instance.active_color is None:
         raise StepError("the instance was never provisioned: nothing to route the domain to")
     spec = spec_of(instance, await open_secrets(deps.vault, instance))
@@ -131,6 +140,7 @@ async def install_certificate(
         hsts=config.hsts,
         http_port=config.http_port,
         https_port=config.https_port,
+        http_redirect=http_redirect,
     )
     await remote.check(cmd("install", "-d", "-m", "700", paths.tls_dir))
     # New files beside the old ones, moved in place under the proxy's lock with the route.
@@ -145,6 +155,47 @@ async def install_certificate(
     installed = await remote.check(locked(paths.proxy.lock, script(follow, swap)))
     await _ensure_forwarder(remote, paths, config.https_port)
     return installed
+
+
+async def serve_challenges_on_route(
+    deps: SagaDeps, remote: Remote, instance: InstanceFacts, proxy: ProxyLayout
+) -> str:
+    """The instance's own route serving ACME's challenges for its auto subdomain (routes
+    rendered before it did get it now): re-rendered, pointed at the colour the server says
+    serves, checked by nginx and reloaded under the proxy's lock, then the previous workers
+    awaited (a CA asking right after must meet the new configuration). A route that has the
+    challenges already is left alone. Staged as `.acme`, not `.new`: a colour switch may have
+    its own new route waiting for the lock."""
+    if instance.active_color is None:
+        raise StepError("the instance was never provisioned: nothing to route the domain to")
+    spec = spec_of(instance, await open_secrets(deps.vault, instance))
+    current = proxy.route(instance.slug)
+    new = f"{current}.acme"
+    prev = f"{current}.prev"
+    await remote.upload(new, render_route(spec, instance.active_color).encode(), PUBLIC)
+    active = InstanceLayout(instance.slug, proxy.root).active_color
+    nginx = ("docker", "exec", PROXY_CONTAINER, "nginx")
+    swap = script(
+        follow_active_color(new, active, instance.slug),
+        f'old=$({serving_workers_command()}) || old=""',
+        cmd("cp", "-p", current, prev),
+        cmd("mv", "-f", new, current),
+        if_then(
+            cmd(*nginx, "-t"),
+            script(cmd(*nginx, "-s", "reload"), cmd("rm", "-f", prev), drained_command()),
+            sequence(
+                cmd("mv", "-f", prev, current),
+                fail(f"nginx rejected the route of {instance.slug}; the previous one is back"),
+            ),
+        ),
+    )
+    served = f"grep -qF {cmd(CHALLENGE_PREFIX)} {cmd(current)}"
+    body = if_then(
+        f"[ ! -f {cmd(current)} ] || {served}",
+        script(cmd("rm", "-f", new), cmd("echo", "the route serves ACME's challenges already")),
+        swap,
+    )
+    return await remote.check(locked(proxy.lock, body))
 
 
 def follow_active_color(route: str, active_color_file: str, slug: str) -> str:

@@ -170,11 +170,14 @@ def render_domain_route(
     hsts: bool,
     http_port: int = 80,
     https_port: int = 443,
+    http_redirect: bool = True,
 ) -> str:
     """A custom domain with its certificate: HTTPS on 443 to the instance's colour (the
     /websocket route kept), plain HTTP redirected to it except ACME's challenges.
     Strict-Transport-Security only when asked for: once a browser saw it, the domain cannot go
-    back to plain HTTP for its max-age, so it is the operator's decision (issue 16)."""
+    back to plain HTTP for its max-age, so it is the operator's decision (issue 16).
+    Without `http_redirect` (the auto subdomain, whose port 80 the instance's own route
+    serves: two server blocks of one name on one port conflict), HTTPS only."""
     check_spec(spec)
     upstream = InstanceLayout(spec.slug).app_container(check_color(color))
     port = check_port(https_port)
@@ -199,7 +202,8 @@ server {{
         tls.append('add_header Strict-Transport-Security "max-age=31536000" always;')
     secure = _server("443 ssl", upstream, domain, both=True, extra=tls)
     head = f"# Domain {domain} of odoofleet instance {spec.instance_id} ({spec.slug}), colour "
-    return head + f"{color}; generated, replaced atomically\n" + redirect + secure
+    plain = redirect if http_redirect else ""
+    return head + f"{color}; generated, replaced atomically\n" + plain + secure
 
 
 def render_tls_forwarder_compose(https_port: int = 443) -> str:
@@ -255,7 +259,14 @@ def render_route(spec: InstanceSpec, color: str, http_port: int = 80) -> str:
     upstream = InstanceLayout(spec.slug).app_container(check_color(color))
     head = f"# Route of odoofleet instance {spec.instance_id} ({spec.slug}) to colour {color}; "
     blocks = [
-        _server(f"{check_port(http_port)}", upstream, spec.auto_subdomain, both=True),
+        # ACME's challenges for the auto subdomain's certificate (HTTP-01) come here too.
+        _server(
+            f"{check_port(http_port)}",
+            upstream,
+            spec.auto_subdomain,
+            both=True,
+            extra=acme_challenge_location().splitlines(),
+        ),
         _server(str(spec.http_port_host), upstream, None, both=True),
         _server(str(spec.longpolling_port_host), upstream, None, both=False),
     ]

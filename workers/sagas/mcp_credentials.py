@@ -8,13 +8,14 @@ settled (its redelivery closes it without running anything)."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from commands.instance_outcomes import (
-    REMOVING,
     RecordMcpCredentialsFailed,
     RecordMcpCredentialsIssued,
     RecordOutcome,
 )
-from commands.instance_state import Abandoned, Existing, InstanceFacts, Removed, Removing
+from commands.instance_state import InstanceFacts
 from commands.refusals import OutcomeOverruled
 from events.instance import McpCredentialsRequested, instance_stream
 from workers.odoo.api_user import (
@@ -25,36 +26,10 @@ from workers.odoo.api_user import (
     parse_api_user_output,
 )
 from workers.sagas.context import InstanceContext
-from workers.sagas.deps import SagaDeps, Trigger
-from workers.sagas.instance_saga import (
-    Cancel,
-    InstanceOperation,
-    Plan,
-    Reaction,
-    record_exhausted,
-    record_outcome,
-    run_instance_operation,
-)
+from workers.sagas.instance_saga import Plan, record_outcome
+from workers.sagas.running_odoo import RunningOdooSaga, mask_from_now_on, running_color
 from workers.sagas.runtime import Step
-from workers.server.masking import Masker
 from workers.server.remote import StepError
-
-
-def operation(trigger: Trigger) -> InstanceOperation:
-    event = trigger.event
-    assert isinstance(event, McpCredentialsRequested)
-    return InstanceOperation(
-        "mcp-credentials",
-        event.operation_id,
-        event.instance_id,
-        lambda state: react(event, state),
-    )
-
-
-def react(event: McpCredentialsRequested, state: Existing) -> Reaction:
-    if isinstance(state, Removing | Abandoned | Removed):
-        return Cancel(REMOVING)
-    return _plan(event, state.facts)
 
 
 def _plan(event: McpCredentialsRequested, instance: InstanceFacts) -> Plan:
@@ -81,22 +56,19 @@ def _plan(event: McpCredentialsRequested, instance: InstanceFacts) -> Plan:
 async def _issue(
     ctx: InstanceContext, event: McpCredentialsRequested, instance: InstanceFacts
 ) -> RecordOutcome:
-    # Checked when the step runs, so the message says why nothing was issued.
-    if instance.active_color is None:
-        raise StepError("the instance was never provisioned: no Odoo to create the key in")
-    if instance.stopped_on_purpose:
-        raise StepError("the instance is stopped: start it, then rotate the MCP credentials")
+    color = running_color(
+        instance, nothing_to="create the key in", then="rotate the MCP credentials"
+    )
     layout, db_name = ctx.layout, ctx.spec().db_name
     script = api_user_script().encode()
     await ctx.remote.upload(api_user_script_path(layout), script, 0o600)
-    command = api_user_command(layout, db_name, instance.active_color)
+    command = api_user_command(layout, db_name, color)
     output = await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
     try:
         credentials = parse_api_user_output(output)
     except ApiUserOutputError as e:
         raise StepError(f"Odoo gave no API key: {e}") from None
-    known = ctx.log.mask
-    ctx.log.mask = lambda text: Masker([credentials.key])(known(text))
+    mask_from_now_on(ctx.log, credentials.key)
     sealed = await ctx.deps.vault.seal(instance_stream(event.instance_id), credentials.key)
     outcome = RecordMcpCredentialsIssued(
         operation_id=event.operation_id, login=credentials.login, api_key=sealed
@@ -109,9 +81,5 @@ async def _issue(
     return outcome
 
 
-async def handle(deps: SagaDeps, trigger: Trigger) -> None:
-    await run_instance_operation(deps, trigger, operation(trigger))
-
-
-async def exhausted(deps: SagaDeps, trigger: Trigger, error: BaseException) -> None:
-    await record_exhausted(deps, trigger, operation(trigger), error)
+SAGA: Final = RunningOdooSaga("mcp-credentials", McpCredentialsRequested, _plan)
+react, handle, exhausted = SAGA.react, SAGA.handle, SAGA.exhausted

@@ -19,6 +19,7 @@ from saga_fixtures import ORG, Fleet, Instance, kill_hung_standins, meta
 from sshd_harness import SshdServer
 
 from commands.domain import AddDomain
+from commands.domain_auto import auto_domain_id
 from commands.domain_requests import add_domain, remove_domain
 from events.domain import (
     CertificateFailed,
@@ -57,6 +58,22 @@ async def sandbox(
     settings: Settings, pool: Pool, registry: EventRegistry, sshd: SshdServer
 ) -> AsyncIterator[Fleet]:
     fleet = await fleet_with(settings, pool, registry, sshd, acme_directory_url="self-signed")
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+        kill_hung_standins(sshd)
+
+
+@pytest_asyncio.fixture
+async def sandbox_defaults(
+    settings: Settings, pool: Pool, registry: EventRegistry, sshd: SshdServer
+) -> AsyncIterator[Fleet]:
+    """What `odoofleet dev --sandbox-server` runs: the stand-in CA and auto subdomains on
+    (the default ODOOFLEET_AUTO_DOMAIN_TLS, which the tests' settings turn off)."""
+    fleet = await fleet_with(
+        settings, pool, registry, sshd, acme_directory_url="self-signed", auto_domain_tls=True
+    )
     try:
         yield fleet
     finally:
@@ -174,3 +191,27 @@ async def test_a_ca_that_is_down_is_a_recorded_failure_with_the_reason(ca_down: 
     assert (started.type, steps) == ("issue-certificate", [])
     assert isinstance(ended, OperationFailed)
     assert (ended.step, ended.error) == ("order-certificate", failed.reason)
+
+
+async def test_the_sandbox_shows_the_auto_subdomain_verified_with_its_https_route(
+    sandbox_defaults: Fleet, sshd: SshdServer
+) -> None:
+    instance = await running(sandbox_defaults)
+    auto = f"{instance.slug}.odoo.localhost"
+    stream = domain_stream(auto_domain_id(instance.id, auto))
+
+    verified = await sandbox_defaults.wait_for(stream, DomainVerified, DomainVerificationFailed)
+    issued = await sandbox_defaults.wait_for(
+        stream, CertificateIssued, CertificateFailed, timeout=60
+    )
+
+    assert isinstance(verified, DomainVerified), verified
+    assert isinstance(issued, CertificateIssued), issued
+    pem = await sandbox_defaults.vault.open(stream, issued.certificate)
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    assert certificate.issuer == certificate.subject  # the stand-in's self-signed
+    routes = Path(sshd.root) / "_proxy" / "routes"
+    route = (routes / f"_domain.{instance.slug}.{auto}.conf").read_text()
+    assert f"server_name {auto};" in route
+    assert "listen 443 ssl;" in route
+    assert (routes / "tls" / f"{auto}.pem").read_text() == pem

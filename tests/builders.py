@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import commands.instance
+import commands.instance_state
 import commands.server
 import commands.server_state
 from commands.instance import CreateInstance
 from commands.server import RegisterServer
-from events.instance import InstanceSettings
+from events.instance import InstanceProvisioned, InstanceSettings
 from events.metadata import Actor, EventMetadata
 from events.operation import OperationStepCompleted
 from events.registry import DomainEvent
@@ -76,6 +78,19 @@ def create_command(**changes: object) -> CreateInstance:
     }
     fields.update(changes)
     return CreateInstance(**fields)  # type: ignore[arg-type]
+
+
+def created_instance() -> list[DomainEvent]:
+    """The events the creation above appends: the instance waits for its provisioning."""
+    return commands.instance.decide(create_command(), commands.instance_state.initial_state(), NOW)
+
+
+def provisioned_instance() -> list[DomainEvent]:
+    """The instance above, provisioned (`op-provision`): running in blue."""
+    provisioned = InstanceProvisioned(
+        instance_id=ID, operation_id="op-provision", active_color="blue"
+    )
+    return [*created_instance(), provisioned]
 
 
 # The server the instance above lives on, for the server decider's tests.

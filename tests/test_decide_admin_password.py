@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from builders import ID, NOW, create_command
+from builders import ID, NOW, created_instance, provisioned_instance
 
 from commands.admin_password import RevealAdminCredentials, RotateAdminPassword, admin_password
 from commands.instance import decide
@@ -19,7 +19,6 @@ from events.instance import (
     AdminPasswordRotationFailed,
     AdminPasswordRotationRequested,
     InstanceCreated,
-    InstanceProvisioned,
     InstanceStopped,
     RemovalRequested,
 )
@@ -31,20 +30,9 @@ FIRST = Sealed("v1:admin-user")
 NEW = Sealed("v1:new-admin-user")
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
-def running() -> list[DomainEvent]:
-    return [
-        *created(),
-        InstanceProvisioned(instance_id=ID, operation_id="op-provision", active_color="blue"),
-    ]
-
-
 def rotation_requested() -> list[DomainEvent]:
     return [
-        *running(),
+        *provisioned_instance(),
         AdminPasswordRotationRequested(
             instance_id=ID, operation_id="op-rotate", admin_user_password=NEW
         ),
@@ -56,15 +44,15 @@ def rotate() -> RotateAdminPassword:
 
 
 def test_creating_an_instance_records_its_admin_user_password_sealed() -> None:
-    [created_event, _] = created()
+    [created_event, _] = created_instance()
 
     assert isinstance(created_event, InstanceCreated)
     assert created_event.admin_user_password == FIRST
-    assert admin_password(fold(created())) == FIRST
+    assert admin_password(fold(created_instance())) == FIRST
 
 
 def test_revealing_the_credentials_records_who_and_when_without_the_secret() -> None:
-    events = decide(RevealAdminCredentials(revealed_by="alice"), fold(running()), NOW)
+    events = decide(RevealAdminCredentials(revealed_by="alice"), fold(provisioned_instance()), NOW)
 
     assert events == [
         AdminCredentialsRevealed(instance_id=ID, revealed_by="alice", revealed_at=NOW)
@@ -74,7 +62,7 @@ def test_revealing_the_credentials_records_who_and_when_without_the_secret() -> 
 
 def test_a_stopped_instance_still_reveals_its_credentials() -> None:
     history = [
-        *running(),
+        *provisioned_instance(),
         ActionRequested(instance_id=ID, action="stop", operation_id="s"),
         InstanceStopped(instance_id=ID, operation_id="s"),
     ]
@@ -83,7 +71,7 @@ def test_a_stopped_instance_still_reveals_its_credentials() -> None:
 
 
 def test_an_instance_being_removed_does_not_reveal_its_credentials() -> None:
-    history = [*running(), RemovalRequested(instance_id=ID, operation_id="rm")]
+    history = [*provisioned_instance(), RemovalRequested(instance_id=ID, operation_id="rm")]
 
     with pytest.raises(ActionNotAllowed):
         decide(RevealAdminCredentials(revealed_by="alice"), fold(history), NOW)
@@ -95,7 +83,7 @@ def test_an_unknown_instance_reveals_nothing() -> None:
 
 
 def test_an_instance_created_before_admin_passwords_has_none_to_reveal() -> None:
-    [old, *rest] = running()
+    [old, *rest] = provisioned_instance()
     assert isinstance(old, InstanceCreated)
     history = [msgspec.structs.replace(old, admin_user_password=None), *rest]
 
@@ -104,7 +92,7 @@ def test_an_instance_created_before_admin_passwords_has_none_to_reveal() -> None
 
 
 def test_rotating_a_running_instance_requests_the_new_password() -> None:
-    events = decide(rotate(), fold(running()), NOW)
+    events = decide(rotate(), fold(provisioned_instance()), NOW)
 
     assert events == [
         AdminPasswordRotationRequested(
@@ -114,7 +102,11 @@ def test_rotating_a_running_instance_requests_the_new_password() -> None:
 
 
 @pytest.mark.parametrize(
-    "history", [created, lambda: [*running(), RemovalRequested(instance_id=ID, operation_id="rm")]]
+    "history",
+    [
+        created_instance,
+        lambda: [*provisioned_instance(), RemovalRequested(instance_id=ID, operation_id="rm")],
+    ],
 )
 def test_rotating_an_instance_that_is_not_running_is_refused(history: object) -> None:
     with pytest.raises(ActionNotAllowed):
@@ -145,7 +137,7 @@ def test_a_failed_rotation_keeps_the_old_password_and_the_instance_running() -> 
 
 
 def test_an_instance_created_event_of_version_1_reads_without_an_admin_user_password() -> None:
-    [created_event, _] = created()
+    [created_event, _] = created_instance()
     data = msgspec.json.decode(encode_event(created_event))
     del data["admin_user_password"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import ID, NOW, SERVER, create_command
+from builders import ID, NOW, SERVER, create_command, created_instance, provisioned_instance
 
 from commands.instance import (
     ControlInstance,
@@ -18,7 +18,6 @@ from events.instance import (
     ActionFailed,
     ActionRequested,
     InstanceCreated,
-    InstanceProvisioned,
     InstanceRemoved,
     InstanceStarted,
     InstanceStopped,
@@ -34,20 +33,9 @@ from events.secrets import Sealed
 fold = folder(initial_state(), evolve)
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
-def running() -> list[DomainEvent]:
-    return [
-        *created(),
-        InstanceProvisioned(instance_id=ID, operation_id="op-provision", active_color="blue"),
-    ]
-
-
 def stopped() -> list[DomainEvent]:
     return [
-        *running(),
+        *provisioned_instance(),
         ActionRequested(instance_id=ID, action="stop", operation_id="op-stop"),
         InstanceStopped(instance_id=ID, operation_id="op-stop"),
     ]
@@ -57,11 +45,11 @@ def failed() -> list[DomainEvent]:
     failure = ProvisioningFailed(
         instance_id=ID, operation_id="op-provision", step="db", message="boom"
     )
-    return [*created(), failure]
+    return [*created_instance(), failure]
 
 
 def removing() -> list[DomainEvent]:
-    return [*running(), RemovalRequested(instance_id=ID, operation_id="op-rm")]
+    return [*provisioned_instance(), RemovalRequested(instance_id=ID, operation_id="op-rm")]
 
 
 def removed() -> list[DomainEvent]:
@@ -86,12 +74,12 @@ def test_creating_an_instance_records_it_and_requests_provisioning() -> None:
 
 def test_an_instance_cannot_be_created_twice() -> None:
     with pytest.raises(ActionNotAllowed):
-        decide(create_command(), fold(created()), NOW)
+        decide(create_command(), fold(created_instance()), NOW)
 
 
 def test_a_new_instance_is_creating_until_provisioned() -> None:
-    assert fold(created()).status == "creating"
-    assert fold(running()).status == "running"
+    assert fold(created_instance()).status == "creating"
+    assert fold(provisioned_instance()).status == "running"
     assert fold(failed()).status == "failed"
 
 
@@ -100,8 +88,8 @@ def test_a_new_instance_is_creating_until_provisioned() -> None:
     [
         (stopped, "start"),
         (failed, "start"),
-        (running, "stop"),
-        (running, "restart"),
+        (provisioned_instance, "stop"),
+        (provisioned_instance, "restart"),
         (failed, "restart"),
     ],
 )
@@ -116,12 +104,12 @@ def test_an_allowed_action_is_requested(history: object, action: str) -> None:
 @pytest.mark.parametrize(
     ("history", "action", "status"),
     [
-        (running, "start", "running"),
-        (created, "start", "creating"),
+        (provisioned_instance, "start", "running"),
+        (created_instance, "start", "creating"),
         (stopped, "stop", "stopped"),
         (failed, "stop", "failed"),
         (stopped, "restart", "stopped"),
-        (created, "restart", "creating"),
+        (created_instance, "restart", "creating"),
         (removing, "start", "removing"),
     ],
 )
@@ -153,7 +141,7 @@ def test_a_completed_start_makes_the_instance_running_again() -> None:
 
 def test_a_failed_action_leaves_the_instance_failed_and_restartable() -> None:
     history = [
-        *running(),
+        *provisioned_instance(),
         ActionRequested(instance_id=ID, action="restart", operation_id="r"),
         ActionFailed(instance_id=ID, operation_id="r", action="restart", step="up", message="x"),
     ]
@@ -164,13 +152,13 @@ def test_a_failed_action_leaves_the_instance_failed_and_restartable() -> None:
 
 
 def test_deleting_requests_removal() -> None:
-    events = decide(DeleteInstance(operation_id="op-rm"), fold(running()), NOW)
+    events = decide(DeleteInstance(operation_id="op-rm"), fold(provisioned_instance()), NOW)
 
     assert events == [RemovalRequested(instance_id=ID, operation_id="op-rm")]
 
 
 def test_deleting_while_creating_cancels_the_provisioning() -> None:
-    events = decide(DeleteInstance(operation_id="op-rm"), fold(created()), NOW)
+    events = decide(DeleteInstance(operation_id="op-rm"), fold(created_instance()), NOW)
 
     assert events == [
         RemovalRequested(instance_id=ID, operation_id="op-rm", cancels_operation_id="op-provision")
@@ -216,7 +204,7 @@ def test_a_late_operation_result_does_not_revive_a_removing_instance() -> None:
 def test_an_update_records_only_what_changed() -> None:
     command = UpdateInstance(name="Acme 2", addons_path=None, mcp_write_enabled=False)
 
-    events = decide(command, fold(running()), NOW)
+    events = decide(command, fold(provisioned_instance()), NOW)
 
     assert events == [InstanceUpdated(instance_id=ID, name="Acme 2", updated_at=NOW)]
 
@@ -224,13 +212,13 @@ def test_an_update_records_only_what_changed() -> None:
 def test_an_update_that_changes_nothing_records_nothing() -> None:
     command = UpdateInstance(name="Acme", mcp_write_enabled=False)
 
-    assert decide(command, fold(running()), NOW) == []
+    assert decide(command, fold(provisioned_instance()), NOW) == []
 
 
 def test_new_env_vars_are_recorded_sealed() -> None:
     command = UpdateInstance(env_vars={"B": Sealed("v1:b")})
 
-    events = decide(command, fold(running()), NOW)
+    events = decide(command, fold(provisioned_instance()), NOW)
 
     assert events == [
         InstanceUpdated(instance_id=ID, env_vars={"B": Sealed("v1:b")}, updated_at=NOW)
@@ -238,7 +226,10 @@ def test_new_env_vars_are_recorded_sealed() -> None:
 
 
 def test_an_update_is_folded_into_the_state() -> None:
-    history = [*running(), InstanceUpdated(instance_id=ID, name="Renamed", updated_at=NOW)]
+    history = [
+        *provisioned_instance(),
+        InstanceUpdated(instance_id=ID, name="Renamed", updated_at=NOW),
+    ]
 
     assert decide(UpdateInstance(name="Renamed"), fold(history), NOW) == []
 

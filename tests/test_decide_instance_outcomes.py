@@ -4,9 +4,8 @@ database. An outcome is recorded once, and never after a removal overtook its op
 from __future__ import annotations
 
 import pytest
-from builders import ID, NOW, create_command
+from builders import ID, NOW, created_instance, provisioned_instance
 
-from commands.instance import decide
 from commands.instance_outcomes import (
     REMOVED,
     REMOVING,
@@ -24,7 +23,7 @@ from commands.instance_outcomes import (
     decide_outcome,
     outcome_of,
 )
-from commands.instance_state import fold, initial_state
+from commands.instance_state import fold
 from commands.outcome import FailedAt, Succeeded
 from commands.refusals import InstanceNotFound, OutcomeOverruled
 from events.instance import (
@@ -52,23 +51,12 @@ from events.secrets import Sealed
 IDS = {"instance_id": ID}
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
-def running() -> list[DomainEvent]:
-    return [
-        *created(),
-        InstanceProvisioned(**IDS, operation_id="op-provision", active_color="blue"),
-    ]
-
-
 def asked(action: str, operation_id: str = "op-2") -> ActionRequested:
     return ActionRequested(**IDS, action=action, operation_id=operation_id)  # type: ignore[arg-type]
 
 
 def removing(*before: DomainEvent) -> list[DomainEvent]:
-    return [*running(), *before, RemovalRequested(**IDS, operation_id="op-rm")]
+    return [*provisioned_instance(), *before, RemovalRequested(**IDS, operation_id="op-rm")]
 
 
 def when(command: RecordOutcome, given: list[DomainEvent]) -> list[DomainEvent]:
@@ -76,7 +64,9 @@ def when(command: RecordOutcome, given: list[DomainEvent]) -> list[DomainEvent]:
 
 
 def test_a_provisioning_that_completed_records_the_instance_provisioned_in_blue() -> None:
-    then = when(RecordProvisioned(operation_id="op-provision", active_color="blue"), created())
+    then = when(
+        RecordProvisioned(operation_id="op-provision", active_color="blue"), created_instance()
+    )
 
     # With it, the instance's first MCP credentials are asked for (commands/mcp_credentials.py).
     provisioned = InstanceProvisioned(**IDS, operation_id="op-provision", active_color="blue")
@@ -87,7 +77,7 @@ def test_a_provisioning_that_completed_records_the_instance_provisioned_in_blue(
 def test_a_provisioning_that_failed_records_the_step_and_message() -> None:
     command = RecordProvisioningFailed(operation_id="op-provision", step="db-up", message="boom")
 
-    then = when(command, created())
+    then = when(command, created_instance())
 
     assert then == [
         ProvisioningFailed(**IDS, operation_id="op-provision", step="db-up", message="boom")
@@ -106,12 +96,12 @@ def test_a_control_action_that_succeeded_records_its_own_event(
 ) -> None:
     command = RecordActionSucceeded(operation_id="op-2", action=action)  # type: ignore[arg-type]
 
-    assert when(command, [*running(), asked(action)]) == [event]
+    assert when(command, [*provisioned_instance(), asked(action)]) == [event]
 
 
 def test_a_start_that_succeeded_records_the_instance_started() -> None:
     given = [
-        *running(),
+        *provisioned_instance(),
         asked("stop", "op-stop"),
         InstanceStopped(**IDS, operation_id="op-stop"),
         asked("start"),
@@ -127,7 +117,7 @@ def test_a_failed_action_records_action_step_and_message() -> None:
         operation_id="op-2", action="restart", step="readiness", message="unhealthy"
     )
 
-    then = when(command, [*running(), asked("restart")])
+    then = when(command, [*provisioned_instance(), asked("restart")])
 
     assert then == [
         ActionFailed(
@@ -137,7 +127,10 @@ def test_a_failed_action_records_action_step_and_message() -> None:
 
 
 def test_a_redeploy_records_the_colour_now_serving() -> None:
-    given = [*running(), RedeployRequested(**IDS, operation_id="op-3", target_color="green")]
+    given = [
+        *provisioned_instance(),
+        RedeployRequested(**IDS, operation_id="op-3", target_color="green"),
+    ]
 
     then = when(RecordRedeployed(operation_id="op-3", active_color="green"), given)
 
@@ -146,7 +139,7 @@ def test_a_redeploy_records_the_colour_now_serving() -> None:
 
 def test_a_rotation_records_the_new_password_set_or_its_failure() -> None:
     given = [
-        *running(),
+        *provisioned_instance(),
         AdminPasswordRotationRequested(
             **IDS, operation_id="op-4", admin_user_password=Sealed("v1:new")
         ),
@@ -164,7 +157,7 @@ def test_a_rotation_records_the_new_password_set_or_its_failure() -> None:
 def test_an_outcome_already_recorded_for_the_operation_decides_nothing() -> None:
     """A redelivered message, or a worker that died between recording and closing."""
     given = [
-        *running(),
+        *provisioned_instance(),
         asked("restart"),
         InstanceRestarted(**IDS, operation_id="op-2", restarted_at=NOW),
     ]
@@ -264,7 +257,7 @@ def test_a_teardown_outcome_after_a_forced_removal_is_refused() -> None:
 
 def test_a_teardown_outcome_without_a_removal_asked_for_is_refused() -> None:
     with pytest.raises(OutcomeOverruled):
-        when(RecordRemoved(operation_id="op-rm"), running())
+        when(RecordRemoved(operation_id="op-rm"), provisioned_instance())
 
 
 def test_an_outcome_for_an_instance_that_does_not_exist_is_refused() -> None:

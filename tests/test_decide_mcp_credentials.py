@@ -4,7 +4,7 @@ react: given / when / then over events, no I/O."""
 from __future__ import annotations
 
 import pytest
-from builders import ID, NOW, create_command
+from builders import ID, NOW, created_instance
 
 from commands.instance import decide
 from commands.instance_outcomes import (
@@ -37,17 +37,13 @@ NEW_KEY = Sealed("v1:new-key")
 LOGIN = "odoofleet-mcp"
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
 def provisioning_op(history: list[DomainEvent]) -> str:
     [requested] = [e for e in history if isinstance(e, ProvisioningRequested)]
     return requested.operation_id
 
 
 def provisioned() -> list[DomainEvent]:
-    history = created()
+    history = created_instance()
     outcome = RecordProvisioned(operation_id=provisioning_op(history), active_color="blue")
     return [*history, *decide_outcome(outcome, fold(history), NOW)]
 
@@ -61,7 +57,7 @@ def running_with_credentials() -> list[DomainEvent]:
 
 
 def test_the_first_provisionings_outcome_asks_for_mcp_credentials() -> None:
-    history = created()
+    history = created_instance()
     outcome = RecordProvisioned(operation_id=provisioning_op(history), active_color="blue")
 
     events = decide_outcome(outcome, fold(history), NOW)
@@ -75,7 +71,7 @@ def test_the_first_provisionings_outcome_asks_for_mcp_credentials() -> None:
 
 def test_a_provisioning_of_an_instance_that_has_credentials_asks_for_none() -> None:
     history = [
-        *created(),
+        *created_instance(),
         issued(),  # e.g. provisioning resumed by a start after credentials were issued
     ]
     outcome = RecordProvisioned(operation_id="op-resume", active_color="blue")
@@ -112,7 +108,7 @@ def stopped() -> list[DomainEvent]:
     ]
 
 
-@pytest.mark.parametrize("history", [created, stopped], ids=["creating", "stopped"])
+@pytest.mark.parametrize("history", [created_instance, stopped], ids=["creating", "stopped"])
 def test_a_rotation_of_an_instance_not_running_is_refused(history: object) -> None:
     assert callable(history)
     with pytest.raises(ActionNotAllowed, match="rotate the MCP credentials"):

@@ -4,7 +4,7 @@ that starts a colour read the settings before it; given / when / then, no databa
 from __future__ import annotations
 
 import pytest
-from builders import ID, NOW, create_command
+from builders import ID, NOW, created_instance
 
 from commands.instance import UpdateInstance, decide
 from commands.instance_state import evolve, initial_state
@@ -27,12 +27,11 @@ OP = "op-update"
 fold = folder(initial_state(), evolve)
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
 def running() -> list[DomainEvent]:
-    return [*created(), InstanceProvisioned(instance_id=ID, operation_id="p", active_color="blue")]
+    return [
+        *created_instance(),
+        InstanceProvisioned(instance_id=ID, operation_id="p", active_color="blue"),
+    ]
 
 
 def redeployed_to_green() -> list[DomainEvent]:
@@ -53,7 +52,7 @@ def stopped() -> list[DomainEvent]:
 
 def failed_provisioning() -> list[DomainEvent]:
     failure = ProvisioningFailed(instance_id=ID, operation_id="p", step="db-up", message="x")
-    return [*created(), failure]
+    return [*created_instance(), failure]
 
 
 def failed_redeploy() -> list[DomainEvent]:
@@ -154,7 +153,7 @@ def test_an_instance_that_does_not_serve_only_records_the_change(
 @pytest.mark.parametrize(
     ("history", "target"),
     [
-        (created(), "green"),
+        (created_instance(), "green"),
         (asked(stopped(), "start"), "green"),
         (asked(running(), "restart"), "green"),
         (asked(redeployed_to_green(), "restart"), "blue"),

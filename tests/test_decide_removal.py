@@ -4,14 +4,13 @@ when / then over events."""
 from __future__ import annotations
 
 import pytest
-from builders import ID, NOW, create_command
+from builders import ID, NOW, provisioned_instance
 
 from commands.instance import ControlInstance, DeleteInstance, ForceRemoval, decide
 from commands.instance_state import evolve, initial_state
 from commands.refusals import ActionNotAllowed, InstanceNotFound, RemovalNotFailed
 from commands.runner import folder
 from events.instance import (
-    InstanceProvisioned,
     InstanceRemovalForced,
     InstanceRemoved,
     RemovalAbandoned,
@@ -23,15 +22,8 @@ from events.registry import DomainEvent
 fold = folder(initial_state(), evolve)
 
 
-def running() -> list[DomainEvent]:
-    return [
-        *decide(create_command(), initial_state(), NOW),
-        InstanceProvisioned(instance_id=ID, operation_id="op-provision", active_color="blue"),
-    ]
-
-
 def removing() -> list[DomainEvent]:
-    return [*running(), RemovalRequested(instance_id=ID, operation_id="op-rm")]
+    return [*provisioned_instance(), RemovalRequested(instance_id=ID, operation_id="op-rm")]
 
 
 def removal_failed() -> list[DomainEvent]:
@@ -86,7 +78,7 @@ def test_a_removal_still_running_cannot_be_forced() -> None:
 
 def test_an_instance_not_being_removed_cannot_be_forced() -> None:
     with pytest.raises(RemovalNotFailed):
-        decide(ForceRemoval(), fold(running()), NOW)
+        decide(ForceRemoval(), fold(provisioned_instance()), NOW)
 
 
 def test_a_retried_teardown_must_fail_again_before_it_can_be_forced() -> None:

@@ -4,9 +4,8 @@ purpose and the admin password in force. No database."""
 
 from __future__ import annotations
 
-from builders import ID, NOW, create_command
+from builders import ID, NOW, created_instance
 
-from commands.instance import decide
 from commands.instance_state import (
     Abandoned,
     Absent,
@@ -15,7 +14,6 @@ from commands.instance_state import (
     Removing,
     Running,
     fold,
-    initial_state,
 )
 from commands.outcome import FailedAt, Succeeded
 from events.instance import (
@@ -41,10 +39,6 @@ from events.secrets import Sealed
 IDS = {"instance_id": ID}
 
 
-def created() -> list[DomainEvent]:
-    return decide(create_command(), initial_state(), NOW)
-
-
 def provisioned() -> InstanceProvisioned:
     return InstanceProvisioned(**IDS, operation_id="op-provision", active_color="blue")
 
@@ -66,7 +60,7 @@ def phase(given: list[DomainEvent]) -> Existing:
 
 
 def test_a_new_instance_knows_its_creation_and_its_provisioning_operation() -> None:
-    then = facts(created())
+    then = facts(created_instance())
 
     assert then.created.slug == "acme"
     assert then.provisioning_ops == ("op-provision",)
@@ -78,21 +72,21 @@ def test_a_new_instance_knows_its_creation_and_its_provisioning_operation() -> N
 def test_a_start_of_a_never_provisioned_instance_counts_as_a_provisioning_operation() -> None:
     failure = ProvisioningFailed(**IDS, operation_id="op-provision", step="s", message="m")
 
-    then = facts([*created(), failure, action("start", "op-start")])
+    then = facts([*created_instance(), failure, action("start", "op-start")])
 
     assert then.provisioning_ops == ("op-provision", "op-start")
     assert then.outcomes == {"op-provision": FailedAt("s", "m")}
 
 
 def test_a_start_of_a_provisioned_instance_is_no_provisioning() -> None:
-    given = [*created(), provisioned(), action("stop", "op-stop")]
+    given = [*created_instance(), provisioned(), action("stop", "op-stop")]
     given += [InstanceStopped(**IDS, operation_id="op-stop"), action("start", "op-start")]
 
     assert facts(given).provisioning_ops == ("op-provision",)
 
 
 def test_provisioned_in_blue_the_instance_serves_blue_and_the_outcome_is_recorded() -> None:
-    then = facts([*created(), provisioned()])
+    then = facts([*created_instance(), provisioned()])
 
     assert then.active_color == "blue"
     assert then.provisioned
@@ -102,11 +96,11 @@ def test_provisioned_in_blue_the_instance_serves_blue_and_the_outcome_is_recorde
 def test_a_redeploy_moves_the_active_colour() -> None:
     redeployed = InstanceRedeployed(**IDS, operation_id="op-3", active_color="green")
 
-    assert facts([*created(), provisioned(), redeployed]).active_color == "green"
+    assert facts([*created_instance(), provisioned(), redeployed]).active_color == "green"
 
 
 def test_a_stop_is_remembered_as_on_purpose_until_a_start() -> None:
-    stopped = [*created(), provisioned(), action("stop", "op-stop")]
+    stopped = [*created_instance(), provisioned(), action("stop", "op-stop")]
     stopped.append(InstanceStopped(**IDS, operation_id="op-stop"))
     failed_start = [
         action("start", "op-start"),
@@ -124,7 +118,7 @@ def test_a_failed_redeploy_records_its_outcome_and_the_old_colour_keeps_serving(
         **IDS, operation_id="op-3", action="redeploy", step="readiness-green", message="m"
     )
 
-    then = phase([*created(), provisioned(), failure])
+    then = phase([*created_instance(), provisioned(), failure])
 
     assert isinstance(then, Running)
     assert then.facts.active_color == "blue"
@@ -145,8 +139,8 @@ def test_a_rotated_password_is_in_force_once_set_and_a_failed_one_never() -> Non
         AdminPasswordRotationFailed(**IDS, operation_id="op-b", step="set", message="m"),
     ]
 
-    pending = facts([*created(), provisioned(), *asked])
-    then = facts([*created(), provisioned(), *asked, *settled])
+    pending = facts([*created_instance(), provisioned(), *asked])
+    then = facts([*created_instance(), provisioned(), *asked, *settled])
 
     assert pending.admin_user_password == Sealed("v1:admin-user")
     assert set(pending.rotations) == {"op-a", "op-b"}
@@ -164,7 +158,7 @@ def test_a_change_updates_the_settings_the_next_colour_renders_from() -> None:
         updated_at=NOW,
     )
 
-    then = facts([*created(), update])
+    then = facts([*created_instance(), update])
 
     assert then.addons_path == "/mnt/extra-addons/x"
     assert then.env_vars == {"B": Sealed("v1:b")}
@@ -172,7 +166,7 @@ def test_a_change_updates_the_settings_the_next_colour_renders_from() -> None:
 
 
 def test_a_failed_teardown_attempt_keeps_the_removal_going_and_is_no_outcome() -> None:
-    given = [*created(), provisioned(), RemovalRequested(**IDS, operation_id="op-rm")]
+    given = [*created_instance(), provisioned(), RemovalRequested(**IDS, operation_id="op-rm")]
     given.append(RemovalFailed(**IDS, operation_id="op-rm", step="db-down", message="busy"))
 
     then = phase(given)
@@ -183,7 +177,7 @@ def test_a_failed_teardown_attempt_keeps_the_removal_going_and_is_no_outcome() -
 
 
 def test_an_abandoned_and_a_completed_teardown_are_outcomes_of_their_operations() -> None:
-    given = [*created(), provisioned(), RemovalRequested(**IDS, operation_id="op-rm")]
+    given = [*created_instance(), provisioned(), RemovalRequested(**IDS, operation_id="op-rm")]
     abandoned = RemovalAbandoned(**IDS, operation_id="op-rm", step="verify", message="left")
     again = RemovalRequested(**IDS, operation_id="op-rm-2")
     removed = InstanceRemoved(**IDS, operation_id="op-rm-2")

@@ -21,11 +21,11 @@ from realdocker_harness import (
     docker_unavailable_reason,
     running_engine,
 )
-from saga_fixtures import ACK_WAIT, Fleet
+from saga_fixtures import ACK_WAIT, Fleet, Instance
 from sshd_harness import SshdServer
 
 from events.pool import Pool
-from events.registry import EventRegistry
+from events.registry import DomainEvent, EventRegistry
 from odoofleet.settings import Settings
 from workers.runtime.run import run_workers
 from workers.sagas.deps import SagaConfig
@@ -161,6 +161,25 @@ class DockerFleet(Fleet):
                 **options,
             )
         )
+
+
+def host(instance: Instance) -> str:
+    """The name the server's proxy routes to the instance."""
+    return f"{instance.slug}.odoo.localhost"
+
+
+async def outcome(
+    fleet: DockerFleet, instance: Instance, operation_id: str, *kinds: type[DomainEvent]
+) -> DomainEvent:
+    """The instance event of one of `kinds` that ends this operation."""
+    await fleet.wait_ended(operation_id, timeout=240)
+    found = [
+        e
+        for e in await fleet.events(instance.stream)
+        if isinstance(e, kinds) and getattr(e, "operation_id", None) == operation_id
+    ]
+    assert found, f"{operation_id} ended with {(await fleet.operation(operation_id))[-1]}"
+    return found[0]
 
 
 @pytest_asyncio.fixture(name="docker_fleet")

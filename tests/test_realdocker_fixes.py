@@ -27,6 +27,8 @@ from realdocker_fixtures import (  # noqa: F401
     docker_engine_fixture,
     docker_fleet_fixture,
     docker_server_fixture,
+    host,
+    outcome,
 )
 from realdocker_probes import PROXY_PORT, Poller, docker, inventory
 from saga_fixtures import ORG, Instance
@@ -47,7 +49,6 @@ from events.instance import (
     RemovalAbandoned,
 )
 from events.pool import Pool
-from events.registry import DomainEvent
 from events.server import ServerValidated, server_stream
 from events.store import ANY
 from projections.servers import get_server
@@ -55,23 +56,6 @@ from projections.servers import get_server
 pytestmark = pytest.mark.realdocker
 
 ANONYMOUS = re.compile(r"[0-9a-f]{64}")
-
-
-def host(instance: Instance) -> str:
-    return f"{instance.slug}.odoo.localhost"
-
-
-async def outcome(
-    fleet: DockerFleet, instance: Instance, operation_id: str, *kinds: type[DomainEvent]
-) -> DomainEvent:
-    await fleet.wait_ended(operation_id, timeout=240)
-    found = [
-        e
-        for e in await fleet.events(instance.stream)
-        if isinstance(e, kinds) and getattr(e, "operation_id", None) == operation_id
-    ]
-    assert found, f"{operation_id} ended with {(await fleet.operation(operation_id))[-1]}"
-    return found[0]
 
 
 async def provision(

@@ -20,6 +20,8 @@ from realdocker_fixtures import (  # noqa: F401
     docker_engine_fixture,
     docker_fleet_fixture,
     docker_server_fixture,
+    host,
+    outcome,
 )
 from realdocker_harness import Inventory
 from realdocker_probes import (
@@ -46,7 +48,6 @@ from events.instance import (
     RemovalFailed,
     RemovalRequested,
 )
-from events.registry import DomainEvent
 from events.server import ServerValidated, ServerValidationFailed, server_stream
 
 pytestmark = pytest.mark.realdocker
@@ -56,24 +57,6 @@ HEALTH = "{{if .State.Health}}{{.State.Health.Status}}{{end}}"
 SERVER_SHARED = Inventory(
     frozenset({"odoofleet-proxy"}), frozenset(), frozenset({"odoofleet-edge"})
 )
-
-
-def host(instance: Instance) -> str:
-    return f"{instance.slug}.odoo.localhost"
-
-
-async def outcome(
-    fleet: DockerFleet, instance: Instance, operation_id: str, *kinds: type[DomainEvent]
-) -> DomainEvent:
-    """The instance event of one of `kinds` that ends this operation."""
-    await fleet.wait_ended(operation_id, timeout=240)
-    found = [
-        e
-        for e in await fleet.events(instance.stream)
-        if isinstance(e, kinds) and getattr(e, "operation_id", None) == operation_id
-    ]
-    assert found, f"{operation_id} ended with {(await fleet.operation(operation_id))[-1]}"
-    return found[0]
 
 
 async def validated_server(fleet: DockerFleet) -> str:

@@ -290,11 +290,37 @@ class Fleet:
             return bool(found)
 
         names = ", ".join(t.__name__ for t in types)
-        await eventually(there, timeout=timeout, interval=0.05, message=f"{names} on {stream_id}")
+        try:
+            await eventually(
+                there, timeout=timeout, interval=0.05, message=f"{names} on {stream_id}"
+            )
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}\n{await self.describe(stream_id)}") from None
         operation_id = getattr(found[0], "operation_id", None)
         if operation_id is not None:
             await self.wait_ended(operation_id, timeout)
         return found[0]
+
+    async def describe(self, stream_id: str) -> str:
+        """What the stream and the operations it names recorded, for a wait that timed out:
+        where a saga stopped is the first thing its failure report needs."""
+        events = await self.events(stream_id)
+        lines = [f"{stream_id}: {[type(e).__name__ for e in events]}"]
+        operations = dict.fromkeys(
+            operation_id for e in events if (operation_id := getattr(e, "operation_id", None))
+        )
+        for operation_id in operations:
+            recorded = await self.operation(operation_id)
+            steps = [
+                " ".join(
+                    str(part)
+                    for part in (type(e).__name__, getattr(e, "step", ""), getattr(e, "error", ""))
+                    if part
+                )
+                for e in recorded
+            ]
+            lines.append(f"operation {operation_id}: {steps}")
+        return "\n".join(lines)
 
     async def wait_ended(self, operation_id: str, timeout: float = 30.0) -> None:
         async def ended() -> bool:

@@ -21,13 +21,12 @@ from realdocker_harness import (
     docker_unavailable_reason,
     running_engine,
 )
-from saga_fixtures import ACK_WAIT, Fleet, Instance
+from saga_fixtures import Fleet, Instance
 from sshd_harness import SshdServer
 
 from events.pool import Pool
 from events.registry import DomainEvent, EventRegistry
 from odoofleet.settings import Settings
-from workers.runtime.run import run_workers
 from workers.sagas.deps import SagaConfig
 from workers.sagas.readiness import Patience
 from workers.ssh.network_policy import LOOPBACK_NETWORKS
@@ -146,21 +145,7 @@ class DockerFleet(Fleet):
     workers have real Docker's patience, and no health observer: tests drive one."""
 
     def start_workers(self, **options: Any) -> None:
-        self._background(
-            lambda stop: run_workers(
-                self.settings.for_workers(),
-                self.pool,
-                stop,
-                root=self.root,
-                ack_wait=ACK_WAIT,
-                concurrency=4,
-                retry_delay=0.2,
-                config=REAL_DOCKER,
-                shutdown_grace=0.0,
-                observe_health=False,
-                **options,
-            )
-        )
+        super().start_workers(config=REAL_DOCKER, concurrency=4, observe_health=False, **options)
 
 
 def host(instance: Instance) -> str:

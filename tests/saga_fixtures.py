@@ -134,7 +134,10 @@ class Fleet:
         sagas: Collection[str] | None = None,
         runner: SshRunner | None = None,
         config: SagaConfig = QUICK,
+        concurrency: int = 2,
+        **options: Any,
     ) -> None:
+        """`options`: more of run_workers' keyword arguments."""
         self._background(
             lambda stop: run_workers(
                 self.settings.for_workers(),
@@ -142,12 +145,13 @@ class Fleet:
                 stop,
                 root=self.root,
                 ack_wait=ACK_WAIT,
-                concurrency=2,
+                concurrency=concurrency,
                 retry_delay=0.2,
                 config=config,
                 sagas=sagas,
                 runner=runner,
                 shutdown_grace=0.0,
+                **options,
             )
         )
 

@@ -151,6 +151,16 @@ async def audit(call: Call, args: QueryAudit) -> Done:
     return Done(success({"items": kept, "page": args.page, "total": total, "truncated": cut}))
 
 
+async def _writable(call: Call, instance_id: str) -> InstanceView | Done:
+    """The instance, if MCP may change it; otherwise the refusal to answer with."""
+    view = await _instance(call, instance_id)
+    if view is None:
+        return _not_found(instance_id)
+    if not view.mcp_write_enabled:
+        return _write_disabled(view)
+    return view
+
+
 def _write_disabled(view: InstanceView) -> Done:
     return Done(
         refusal(
@@ -162,11 +172,9 @@ def _write_disabled(view: InstanceView) -> Done:
 
 
 async def control(call: Call, args: ControlInstance) -> Done:
-    view = await _instance(call, args.instance_id)
-    if view is None:
-        return _not_found(args.instance_id)
-    if not view.mcp_write_enabled:
-        return _write_disabled(view)
+    view = await _writable(call, args.instance_id)
+    if isinstance(view, Done):
+        return view
     outcome = await change_instance.control_instance(
         call.services.store,
         view.id,
@@ -180,11 +188,9 @@ async def control(call: Call, args: ControlInstance) -> Done:
 
 
 async def update(call: Call, args: UpdateInstance) -> Done:
-    view = await _instance(call, args.instance_id)
-    if view is None:
-        return _not_found(args.instance_id)
-    if not view.mcp_write_enabled:
-        return _write_disabled(view)
+    view = await _writable(call, args.instance_id)
+    if isinstance(view, Done):
+        return view
     changes = InstanceChanges[str](
         name=args.name, addons_path=args.addons_path, mcp_write_enabled=args.mcp_write_enabled
     )

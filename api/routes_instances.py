@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Final
 
+import msgspec
 from litestar import Response, delete, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
@@ -41,13 +44,13 @@ from commands.force_removal import force_remove_instance
 from commands.refusals import InstanceNotFound
 from commands.runner import Outcome
 from events.instance import instance_stream
-from projections.instances import INSTANCES, with_health
+from projections.instances import BACKUP_FIELDS, HEALTH_FIELDS, INSTANCES, get_instance
 from projections.runtime.fold import fold
-from projections.timetravel import instance_as_of
 
 VIEW: Final = needs("view:instances")
 MANAGE: Final = needs("manage:instances")
-_NOW_AND_EVER: Final = datetime.max.replace(tzinfo=UTC)
+# The fields of a write's answer taken from the read models (`_written`).
+_JOINED: Final = (*HEALTH_FIELDS, *BACKUP_FIELDS)
 
 FinalBackup = Annotated[
     bool,
@@ -129,7 +132,7 @@ async def update(
     the server: on an instance that serves (or is being created, started or restarted) by a
     blue/green redeploy, an operation of type `redeploy`; otherwise when it next starts."""
     principal = request.user
-    outcome = await change_instance.update_instance(
+    write = change_instance.update_instance(
         services.store,
         services.vault,
         str(instance_id),
@@ -138,8 +141,9 @@ async def update(
         now=datetime.now(UTC),
         metadata=metadata_for(request),
         if_match=expected_version(if_match),
+        states=services.instance_states,
     )
-    reply = await _written(services, principal, str(instance_id), outcome)
+    reply = await _written(services, principal, str(instance_id), write)
     return _sent(services, principal, Reply(200, reply.body, reply.headers))
 
 
@@ -174,17 +178,16 @@ async def remove(
     principal = request.user
     if force:
         return await _forced(request, services, str(instance_id))
-    outcome = await change_instance.delete_instance(
+    write = change_instance.delete_instance(
         services.store,
         str(instance_id),
         operation_id=str(uuid.uuid4()),
         now=datetime.now(UTC),
         metadata=metadata_for(request),
         final_backup=final_backup,
+        states=services.instance_states,
     )
-    return _sent(
-        services, principal, await _written(services, principal, str(instance_id), outcome)
-    )
+    return _sent(services, principal, await _written(services, principal, str(instance_id), write))
 
 
 async def _forced(request: AuthRequest, services: Services, instance_id: str) -> Response[Any]:
@@ -221,15 +224,16 @@ async def control(
     principal = request.user
 
     async def act() -> Reply[Instance]:
-        outcome = await change_instance.control_instance(
+        write = change_instance.control_instance(
             services.store,
             str(instance_id),
             data.action,
             operation_id=str(uuid.uuid4()),
             now=datetime.now(UTC),
             metadata=metadata_for(request),
+            states=services.instance_states,
         )
-        return await _written(services, principal, str(instance_id), outcome)
+        return await _written(services, principal, str(instance_id), write)
 
     key = fingerprint("POST", request.url.path, data)
     return _sent(
@@ -245,18 +249,31 @@ async def _written(
     services: Services,
     principal: Principal,
     instance_id: str,
-    outcome: Outcome,
+    write: Coroutine[Any, Any, Outcome],
 ) -> Reply[Instance]:
-    """The instance right after a write, folded from its own stream: exact and not waiting
-    for the read model (reads wait for it instead, see consistency.py); with its health
-    fields, which no instance event carries, as a read a moment before showed them."""
-    view = await instance_as_of(services.store, principal.org_id, instance_id, _NOW_AND_EVER)
-    if view is None:
+    """Runs `write` and answers with the instance right after it: folded from the events the
+    write decided on and stored (exact, not waiting for the read model; reads wait for it
+    instead, see consistency.py), nothing read back. Its health fields, which no instance
+    event carries, are the read model's as a read now shows them: read while the write runs
+    (a write changes none of them), on a connection of their own."""
+    health = asyncio.create_task(get_instance(services.pool, principal.org_id, instance_id))
+    try:
+        outcome = await write
+    except BaseException:
+        # The health read's connection goes back to the pool, and its error is not left
+        # unretrieved, before the write's error is answered.
+        await asyncio.gather(health, return_exceptions=True)
+        raise
+    stored = await health
+    stream_id = instance_stream(instance_id)
+    view = await services.written_instances.after(stream_id, outcome)
+    if view is None or view.org_id != principal.org_id:
         raise InstanceNotFound
-    view = await with_health(services.pool, view)
+    if stored is not None:
+        view = msgspec.structs.replace(view, **{name: getattr(stored, name) for name in _JOINED})
     shown = await present.instance(view, principal, services.vault)
     headers = write_headers(view.version, outcome.position)
-    return Reply(202, shown, headers, written=Written(instance_stream(instance_id), view.version))
+    return Reply(202, shown, headers, written=Written(stream_id, view.version))
 
 
 async def _created(

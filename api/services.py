@@ -16,10 +16,13 @@ from api.config import ApiConfig
 from api.consistency import ReadYourWrites
 from api.idempotency import Idempotency
 from api.rate_limit import RateLimit
+from api.written_instances import WrittenInstances
 from commands.defaults import HostPorts
+from commands.instance_state import InstanceState, evolve
 from commands.locks import StreamLocks
 from commands.reservation import PortsState
 from commands.snapshots import Snapshots
+from commands.stream_states import StreamStates
 from events.catalog import build_registry
 from events.legacy_reservations import LegacyLabels
 from events.pool import Pool
@@ -43,13 +46,18 @@ class Services:
     legacy_labels: LegacyLabels
     server_addresses: NetworkPolicy
     validations: RateLimit
+    # What this process's writes to instances left: their states (validated by each append's
+    # expected version) and the views they answered with.
+    instance_states: StreamStates[InstanceState]
+    written_instances: WrittenInstances
 
 
 def build_services(settings: ApiConfig, pool: Pool, host_ports: HostPorts) -> Services:
+    store = EventStore(pool, build_registry())
     return Services(
         settings=settings,
         pool=pool,
-        store=EventStore(pool, build_registry()),
+        store=store,
         vault=Vault(pool, settings.secret_key),
         reads=ReadYourWrites(pool),
         idempotency=Idempotency(pool),
@@ -64,6 +72,8 @@ def build_services(settings: ApiConfig, pool: Pool, host_ports: HostPorts) -> Se
             nats_url=settings.nats_url,
         ),
         validations=RateLimit(settings.server_validations_per_minute),
+        instance_states=StreamStates(evolve),
+        written_instances=WrittenInstances(store),
     )
 
 

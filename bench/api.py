@@ -61,9 +61,9 @@ ENDPOINTS = (
     "GET detail", "GET list (50)", "POST create", "PATCH update", "POST control", "DELETE",
 )  # fmt: skip
 # Control and delete each need an instance that allows them (a running one, restarted or
-# removed once): the bench provisions this many for each, with their events appended
-# directly (no saga runs here).
-RUNNING = 8000
+# removed once): before each of their cells the bench provisions this many, with their
+# events appended directly (no saga runs here).
+RUNNING = 12000
 ROUNDS = 3
 SERVERS = 8
 SEEDED = 200
@@ -291,12 +291,11 @@ def _request(method: str, path: str, token: str | None, body: bytes = b"") -> by
 @dataclass
 class Seeded:
     """What the requests address: seeded instances (their ids cycle; the baseline's writes
-    update their rows) and running ones, each taken once by odoofleet's control and delete."""
+    update their rows) and running ones, each taken once by odoofleet's control or delete."""
 
     ids: list[str]
     servers: list[str]
-    to_control: Iterator[str]
-    to_delete: Iterator[str]
+    running: Iterator[str]
 
 
 def requests_for(endpoint: str, prefix: str, token: str | None, seeded: Seeded) -> Iterator[bytes]:
@@ -316,12 +315,12 @@ def requests_for(endpoint: str, prefix: str, token: str | None, seeded: Seeded) 
         body = msgspec.json.encode({"action": "restart"})
         return (
             _request("POST", f"{prefix}/instances/{i}/control", token, body)
-            for i in (itertools.cycle(ids) if baseline else seeded.to_control)
+            for i in (itertools.cycle(ids) if baseline else seeded.running)
         )
     if endpoint == "DELETE":
         return (
             _request("DELETE", f"{prefix}/instances/{i}", token)
-            for i in (itertools.cycle(ids) if baseline else seeded.to_delete)
+            for i in (itertools.cycle(ids) if baseline else seeded.running)
         )
     names = (f"bench {secrets.token_hex(6)}" for _ in itertools.count())
     return (
@@ -449,11 +448,12 @@ async def run(args: argparse.Namespace) -> tuple[str, str]:
             await until_up(real, "/healthz")
             await until_up(bare, "/baseline/instances?limit=1")
             ids, servers = await seed(real, token, pool)
-            running = await seed_running(pool, servers, 2 * RUNNING)
-            seeded = Seeded(ids, servers, iter(running[:RUNNING]), iter(running[RUNNING:]))
+            seeded = Seeded(ids, servers, iter(()))
             rows: list[Row] = []
             for endpoint in args.endpoints:
-                for connections in CONCURRENCY:
+                for connections in args.concurrency:
+                    if endpoint in ("POST control", "DELETE"):
+                        seeded.running = iter(await seed_running(pool, servers, RUNNING))
                     turns: dict[str, list[Cell]] = {"odoofleet": [], "baseline": []}
                     for _ in range(ROUNDS):
                         for name, port, prefix, auth in (
@@ -579,8 +579,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--endpoint", action="append", choices=ENDPOINTS, help="only these (README left be)"
     )
+    parser.add_argument(
+        "--connections",
+        action="append",
+        type=int,
+        choices=CONCURRENCY,
+        help="only these (README left be; 64 holds about 70 of PostgreSQL's connections)",
+    )
     args = parser.parse_args(argv)
     args.endpoints = args.endpoint or ENDPOINTS
+    args.concurrency = args.connections or CONCURRENCY
     return args
 
 
@@ -588,7 +596,7 @@ async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     facts, table = await run(args)
     print(f"\n{facts}\n\n{table}")
-    if not args.quick and args.endpoint is None:
+    if not args.quick and args.endpoint is None and args.connections is None:
         write_section("api", "HTTP API", f"{facts}\n\n{table}")
         print(f"\nwritten to {README}")
 

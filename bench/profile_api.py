@@ -29,11 +29,17 @@ from api.app import create_app
 from api.services import open_api_pool
 from api.tokens import mint_token
 from bench.api import DEFAULT_DB, fresh_database
+from events.instance import InstanceProvisioned, instance_stream
+from events.metadata import Actor, EventMetadata
 from events.migrate import migrate
+from events.pool import Pool
+from events.store import ANY, EventStore, NewEvents
 from odoofleet.settings import load_settings
 
 # No reads: with no projections running here, a read would wait for its writes in vain.
 ENDPOINTS = ("create", "patch", "delete", "control", "none")
+PATCHED = 50
+ORG = "org-bench"
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -53,7 +59,7 @@ async def profile(args: argparse.Namespace) -> None:
         settings = load_settings(env)
         token = mint_token(
             settings.for_api(),
-            org="org-bench",
+            org=ORG,
             sub="bench",
             permissions=["manage:instances", "manage:servers"],
             ttl_seconds=3600,
@@ -77,6 +83,8 @@ async def profile(args: argparse.Namespace) -> None:
             for n in range(args.requests + 20):
                 body = {"name": f"p {n}", "serverId": servers[n % 8], "envVars": {"A": "b"}}
                 ids.append((await client.post("/api/instances", json=body)).json()["id"])
+            if args.endpoint in ("control", "delete"):
+                await _provisioned(pool, ids)
             send = _sender(args.endpoint, client, servers, ids)
             for n in range(20):
                 await send(n)  # warm-up
@@ -99,6 +107,24 @@ async def profile(args: argparse.Namespace) -> None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
         print(out.getvalue())
+
+
+async def _provisioned(pool: Pool, ids: list[str]) -> None:
+    """The instances running, as a worker would record them (what control and delete need;
+    no worker runs here)."""
+    store = EventStore(pool)
+    meta = EventMetadata(actor=Actor("bench", "Bench"), org_id=ORG, correlation_id="bench")
+    await store.append_batch(
+        [
+            NewEvents(
+                instance_stream(i),
+                ANY,
+                [InstanceProvisioned(instance_id=i, operation_id="op", active_color="blue")],
+                meta,
+            )
+            for i in ids
+        ]
+    )
 
 
 def _by_package(profiler: cProfile.Profile, total: float) -> str:
@@ -129,8 +155,9 @@ def _sender(
             body = {"name": f"b {secrets.token_hex(6)}", "serverId": servers[n % 8]}
             response = await client.post("/api/instances", json=body)
         elif endpoint == "patch":
+            # As bench.api does: the same instances again and again (a write after a write).
             body2 = {"name": f"renamed {secrets.token_hex(4)}"}
-            response = await client.patch(f"/api/instances/{ids[n]}", json=body2)
+            response = await client.patch(f"/api/instances/{ids[n % PATCHED]}", json=body2)
         elif endpoint == "delete":
             response = await client.delete(f"/api/instances/{ids[n]}")
         elif endpoint == "control":

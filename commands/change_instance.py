@@ -17,6 +17,7 @@ from commands.instance import (
 )
 from commands.instance_state import Absent, InstanceState, Removed, Removing, evolve, initial_state
 from commands.runner import Outcome, execute, execute_command, folder
+from commands.stream_states import StreamStates
 from events.instance import ControlAction, InstanceChanges, instance_stream
 from events.metadata import EventMetadata
 from events.registry import DomainEvent
@@ -36,10 +37,12 @@ async def update_instance(
     now: datetime,
     metadata: EventMetadata,
     if_match: int | None = None,
+    states: StreamStates[InstanceState] | None = None,
 ) -> Outcome:
     """Without `if_match` a lost race is decided again on the fresh state (an update sets
     values, so it is still right then); with it, the client's version no longer holds.
-    `operation_id` is the redeploy's, if the change needs one to reach the server."""
+    `operation_id` is the redeploy's, if the change needs one to reach the server.
+    `states`: instance states this process remembers (commands.runner.execute)."""
     stream_id = instance_stream(instance_id)
 
     async def decision(state: InstanceState) -> Sequence[DomainEvent]:
@@ -54,6 +57,7 @@ async def update_instance(
         metadata,
         if_match=if_match,
         retry_on_conflict=if_match is None,
+        states=states,
     )
 
 
@@ -85,9 +89,10 @@ async def control_instance(
     operation_id: str,
     now: datetime,
     metadata: EventMetadata,
+    states: StreamStates[InstanceState] | None = None,
 ) -> Outcome:
     command = ControlInstance(action=action, operation_id=operation_id)
-    return await _run(store, instance_id, command, now, metadata)
+    return await _run(store, instance_id, command, now, metadata, states)
 
 
 async def delete_instance(
@@ -98,9 +103,10 @@ async def delete_instance(
     now: datetime,
     metadata: EventMetadata,
     final_backup: bool = True,
+    states: StreamStates[InstanceState] | None = None,
 ) -> Outcome:
     command = DeleteInstance(operation_id=operation_id, final_backup=final_backup)
-    return await _run(store, instance_id, command, now, metadata)
+    return await _run(store, instance_id, command, now, metadata, states)
 
 
 async def record_env_vars_revealed(
@@ -122,6 +128,9 @@ async def _run(
     command: InstanceCommand,
     now: datetime,
     metadata: EventMetadata,
+    states: StreamStates[InstanceState] | None = None,
 ) -> Outcome:
     stream_id = instance_stream(instance_id)
-    return await execute_command(store, stream_id, _fold, decide, command, now, metadata)
+    return await execute_command(
+        store, stream_id, _fold, decide, command, now, metadata, states=states
+    )

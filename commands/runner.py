@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Generic, TypeVar
 
-from commands.refusals import ConcurrentModification, VersionMismatch
+from commands.refusals import ConcurrentModification, Refusal, VersionMismatch
+from commands.stream_states import Remembered, StreamStates
 from events.errors import WrongExpectedVersion
 from events.metadata import EventMetadata
 from events.registry import DomainEvent
-from events.store import NO_STREAM, EventStore, ExpectedVersion, Stream
+from events.store import (
+    NO_STREAM,
+    EventStore,
+    ExpectedVersion,
+    NewEvents,
+    RecordedEvent,
+    Stream,
+    recorded,
+)
 
 # The namespace of derived event ids; the one the sagas' appends used before they went
 # through the runner, so an outcome appended then is recognised by its id.
@@ -42,6 +51,11 @@ class Outcome:
     version: int
     position: int | None
     events: Sequence[DomainEvent]
+    recorded: Sequence[RecordedEvent] = ()
+    """`events` as stored (positions, ids, time), from the append's answer: nothing read back."""
+    read: Sequence[RecordedEvent] | None = None
+    """The stream as `execute` read it before deciding; None when it decided on a state it
+    remembered (StreamStates) or did not come from `execute`."""
 
 
 def folder(initial: S, evolve: Callable[[S, DomainEvent], S]) -> Fold[S]:
@@ -87,6 +101,7 @@ async def execute(
     attempts: int = 3,
     shared: bool = False,
     idempotency_key: str | None = None,
+    states: StreamStates[S] | None = None,
 ) -> Outcome:
     """Run one command against one stream.
 
@@ -98,23 +113,51 @@ async def execute(
     whoever wrote it first. `idempotency_key` derives the events' ids (`event_ids`), so the
     same command sent again by a redelivered message appends nothing the second time, even
     where its decider could not tell.
+
+    `states` (whose evolve must be `fold`'s step): the command is first decided on the
+    state this process remembers of the stream, without reading it; the append's expected
+    version proves that state current. Anything but a successful append on it (a conflict,
+    a refusal, nothing to do, a version that is not `if_match`) may come from a state moved
+    on meanwhile, so the stream is read and the command decided again, as without `states`.
     """
     owner = None if shared else metadata.org_id
-    for _ in range(attempts if retry_on_conflict else 1):
-        loaded = await load(store, stream_id, fold, org_id=owner)
-        if if_match is not None and loaded.version != if_match:
-            raise VersionMismatch(if_match, loaded.version)
-        events = await decision(loaded.state)
+    remembered = None if states is None or owner is None else states.get(stream_id, owner)
+    tries = attempts if retry_on_conflict else 1
+    while tries:
+        guess, remembered = remembered, None
+        read: list[RecordedEvent] | None = None
+        if guess is not None:
+            loaded = Loaded(guess.state, guess.version)
+        else:
+            tries -= 1
+            read = await store.read_stream(stream_id)
+            loaded = loaded_from(store.as_stream(stream_id, 0, read), fold, org_id=owner)
+        try:
+            if if_match is not None and loaded.version != if_match:
+                raise VersionMismatch(if_match, loaded.version)
+            events = await decision(loaded.state)
+        except Refusal:
+            if guess is not None:
+                continue
+            raise
         if not events:
-            return Outcome(loaded.version, None, events)
+            if guess is not None:
+                continue
+            return Outcome(loaded.version, None, events, read=read)
         ids = None if idempotency_key is None else event_ids(idempotency_key, len(events))
+        item = NewEvents(stream_id, loaded.expected, events, metadata, ids)
         try:
             result = await store.append(stream_id, loaded.expected, events, metadata, ids)
         except WrongExpectedVersion as e:
-            if if_match is not None:
+            if states is not None:
+                states.forget(stream_id)
+            if guess is None and if_match is not None:
                 raise VersionMismatch(if_match, e.actual or 0) from e
             continue
-        return Outcome(result.version, result.position, events)
+        if states is not None and owner is not None:
+            before = Remembered(loaded.state, loaded.version, owner)
+            states.advanced(stream_id, before, events, result.version)
+        return Outcome(result.version, result.position, events, recorded(item, result), read)
     raise ConcurrentModification(stream_id)
 
 
@@ -129,6 +172,7 @@ async def execute_command(
     *,
     shared: bool = False,
     idempotency_key: str | None = None,
+    states: StreamStates[S] | None = None,
 ) -> Outcome:
     """`execute` with a pure decider, decided again on the fresh state after a lost race:
     whether a command is allowed depends only on the state it is decided on."""
@@ -145,6 +189,7 @@ async def execute_command(
         retry_on_conflict=True,
         shared=shared,
         idempotency_key=idempotency_key,
+        states=states,
     )
 
 

@@ -379,7 +379,7 @@ class EventStore:
 
     async def load_stream(self, stream_id: str, after_version: int = 0) -> Stream:
         """The stream's events after `after_version` (all of them: no limit), decoded."""
-        return self._loaded(
+        return self.as_stream(
             stream_id, after_version, await self.read_stream(stream_id, after_version)
         )
 
@@ -387,9 +387,12 @@ class EventStore:
         """Several streams in one query, each after the version given for it (0: all of it),
         decoded: for a command that decides over several."""
         found = await self.read_streams(after)
-        return {sid: self._loaded(sid, after[sid], recorded) for sid, recorded in found.items()}
+        return {sid: self.as_stream(sid, after[sid], recorded) for sid, recorded in found.items()}
 
-    def _loaded(self, stream_id: str, after_version: int, recorded: list[RecordedEvent]) -> Stream:
+    def as_stream(
+        self, stream_id: str, after_version: int, recorded: list[RecordedEvent]
+    ) -> Stream:
+        """Events of `stream_id` read as stored (read_stream), decoded as load_stream does."""
         if not recorded:
             return Stream(stream_id, [], after_version, "")
         org_id = _owner.decode(recorded[0].metadata).org_id

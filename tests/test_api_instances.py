@@ -20,6 +20,7 @@ from events.health import HealthObserved, HealthWindow, health_stream
 from events.instance import (
     InstanceRestarted,
     InstanceStopped,
+    InstanceUpdated,
     ProvisioningFailed,
     instance_stream,
 )
@@ -274,6 +275,80 @@ async def test_a_malformed_if_match_is_400(alice: Caller) -> None:
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "If-Match"
+
+
+async def _renamed_by_another_writer(store: EventStore, instance_id: str, name: str) -> None:
+    """A write this API process did not make (another replica's), so the state it remembers
+    of the instance is one version behind."""
+    changed = InstanceUpdated(instance_id=instance_id, name=name, updated_at=datetime.now(UTC))
+    await record(store, instance_stream(instance_id), changed)
+
+
+async def test_an_update_after_another_writer_s_change_answers_with_both(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    created = await new_instance(alice, server_id)
+    url = f"/api/instances/{created['id']}"
+    await alice.patch(url, json={"name": "First"})
+    await _renamed_by_another_writer(store, created["id"], "Elsewhere")
+
+    response = await alice.patch(url, json={"mcpWriteEnabled": True})
+
+    assert response.status_code == 200
+    assert (response.json()["name"], response.json()["mcpWriteEnabled"]) == ("Elsewhere", True)
+    assert response.headers["etag"] == '"5"'
+    assert (await stream_types(store, instance_stream(created["id"])))[-1] == "InstanceUpdated"
+
+
+async def test_an_update_to_what_another_writer_changed_away_is_recorded(
+    alice: Caller, store: EventStore
+) -> None:
+    """The remembered state says the name is already "First": a change to nothing there, but
+    not on the stream as it is."""
+    server_id = await new_server(alice)
+    created = await new_instance(alice, server_id)
+    url = f"/api/instances/{created['id']}"
+    await alice.patch(url, json={"name": "First"})
+    await _renamed_by_another_writer(store, created["id"], "Elsewhere")
+
+    response = await alice.patch(url, json={"name": "First"})
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "First"
+    assert response.headers["etag"] == '"5"'
+    assert "x-position" in response.headers
+
+
+async def test_if_match_names_a_version_another_writer_made(
+    alice: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    created = await new_instance(alice, server_id)
+    url = f"/api/instances/{created['id']}"
+    await alice.patch(url, json={"name": "First"})
+    await _renamed_by_another_writer(store, created["id"], "Elsewhere")
+
+    response = await alice.patch(url, json={"name": "Second"}, headers={"If-Match": '"4"'})
+
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"5"'
+
+
+async def test_another_organization_cannot_write_an_instance_this_process_remembers(
+    alice: Caller, mallory: Caller, store: EventStore
+) -> None:
+    server_id = await new_server(alice)
+    running = await running_instance(alice, store, server_id)
+    url = f"/api/instances/{running['id']}"
+    await alice.patch(url, json={"name": "Remembered"})
+
+    patched = await mallory.patch(url, json={"name": "Taken"})
+    controlled = await mallory.post(f"{url}/control", json={"action": "stop"})
+    deleted = await mallory.delete(url)
+
+    assert (patched.status_code, controlled.status_code, deleted.status_code) == (404, 404, 404)
+    assert (await stream_types(store, instance_stream(running["id"])))[-1] == "InstanceUpdated"
 
 
 async def test_delete_answers_202_removing(alice: Caller, store: EventStore) -> None:

@@ -2,7 +2,9 @@
 points at the server is verified, Pebble issues its certificate through HTTP-01 served by the
 server's real nginx proxy, the instance answers over HTTPS with that chain (HTTP redirects),
 a renewal replaces it without a failed request, and a removal takes route and certificate
-off the server. A domain pointing elsewhere fails with the resolver's answer."""
+off the server. A domain pointing elsewhere fails with the resolver's answer. The instance's
+auto subdomain, recorded once it is provisioned, gets its certificate the same way (HTTP-01
+through the instance's own route) and answers HTTPS with Pebble's chain."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from saga_fixtures import ORG, Instance, meta
 from test_realdocker_sagas import outcome, provision, validated_server
 
 from commands.domain import AddDomain
+from commands.domain_auto import auto_domain_id
 from commands.domain_requests import add_domain, remove_domain
 from events.domain import (
     CertificateFailed,
@@ -86,6 +89,26 @@ async def fleet(
     fleet = DockerFleet(loopback, pool, registry, docker_server)
     fleet.start_relay()
     fleet.start_workers(domains=domains)
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+
+
+@pytest_asyncio.fixture
+async def auto_fleet(
+    settings: Settings,
+    pool: Pool,
+    registry: EventRegistry,
+    docker_server: DockerSshd,
+    domains: DomainConfig,
+) -> AsyncIterator[DockerFleet]:
+    """Workers that record each provisioned instance's auto subdomain (the default outside
+    the tests)."""
+    loopback = msgspec.structs.replace(settings, server_allowed_networks=LOOPBACK_NETWORKS)
+    fleet = DockerFleet(loopback, pool, registry, docker_server)
+    fleet.start_relay()
+    fleet.start_workers(domains=msgspec.structs.replace(domains, auto_domains=True))
     try:
         yield fleet
     finally:
@@ -263,3 +286,34 @@ async def test_a_domain_gets_https_with_a_certificate_that_is_renewed_then_remov
             break
         assert time.monotonic() < deadline, "the removed domain is still served over HTTPS"
         await asyncio.sleep(0.1)
+
+
+async def test_the_auto_subdomain_answers_https_with_pebbles_chain(
+    auto_fleet: DockerFleet,
+    dns_server: DnsServer,
+    pebble: Pebble,
+    domains: DomainConfig,
+    docker_server: DockerSshd,
+) -> None:
+    server_id = await validated_server(auto_fleet)
+    auto = "cafe.odoo.localhost"
+    dns_server.point(auto, "127.0.0.1")  # Pebble asks the test DNS server
+    instance, _ = await provision(auto_fleet, server_id, "cafe")
+    stream = domain_stream(auto_domain_id(instance.id, auto))
+
+    verified = await auto_fleet.wait_for(stream, DomainVerified, DomainVerificationFailed)
+    issued = await auto_fleet.wait_for(stream, CertificateIssued, CertificateFailed, timeout=120)
+
+    assert isinstance(verified, DomainVerified), verified
+    assert isinstance(issued, CertificateIssued), (issued, pebble.logs())
+    chain = await auto_fleet.vault.open(stream, issued.certificate)
+    leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+    status, presented = await asyncio.to_thread(
+        https_get, auto, domains.https_port, pebble.root_pem()
+    )
+    assert status == 200
+    assert served_certificate(presented) == leaf
+    # Plain HTTP is still the instance's own route: answered, not redirected.
+    assert (await asyncio.to_thread(get, auto))[0] == 200
+    route = Path(docker_server.root) / "_proxy" / "routes" / f"_domain.cafe.{auto}.conf"
+    assert "set $odoo_upstream cafe-blue-odoo-1;" in route.read_text()

@@ -2,7 +2,9 @@
 HTTP-01 (the challenge files written where the server's proxy serves them), install it with
 the domain's HTTPS route (checked by nginx, then reloaded), then record it sealed by the
 Vault. Every failure, the CA's included, is a CertificateFailed with the reason; a rate
-limit is marked so the next attempt waits hours, not seconds."""
+limit is marked so the next attempt waits hours, not seconds. For an instance's auto
+subdomain the instance's own route must serve the challenges first (routes rendered before
+it did are re-rendered), and its route adds HTTPS only: plain HTTP stays the instance's."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Backups and restores end to end on the real-Docker tier: a running instance with data in
 its database and filestore is backed up to a directory of its server, changed, restored, and
-shows the original data; a damaged backup is refused; a restore goes into another instance."""
+shows the original data; a damaged backup is refused; a restore goes into another instance,
+and into a new instance created for it on another server."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from realdocker_fixtures import (  # noqa: F401
 from realdocker_probes import docker
 from saga_fixtures import Instance
 from sshd_harness import free_port
+from test_backup_sandbox import restore_into_new
 from test_realdocker_sagas import provision, validated_server
 
 from commands import backup
@@ -35,7 +37,8 @@ from events.backup import (
     RestoreFailed,
     backup_stream,
 )
-from events.instance import instance_stream
+from events.instance import InstanceProvisioned, instance_stream
+from events.pool import Pool
 from workers.backups.download import odoo_download
 from workers.server.layout import InstanceLayout
 
@@ -182,3 +185,53 @@ async def test_a_backup_restores_into_itself_and_another_neutralized_and_a_damag
     assert "database part is damaged" in failed.message
     after = "SELECT count(*) FROM res_partner WHERE name = 'After the restore'"
     assert await psql(fleet, beta, after) == "1"
+
+
+async def test_a_backup_restores_into_a_new_instance_on_another_server(
+    docker_fleet: DockerFleet, acme: Instance, tmp_path: Path, pool: Pool, projections: None
+) -> None:
+    """The other server is a second registration of the tier's one engine (the harness has
+    one): its own server id, validated on its own; the proxy is the engine's one."""
+    fleet = docker_fleet
+    await psql(fleet, acme, "INSERT INTO res_partner (name) VALUES ('Original Partner')")
+    await filestore(fleet, acme, f"mkdir -p $(dirname {FILE}) && echo original > {FILE}")
+    destination = await create_destination(
+        fleet.store, fleet.vault, "local", {"path": str(tmp_path / "backups")}
+    )
+    backup_id, _ = await request_backup(fleet.store, fleet.vault, acme.id, destination)
+    done = await fleet.wait_for(
+        backup_stream(backup_id), BackupCompleted, BackupFailed, timeout=120
+    )
+    assert isinstance(done, BackupCompleted), done
+    other_server = await validated_server(fleet)
+
+    copy_id, operation_id = await restore_into_new(fleet.settings, pool, backup_id, other_server)
+    restored = await outcome_of(fleet, backup_id, operation_id)
+
+    assert isinstance(restored, InstanceRestored), (restored, await fleet.operation(operation_id))
+    provisioned = await fleet.wait_for(instance_stream(copy_id), InstanceProvisioned)
+    assert isinstance(provisioned, InstanceProvisioned)
+    copy = (await load(fleet.store, instance_stream(copy_id), instance_fold)).state
+    source = (await load(fleet.store, acme.stream, instance_fold)).state
+    assert not isinstance(copy, Absent)
+    assert not isinstance(source, Absent)
+    assert (copy.facts.server_id, copy.facts.created.odoo_version) == (
+        other_server, source.facts.created.odoo_version,
+    )  # fmt: skip
+    layout = InstanceLayout("copy")
+
+    async def in_copy_db(sql: str) -> str:
+        return await docker(
+            fleet.sshd.engine, "exec", layout.db_container, "psql", "-U", "odoo", "-d", "copy",
+            "-tAc", sql,
+        )  # fmt: skip
+
+    count = "SELECT count(*) FROM res_partner WHERE name = 'Original Partner'"
+    assert await in_copy_db(count) == "1"
+    neutralized = "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"
+    assert await in_copy_db(neutralized) == "true"
+    color = provisioned.active_color
+    copied = FILE.replace("/acme/", "/copy/")
+    assert await docker(
+        fleet.sshd.engine, "exec", layout.app_container(color), "cat", copied
+    ) == "original"  # fmt: skip

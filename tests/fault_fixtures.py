@@ -12,7 +12,7 @@ import secrets
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import nats
 import pgserver
 import pytest
 import pytest_asyncio
+from background import Background
 from builders import meta
 from infra import NatsProcess
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -45,7 +46,6 @@ from events.publishing import decode_wire
 from events.store import START, EventStore
 from odoofleet.settings import Settings
 
-Running = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # pgserver generates its command functions (pg_ctl, …) at import: mypy cannot see them.
 PG_COMMANDS: Any = pgserver
 # The provisioning steps that change the server, each once (counted by `changes`).
@@ -100,25 +100,6 @@ async def private_postgres_fixture() -> AsyncIterator[PrivatePostgres]:
 
 
 # ---- services running in the test's event loop -----------------------------------------------
-
-
-class Background:
-    """Long-running services of the test (relay, workers, projections), each with its stop."""
-
-    def __init__(self) -> None:
-        self._running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    def start(self, run: Running) -> asyncio.Task[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run(stop))
-        self._running.append((stop, task))
-        return task
-
-    async def stop(self) -> None:
-        for stop, _ in self._running:
-            stop.set()
-        for _, task in self._running:
-            await asyncio.wait_for(task, 30)
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,6 @@ and the workers running against them, and builders that append what the API woul
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -17,6 +16,7 @@ from typing import Any
 
 import msgspec
 import pytest_asyncio
+from background import Background, Running, relay
 from builders import meta
 from sshd_harness import SshdServer, free_port
 from waiting import eventually
@@ -41,7 +41,6 @@ from events.operation import (
 )
 from events.pool import Pool
 from events.registry import DomainEvent, EventRegistry
-from events.relay import Relay, RelayConfig
 from events.reservation import PortsReserved, SlugReserved, ports_stream, slug_stream
 from events.secrets import Vault
 from events.server import ServerRegistered, ServerValidationRequested, server_stream
@@ -113,20 +112,12 @@ class Fleet:
         self.store = EventStore(pool)
         self.vault = Vault(pool, settings.secret_key)
         self.root = str(sshd.root)
-        self._stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+        self._services = Background()
 
     # ---- background services ----------------------------------------------------------------
 
     def start_relay(self) -> None:
-        config = RelayConfig(
-            nats_url=self.settings.nats_url,
-            stream=self.settings.nats_stream,
-            subject_prefix=self.settings.subject_prefix,
-            poll_interval=0.05,
-        )
-        self._background(
-            lambda stop: Relay(self.pool, self.settings.database_url, config).run(stop)
-        )
+        self._background(relay(self.settings, self.pool))
 
     def start_workers(
         self,
@@ -155,15 +146,11 @@ class Fleet:
             )
         )
 
-    def _background(self, run: Any) -> None:
-        stop = asyncio.Event()
-        self._stops.append((stop, asyncio.create_task(run(stop))))
+    def _background(self, run: Running) -> None:
+        self._services.start(run)
 
     async def stop(self) -> None:
-        for stop, _ in self._stops:
-            stop.set()
-        for _, task in self._stops:
-            await asyncio.wait_for(task, 30)
+        await self._services.stop()
 
     # ---- what the API appends -----------------------------------------------------------------
 

@@ -3,7 +3,6 @@ receivers on 127.0.0.1, on this test's own database and stream."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import ssl
 import uuid
@@ -15,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest_asyncio
 from api_fixtures import Caller, CallerFactory
+from background import Background, relay
 from builders import meta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,7 +24,6 @@ from waiting import eventually
 from webhook_fixtures import Answer, Hang, Received, Receiver, always, receivers, verifies
 
 from events.pool import Pool
-from events.relay import Relay, RelayConfig
 from events.server import ServerReachable, ServerRegistered, server_stream
 from events.store import ANY, NO_STREAM, EventStore
 from odoofleet.settings import Settings
@@ -55,16 +54,10 @@ class World:
     def __init__(self, settings: Settings, pool: Pool) -> None:
         self.settings, self.pool = settings, pool
         self.store = EventStore(pool)
-        self._running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+        self._services = Background()
 
     def start_relay(self) -> None:
-        config = RelayConfig(
-            nats_url=self.settings.nats_url,
-            stream=self.settings.nats_stream,
-            subject_prefix=self.settings.subject_prefix,
-            poll_interval=0.05,
-        )
-        self._start(lambda stop: Relay(self.pool, self.settings.database_url, config).run(stop))
+        self._services.start(relay(self.settings, self.pool))
 
     def start_webhooks(
         self,
@@ -81,17 +74,12 @@ class World:
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
         extra |= {"config": config, "resolve": resolve, "fanout_ack_wait": 0.3}
         extra |= {"ssl_context": ssl_context}
-        self._start(lambda stop: run_webhooks(settings.for_workers(), self.pool, stop, **extra))
-
-    def _start(self, run: Callable[[asyncio.Event], Any]) -> None:
-        stop = asyncio.Event()
-        self._running.append((stop, asyncio.create_task(run(stop))))
+        self._services.start(
+            lambda stop: run_webhooks(settings.for_workers(), self.pool, stop, **extra)
+        )
 
     async def stop(self) -> None:
-        for stop, _ in self._running:
-            stop.set()
-        for _, task in self._running:
-            await asyncio.wait_for(task, 15)
+        await self._services.stop(timeout=15)
 
     async def server_events(self, count: int, org: str = "org-a") -> list[str]:
         """`count` server.reachable events, appended one by one; their ids in log order."""

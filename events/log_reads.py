@@ -82,6 +82,21 @@ _REACHED: Final = (
 
 _NO_END: Final = 2**63 - 1
 
+# The next `limit` events past a checkpoint (the xmin rule, as `read_all_on`), but only those
+# of some stream types come back, plus the last one (its place is the batch's end) and, on each
+# row, how many the batch held: a rebuild walks the whole log, and most of it is other streams'.
+_OF_TYPES_ONLY: Final = (
+    b"SELECT position, tx_id::text::bigint, stream_id, version, event_type, schema_version,"
+    b" CASE WHEN mine THEN data::text ELSE '{}' END,"
+    b" CASE WHEN mine THEN metadata::text ELSE '{}' END, event_id, recorded_at, n"
+    b" FROM (SELECT e.*, split_part(e.stream_id, '-', 1) = ANY(%(types)s) AS mine,"
+    b"  count(*) OVER () AS n, lead(e.position) OVER (ORDER BY e.tx_id, e.position) IS NULL AS last"
+    b"  FROM (SELECT * FROM events WHERE (tx_id, position) > (%(tx)s::text::xid8, %(pos)s)"
+    b"   AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+    b"   ORDER BY events.tx_id, events.position LIMIT %(limit)s) e) b"
+    b" WHERE mine OR last ORDER BY b.tx_id, b.position"
+)
+
 
 class Lag(msgspec.Struct, frozen=True):
     """What a reader has yet to take: how many events, and the age of the oldest (seconds)."""
@@ -93,6 +108,15 @@ class Lag(msgspec.Struct, frozen=True):
 class ReaderLag(msgspec.Struct, frozen=True):
     reader: str
     lag: Lag
+
+
+class Slice(msgspec.Struct, frozen=True):
+    """Part of the log as one reader needs it: the events of its stream types, where the part
+    ends, and how many events it spans (those of other streams too)."""
+
+    events: list[RecordedEvent]
+    end: Checkpoint
+    count: int
 
 
 async def last_position(conn: AsyncConnection[Any]) -> int:
@@ -133,6 +157,22 @@ async def streams_in_range(
     params = (first, _NO_END if last is None else last, list(of_types))
     cur = await conn.execute(_STREAMS_IN_RANGE, params)
     return sorted(str(row[0]) for row in await cur.fetchall())
+
+
+async def read_of_types(
+    conn: AsyncConnection[Any], after: Checkpoint, limit: int, of_types: Collection[str]
+) -> Slice:
+    """The next `limit` events a reader may take past `after` (as `read_all_on`), only those
+    of `of_types` decoded; the last one is in `events` too, with `{}` as data and metadata if
+    it is of another type. An empty slice ends at `after`."""
+    cur = conn.cursor(row_factory=tuple_row, binary=True)
+    params = {"tx": str(after.tx_id), "pos": after.position, "limit": limit}
+    await cur.execute(_OF_TYPES_ONLY, {**params, "types": list(of_types)})
+    rows = await cur.fetchall()
+    if not rows:
+        return Slice([], after, 0)
+    events = [RecordedEvent(*row[:-1]) for row in rows]
+    return Slice(events, events[-1].checkpoint, int(rows[-1][-1]))
 
 
 async def stream_between(

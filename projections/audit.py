@@ -8,7 +8,8 @@ the fields it changed, a creation the whole new state. Secrets are masked (API.m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+import copy
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -61,8 +62,9 @@ from projections.audit_changes import changes
 from projections.backups import BACKUPS, DESTINATIONS, SCHEDULES
 from projections.domains import DOMAINS
 from projections.instances import INSTANCES
+from projections.runtime.buffer import RowBuffer
 from projections.runtime.envelope import Envelope
-from projections.runtime.fold import Folder, Row, fold_batch
+from projections.runtime.fold import Folder, Row, RowStore, fold_batch
 from projections.runtime.reader import Reader, connection
 from projections.runtime.tables import as_json
 from projections.servers import SERVERS
@@ -201,6 +203,25 @@ _INSERT: Final = (
     b"INSERT INTO audit_log SELECT * FROM json_populate_recordset(NULL::audit_log, %s::json)"
     b" ON CONFLICT (position) DO NOTHING"
 )
+# A rebuild applies each event once into an empty table: COPY, in _AuditRow's field order.
+_COPY: Final = (
+    "COPY audit_log ("
+    + ", ".join(field.name for field in msgspec.structs.fields(_AuditRow))
+    + ") FROM STDIN"
+).encode()
+_STATES: Final = slice(10, 12)  # before_state, after_state: JSON text for jsonb
+
+
+async def _insert(conn: AsyncConnection[Any], rows: list[_AuditRow]) -> None:
+    await conn.execute(_INSERT, (as_json(rows),))
+
+
+async def _copy(conn: AsyncConnection[Any], rows: list[_AuditRow]) -> None:
+    async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+        for row in rows:
+            values = list(msgspec.structs.astuple(row))
+            values[_STATES] = [None if v is None else as_json(v) for v in values[_STATES]]
+            await copy.write_row(values)
 
 
 class SubjectRows:
@@ -255,8 +276,17 @@ class AuditProjection:
             "backupdest": DESTINATIONS,
             "backupschedule": SCHEDULES,
         }
-        self._subjects = SubjectRows(self._folders)
+        self._subjects: RowStore[Any] = SubjectRows(self._folders)
         self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}
+        self._write: Callable[[AsyncConnection[Any], list[_AuditRow]], Awaitable[None]] = _insert
+
+    def buffered(self, capacity: int) -> tuple[AuditProjection, RowBuffer[Any]]:
+        """A copy that keeps the subjects' folds in memory between batches (a rebuild's)."""
+        buffer = RowBuffer(self._subjects, capacity)
+        buffering = copy.copy(self)
+        buffering._subjects = buffer
+        buffering._write = _copy
+        return buffering, buffer
 
     async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
         rows: list[_AuditRow] = []
@@ -274,7 +304,7 @@ class AuditProjection:
             if e.event_type == tool_calls
         ]
         if rows:
-            await conn.execute(_INSERT, (as_json(rows),))
+            await self._write(conn, rows)
 
     async def forget(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> None:
         await self._subjects.forget(conn, stream_ids)

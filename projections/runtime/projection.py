@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Sequence
-from typing import Any, Generic, Protocol
+from typing import Any, Generic, Protocol, runtime_checkable
 
 from psycopg import AsyncConnection
 
 from events.registry import EventRegistry
 from events.store import RecordedEvent
-from projections.runtime.fold import Folder, R, fold_batch
+from projections.runtime.buffer import RowBuffer
+from projections.runtime.fold import Folder, R, RowStore, fold_batch
 from projections.runtime.tables import TableRows
 
 
@@ -37,6 +39,14 @@ class Projection(Protocol):
         """Delete everything derived from `stream_ids`."""
 
 
+@runtime_checkable
+class Buffers(Protocol):
+    """A projection whose rows a rebuild may keep in memory between batches."""
+
+    def buffered(self, capacity: int) -> tuple[Projection, RowBuffer[Any]]:
+        """A copy of it that keeps its rows in the returned buffer (see RowBuffer)."""
+
+
 class FoldProjection(Generic[R]):
     """A table with one row per stream of one type, folded by a Folder."""
 
@@ -45,8 +55,14 @@ class FoldProjection(Generic[R]):
         self.tables = (rows.table,)
         self.stream_types = (folder.stream_type,)
         self._folders = {folder.stream_type: folder}
-        self._rows = rows
+        self._rows: RowStore[R] = rows
         self._registry = registry
+
+    def buffered(self, capacity: int) -> tuple[Projection, RowBuffer[Any]]:
+        buffer = RowBuffer(self._rows, capacity)
+        buffering = copy.copy(self)
+        buffering._rows = buffer
+        return buffering, buffer
 
     async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
         await fold_batch(conn, events, self._folders, self._rows, self._registry)

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from events.checkpoints import load_checkpoint, save_checkpoint
 from events.leader import lock_key
 from events.log_reads import count_all
+from projections.runtime.build import Build
 from projections.runtime.clone import clone_tables, make_logged, quoted
 from projections.runtime.projection import Projection
 from projections.runtime.projector import CheckpointMoved, Projector, lock_checkpoint
@@ -108,23 +109,26 @@ async def _rebuild(
         await conn.execute(f"CREATE SCHEMA {await quoted(conn, build_schema(name))}".encode())
         indexes = await clone_tables(conn, projection.tables, live, build_schema(name))
         await load_checkpoint(conn, build_checkpoint(name))
-    projector = Projector(
-        projection,
-        checkpoint=build_checkpoint(name),
-        search_path=(build_schema(name), live),
-        batch_size=batch_size,
-    )
+    checkpoint, search_path = build_checkpoint(name), (build_schema(name), live)
     done = 0
-    while batch := await projector.step(conn):
-        done += len(batch)
+
+    def built(count: int) -> None:
+        nonlocal done
+        done += count
         report(Progress(name, "building", done, max(total, done)))
-    await projector.save(conn)
+
+    build = Build(projection, checkpoint=checkpoint, search_path=search_path, batch_size=batch_size)
+    await build.run(conn, built)
     report(Progress(name, "indexing", done, max(total, done)))
     for statement in indexes:
         await conn.execute(statement.encode())
     await make_logged(conn, projection.tables, build_schema(name))
     for table in projection.tables:
         await conn.execute(f"ANALYZE {await quoted(conn, build_schema(name), table)}".encode())
+    # What was appended meanwhile, and the swap, go the live way: few events, short batches.
+    projector = Projector(
+        projection, checkpoint=checkpoint, search_path=search_path, batch_size=batch_size
+    )
     while batch := await projector.step(conn):
         done += len(batch)
     report(Progress(name, "swapping", done, done))

@@ -1,7 +1,7 @@
 """Projections: rebuild throughput and peak RSS of the instances and audit projections as the
 log grows, and the lag from commit to read model at a constant write rate.
 
-    python -m bench.projections [--database-url URL] [--events N] [--rate R] [--quick]
+    python -m bench.projections [--database-url URL] [--events N] [--rates R,R] [--quick]
 
 Without --database-url it starts a private PostgreSQL (the pgserver wheel): log readers only
 take events older than every transaction open in the whole cluster, so on a shared server
@@ -260,10 +260,11 @@ async def _caught_up(conn: psycopg.AsyncConnection[Any], names: list[str]) -> bo
 
 async def measure_lag(
     conninfo: str, pool: Pool, events: Iterator[Emitted], rate: int, seconds: float
-) -> dict[str, list[float]]:
-    """Append `rate` events/s for 3 s of warm-up and then `seconds`; for each event of the
-    latter that a projection reads, the time from the append's commit until that projection's
-    checkpoint (committed with its rows) covers it."""
+) -> tuple[float, Lags]:
+    """Append `rate` events/s for 3 s of warm-up and then `seconds`, one after the other (a
+    stream's events must commit in order); for each event of the latter that a projection
+    reads, the time from the append's commit until that projection's checkpoint (committed
+    with its rows) covers it. Also the rate the appends kept up (events/s)."""
     reads = {p.name: set(p.stream_types) for p in build_projections(build_registry()).values()}
     store, written, samples = EventStore(pool), list[tuple[str, int, float]](), []
     done = asyncio.Event()
@@ -279,11 +280,13 @@ async def measure_lag(
 
     watcher = asyncio.create_task(watch())
     start = time.monotonic()
+    measured_from = start + 3
     for n in range(int(rate * (seconds + 3))):
         await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
         stream, event, meta = next(events)
         result = await store.append(stream, ANY, [event], meta)
         written.append((stream if n >= 3 * rate else "warm-up", result.position, time.monotonic()))
+    achieved = (len(written) - 3 * rate) / (written[-1][2] - measured_from)
     async with pool.connection() as conn:
         await _until(lambda: _caught_up(conn, list(reads)), 0.01)
         cur = await conn.execute(
@@ -303,7 +306,7 @@ async def measure_lag(
                 index += 1
             if stream_type(stream) in kinds:
                 lags[name].append(max(0.0, samples[index][0] - committed))
-    return lags
+    return achieved, lags
 
 
 async def _after(moment: float, than: float) -> bool:
@@ -314,7 +317,12 @@ def _percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1] * 1000
 
 
-def report(rows: list[str], lags: dict[str, list[float]], args: argparse.Namespace, pg: str) -> str:
+Lags = dict[str, list[float]]
+
+
+def report(
+    rows: list[str], lags: dict[int, tuple[float, Lags]], args: argparse.Namespace, pg: str
+) -> str:
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} cores ({platform.machine()}),"
         f" {pg} on the same machine, Python {platform.python_version()}, psycopg"
@@ -323,15 +331,26 @@ def report(rows: list[str], lags: dict[str, list[float]], args: argparse.Namespa
         " *fleet*: the generated history described in `bench/projections.py` (about 15%"
         " instance events, 62% operation steps, 22% health heartbeats); *instances only*: every"
         " event on an instance stream, most of them audited. Each rebuild is `projections"
-        " rebuild` (batches of 5,000, built UNLOGGED, secondary indexes at the end, then the"
-        " swap) in a process of its own; each row is the median of three.",
+        " rebuild` (slices of 5,000 events of which only the projection's own are shipped, rows"
+        " kept in memory between batches up to 5,000 per projection, audit entries COPYed, built"
+        " UNLOGGED, secondary indexes at the end, then the swap) in a process of its own; each"
+        " row is the median of three.",
         "",
         "| log | events | projection | rebuild events/s | seconds | peak RSS |",
         "|---|---:|---|---:|---:|---:|",
         *rows,
+    ]
+    for rate, (achieved, by_projection) in lags.items():
+        lines += _lag_table(rate, achieved, by_projection, args.lag_seconds)
+    return "\n".join(lines)
+
+
+def _lag_table(rate: int, achieved: float, lags: Lags, seconds: float) -> list[str]:
+    lines = [
         "",
-        f"Lag at {args.rate} events/s for {args.lag_seconds:.0f} s of the fleet history"
-        " (`EventStore.append`, one event per append; all five projections running in a process"
+        f"Lag at {rate:,} events/s (kept up: {achieved:,.0f}) for {seconds:.0f} s of the fleet"
+        " history (`EventStore.append`, one event per append, one after the other; all"
+        " projections running in a process"
         " of their own): from an append's commit until the projection's checkpoint, committed"
         " with its rows, covers it; over the events of the streams each projection reads.",
         "",
@@ -345,7 +364,7 @@ def report(rows: list[str], lags: dict[str, list[float]], args: argparse.Namespa
         lines.append(
             f"| {name} | {len(lag):,} | {p50:.1f} ms | {p99:.1f} ms | {max(lag) * 1000:.1f} ms |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 async def _database(admin: str, name: str, drop: bool = False) -> str:
@@ -379,7 +398,8 @@ async def run(args: argparse.Namespace, admin: str) -> str:
 
 async def _lag_run(
     conninfo: str, events: Iterator[Emitted], args: argparse.Namespace
-) -> dict[str, list[float]]:
+) -> dict[int, tuple[float, Lags]]:
+    """The lag at each rate of `args.rates`, in turn, against one process of projectors."""
     pool = await open_pool(conninfo, max_size=4)
     projections = build_projections(build_registry())
     for name in ("servers", "operations", "health"):
@@ -389,7 +409,10 @@ async def _lag_run(
         async with pool.connection() as conn:
             await _until(lambda: _caught_up(conn, list(projections)), 0.05)
             await conn.execute("CHECKPOINT")  # not the flush of the rebuilds' writes
-        return await measure_lag(conninfo, pool, events, args.rate, args.lag_seconds)
+        return {
+            rate: await measure_lag(conninfo, pool, events, rate, args.lag_seconds)
+            for rate in args.rates
+        }
     finally:
         runners.terminate()
         runners.wait(timeout=30)
@@ -400,12 +423,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a server to use (default: a private one)")
     parser.add_argument("--events", type=int, help="fleet log size (default 1,000,000)")
-    parser.add_argument("--rate", type=int, default=500, help="events/s of the lag run")
+    parser.add_argument(
+        "--rates", default="500,2000", help="events/s of the lag runs, one after the other"
+    )
     parser.add_argument("--lag-seconds", type=float, help="length of the lag run (default 30)")
     parser.add_argument("--quick", action="store_true", help="100,000 events, 5 s of lag")
     args = parser.parse_args()
     args.events = args.events or (100_000 if args.quick else 1_000_000)
     args.lag_seconds = args.lag_seconds or (5.0 if args.quick else 30.0)
+    args.rates = [int(rate) for rate in args.rates.split(",")]
     args.load = os.getloadavg()
     if args.database_url is None:
         import pgserver

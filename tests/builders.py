@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
 
 import commands.instance
 import commands.instance_state
@@ -16,6 +19,7 @@ from events.metadata import Actor, EventMetadata
 from events.operation import OperationStepCompleted
 from events.registry import DomainEvent
 from events.secrets import Sealed
+from events.server import ServerRegistered
 
 
 def meta(org: str = "org-a", user: str = "user-1") -> EventMetadata:
@@ -108,6 +112,24 @@ def register_server(host_key: str | None = None) -> RegisterServer:
         host_key=host_key,
         max_ssh_sessions=4,
     )
+
+
+def server_registered(**changes: Any) -> ServerRegistered:
+    """The event that registers the server above (`changes`: other values of its fields)."""
+    registered = ServerRegistered(
+        server_id=SERVER,
+        name="web-1",
+        host="10.0.0.5",
+        port=22,
+        ssh_user="deploy",
+        auth_method="key",
+        ssh_private_key=Sealed("v1:key"),
+        ssh_password=None,
+        host_key=None,
+        max_ssh_sessions=4,
+        created_at=NOW,
+    )
+    return msgspec.structs.replace(registered, **changes)
 
 
 def registered_server(host_key: str | None = None) -> list[DomainEvent]:

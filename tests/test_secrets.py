@@ -5,31 +5,12 @@ from __future__ import annotations
 import msgspec
 import psycopg
 import pytest
-from builders import meta
+from builders import meta, server_registered
 
-from events.secrets import MASK, MasterKeyMismatch, Sealed, StreamForgotten, Vault, mask_sealed
-from events.server import ServerRegistered
+from events.secrets import MASK, MasterKeyMismatch, StreamForgotten, Vault, mask_sealed
 from events.store import NO_STREAM, EventStore
 
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsuper-secret-key-material\n-----END"
-
-
-def _server_registered(key: Sealed) -> ServerRegistered:
-    from datetime import UTC, datetime
-
-    return ServerRegistered(
-        server_id="s1",
-        name="web-1",
-        host="10.0.0.5",
-        port=22,
-        ssh_user="deploy",
-        auth_method="key",
-        ssh_private_key=key,
-        ssh_password=None,
-        host_key=None,
-        max_ssh_sessions=4,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
 
 
 async def test_a_sealed_secret_opens_to_its_plaintext(vault: Vault):
@@ -50,7 +31,9 @@ async def test_no_plaintext_reaches_the_database(
     vault: Vault, store: EventStore, database_url: str
 ):
     sealed = await vault.seal("server-s1", PRIVATE_KEY)
-    await store.append("server-s1", NO_STREAM, [_server_registered(sealed)], meta())
+    await store.append(
+        "server-s1", NO_STREAM, [server_registered(server_id="s1", ssh_private_key=sealed)], meta()
+    )
 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cur = await conn.execute(
@@ -66,7 +49,9 @@ async def test_forgetting_a_stream_masks_its_secrets_and_reading_still_works(
     vault: Vault, store: EventStore, pool
 ):
     sealed = await vault.seal("server-s1", PRIVATE_KEY)
-    await store.append("server-s1", NO_STREAM, [_server_registered(sealed)], meta())
+    await store.append(
+        "server-s1", NO_STREAM, [server_registered(server_id="s1", ssh_private_key=sealed)], meta()
+    )
 
     assert await vault.forget("server-s1") is True
 

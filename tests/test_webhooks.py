@@ -15,7 +15,7 @@ import msgspec
 import pytest_asyncio
 from api_fixtures import Caller, CallerFactory
 from background import Background, relay
-from builders import meta
+from builders import meta, server_registered
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +24,7 @@ from waiting import eventually
 from webhook_fixtures import Answer, Hang, Received, Receiver, always, receivers, verifies
 
 from events.pool import Pool
-from events.server import ServerReachable, ServerRegistered, server_stream
+from events.server import ServerReachable, server_stream
 from events.store import ANY, NO_STREAM, EventStore
 from odoofleet.settings import Settings
 from workers.ssh.network_policy import IpAddress, NetworkPolicy, parse_networks
@@ -84,17 +84,10 @@ class World:
     async def server_events(self, count: int, org: str = "org-a") -> list[str]:
         """`count` server.reachable events, appended one by one; their ids in log order."""
         server_id = str(uuid.uuid4())
-        registered = ServerRegistered(
+        registered = server_registered(
             server_id=server_id,
-            name="hooked",
             host="192.0.2.1",
-            port=22,
-            ssh_user="root",
-            auth_method="key",
             ssh_private_key=None,
-            ssh_password=None,
-            host_key=None,
-            max_ssh_sessions=1,
             created_at=datetime.now(UTC),
         )
         await self.store.append(server_stream(server_id), NO_STREAM, [registered], meta(org))

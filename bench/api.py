@@ -546,10 +546,15 @@ once per process. The NOTIFY that wakes the log readers follows, coalesced (one 
 most). In process (`python -m bench.profile_api`), CPU per create went from 3.2-3.4 ms to
 2.3-2.8 ms, client included; what is left is mostly psycopg's per-statement work and the
 event loop's wake-ups (one per round trip), then Litestar, msgspec and our code (about 5%).
-PATCH, control and DELETE still read the stream, append, read the stream back and read the
-instance's row for its health fields: 4 round trips against the baseline's one UPDATE.
-The projections, the client and PostgreSQL share the same two cores with the API, so at 16
-connections every round trip also waits its turn for a core."""
+PATCH, control and DELETE (issue 19) no longer read the stream back: the answer is folded
+from the events decided and stored (a view remembered per process, moved on by them). A
+write on an instance this process wrote before decides on the state it remembers, proved
+current by the append's expected version (a conflict, a refusal or nothing to do on it reads
+the stream and decides again): one append. Otherwise the stream is read, then appended to.
+The health fields are the read models' (as a GET shows them), read while the write runs.
+So 1-2 round trips in the request's path against the baseline's one UPDATE, plus the
+coalesced NOTIFY. The projections, the client and PostgreSQL share the same two cores with
+the API, so at 16 connections every round trip also waits its turn for a core."""
 
 
 async def machine_facts(url: str, warmup: float, seconds: float) -> str:

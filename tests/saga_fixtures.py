@@ -76,6 +76,9 @@ QUICK = SagaConfig(
     removal_retries=(0.05,),
 )
 ACK_WAIT = 2.0
+# How long a test waits for a saga's answer: a provisioning takes ~10 s on a busy 2-core
+# machine; the margin is for a slow moment of CI, and a saga that hangs still fails the test.
+SAGA_PATIENCE = 60.0
 ENDS = (OperationSucceeded, OperationFailed, OperationCancelled)
 DEVELOPMENT = InstanceSettings(
     workers=1,
@@ -270,7 +273,7 @@ class Fleet:
         return await self.events(operation_stream(operation_id))
 
     async def wait_for(
-        self, stream_id: str, *types: type[DomainEvent], timeout: float = 30.0
+        self, stream_id: str, *types: type[DomainEvent], timeout: float = SAGA_PATIENCE
     ) -> DomainEvent:
         """The first event of one of `types` on the stream, once it is there and the
         operation it names (if any) has ended: sagas record the outcome, then the end."""
@@ -313,13 +316,15 @@ class Fleet:
             lines.append(f"operation {operation_id}: {steps}")
         return "\n".join(lines)
 
-    async def wait_ended(self, operation_id: str, timeout: float = 30.0) -> None:
+    async def wait_ended(self, operation_id: str, timeout: float = SAGA_PATIENCE) -> None:
         async def ended() -> bool:
             return any(isinstance(e, ENDS) for e in await self.operation(operation_id))
 
         await eventually(ended, timeout=timeout, interval=0.05, message=f"{operation_id} ended")
 
-    async def wait_step_started(self, operation_id: str, step: str, timeout: float = 30.0) -> None:
+    async def wait_step_started(
+        self, operation_id: str, step: str, timeout: float = SAGA_PATIENCE
+    ) -> None:
         async def started() -> bool:
             return any(getattr(e, "step", None) == step for e in await self.operation(operation_id))
 

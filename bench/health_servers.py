@@ -19,10 +19,12 @@ from sshd_harness import STANDIN_DIR, SshdServer, wait_until  # noqa: E402
 
 LIMIT = 2 * 2**30
 DOCKER = """#!/bin/sh
-# The bench's docker: canned answers to the two commands health_command sends.
+# The bench's docker: canned answers to the two commands health_command sends; inspect
+# prints the files of the names that have one, as Docker prints the containers that exist.
 case "$1" in
 stats) exec cat "$ODOOFLEET_STANDIN_STATE/stats.jsonl" ;;
-inspect) exec cat "$ODOOFLEET_STANDIN_STATE/inspect/$4" ;;
+inspect) shift; while [ "${1#-}" != "$1" ]; do shift 2; done  # flags, each with a value
+  cd "$ODOOFLEET_STANDIN_STATE/inspect" && exec cat "$@" 2>/dev/null ;;
 esac
 exit 1
 """
@@ -51,7 +53,7 @@ class BenchSshd(SshdServer):
             status = "exited" if name in exited else "running"
             state = {"Status": status, "OOMKilled": False, "ExitCode": 0}
             state["Health"] = {"Status": "healthy"}
-            inspect = {"state": state, "restartCount": 0, "memoryLimit": LIMIT}
+            inspect = {"name": f"/{name}", "state": state, "restartCount": 0, "memoryLimit": LIMIT}
             (folder / name).write_text(json.dumps(inspect, separators=(",", ":")) + "\n")
             if status == "running":
                 usage = {"Name": name, "CPUPerc": "1.50%", "MemUsage": "256.0MiB / 2.00GiB"}

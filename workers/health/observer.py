@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 LEADER_LOCK: Final = "odoofleet:health-observer"
 # A server's command may take longer than a short test interval: a probe that hangs holds
-# its slot for PROBE_TIMEOUT_SECONDS (probes run PROBE_CONCURRENCY at a time).
+# its slot for PROBE_TIMEOUT_SECONDS (a server's probes run PROBE_CONCURRENCY at a time).
 MIN_COMMAND_SECONDS: Final = 15.0
 
 

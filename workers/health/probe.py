@@ -11,16 +11,20 @@ import msgspec
 
 from workers.server.fields import check_port, check_uuid
 from workers.server.layout import InstanceLayout
-from workers.server.shell import cmd, sequence
+from workers.server.shell import cmd
 
 PROBE_TIMEOUT_SECONDS = 5
-# Probes of one server at a time: each is a few short processes and a curl that mostly waits.
-PROBE_CONCURRENCY = 8
+# Probes of one server at a time. They all run in ONE curl process (`--parallel`), each a
+# socket that mostly waits, so the bound is what a server's instances tolerate at once.
+PROBE_CONCURRENCY = 16
 INSPECT_FORMAT = (
-    '{"state":{{json .State}},"restartCount":{{.RestartCount}},'
+    '{"name":{{json .Name}},"state":{{json .State}},"restartCount":{{.RestartCount}},'
     '"memoryLimit":{{.HostConfig.Memory}}}'
 )
-_LINE_FORMAT = '{"instanceId":"%s","container":"%s","inspect":%s,"probe":"%s"}\\n'
+# curl's -w: `%{…}` are curl's variables, a backslash and n its newline.
+_PROBE_FORMAT = (
+    '{"instanceId":"%s","container":"%s","probe":"%%{http_code} %%{time_total}","order":%d}\\n'
+)
 # Each field is judged whole and only when short: a server's answer is the tenant's to write,
 # and a search over 40,000 digits (issue 13) held the event loop for 39 s.
 MAX_FIELD_CHARS = 64
@@ -56,41 +60,45 @@ class ContainerSample(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def health_command(targets: list[HealthTarget], concurrency: int = PROBE_CONCURRENCY) -> str:
-    """One JSON line per target, then `docker stats`' lines, for `parse_health_output`.
-    `docker stats` runs once for all containers (it samples for a second or two each time it
-    runs); the observer, not the server, finds each container's line in it: a `grep` per
-    instance was three of the eight processes a probe forked.
+    """For `parse_health_output`: one `docker stats` and one `docker inspect` for all the
+    targets' containers, and one curl probing every target's /web/health, the three at once;
+    a handful of processes per server, where a probe per instance forked four.
 
-    The targets' probes run `concurrency` at a time, in ONE SSH session (one of the server's
-    session slots): a /web/health that hangs holds a probe slot for its timeout, not the
-    probes queued behind it. A POSIX semaphore: a FIFO holding one token per slot; each
-    probe takes a token before it starts and gives it back when done. Each probe writes its
-    line to a file of its own, printed whole once all are done."""
-    stats = "stats=$(" + cmd("docker", "stats", "--no-stream", "--format", "{{json .}}")
-    lines = [
-        "d=$(mktemp -d) || exit 1",
-        "trap 'rm -rf \"$d\"' EXIT",
-        'mkfifo "$d/slots" && exec 3<>"$d/slots" || exit 1',
-        f"n=0; while [ $n -lt {max(1, concurrency)} ]; do echo >&3; n=$((n + 1)); done",
-        stats + " 2>/dev/null)",
-    ]
-    for n, target in enumerate(targets):
-        lines.append(f'read -r _ <&3; {{ {_probe(target)}; echo >&3; }} >"$d/{n}" &')
-    lines += ["wait", 'cat "$d"/[0-9]* 2>/dev/null', "printf '%s\\n' \"$stats\""]
-    # One command per line: a job sent to the background (`&`) ends its line, not a `;`.
-    return "\n".join(lines)
-
-
-def _probe(target: HealthTarget) -> str:
-    name = InstanceLayout(target.slug).app_container(target.color)
-    url = f"http://127.0.0.1:{check_port(target.http_port_host)}/web/health"
-    probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"]
-    probe += ["-m", str(PROBE_TIMEOUT_SECONDS), url]
-    return sequence(
-        f"i=$({cmd('docker', 'inspect', '-f', INSPECT_FORMAT, name)} 2>/dev/null) || i=null",
-        f"p=$({cmd(*probe)})",
-        cmd("printf", _LINE_FORMAT, check_uuid(target.instance_id), name) + ' "$i" "$p"',
+    `docker stats` samples for a second or two; the observer, not the server, finds each
+    container's line in it. `docker inspect` prints a line for each container that exists,
+    named, so a missing one is simply absent. curl runs `concurrency` probes at a time, each
+    with its own timeout and its own line (its target's ids, its status and time): a
+    /web/health that hangs holds one probe slot for its timeout, not the probes queued
+    behind it, and a probe's time starts when it gets its slot
+    (`--parallel-immediate`: none waits to share another's connection). The two docker
+    calls write to files of their own, printed whole once all are done."""
+    names = [InstanceLayout(t.slug).app_container(t.color) for t in targets]
+    stats = cmd("docker", "stats", "--no-stream", "--format", "{{json .}}")
+    inspect = cmd("docker", "inspect", "--type", "container", "-f", INSPECT_FORMAT, *names)
+    return "\n".join(
+        [
+            "d=$(mktemp -d) || exit 1",
+            "trap 'rm -rf \"$d\"' EXIT",
+            # One command per line: a job sent to the background (`&`) ends its line.
+            f'{stats} >"$d/stats" 2>/dev/null &',
+            f'{inspect} >"$d/inspect" 2>/dev/null &',
+            f"{_probes(targets, names, concurrency)} 2>/dev/null",
+            "wait",
+            'cat "$d/inspect" "$d/stats"',
+        ]
     )
+
+
+def _probes(targets: list[HealthTarget], names: list[str], concurrency: int) -> str:
+    """One curl for every target, each target an operation of its own (`--next`)."""
+    words: list[str | int] = ["curl", "--no-progress-meter", "--parallel", "--parallel-immediate"]
+    words += ["--parallel-max", max(1, concurrency)]
+    for n, (target, name) in enumerate(zip(targets, names, strict=True)):
+        url = f"http://127.0.0.1:{check_port(target.http_port_host)}/web/health"
+        line = _PROBE_FORMAT % (check_uuid(target.instance_id), name, n)
+        words += ["--next"] if n else []
+        words += ["-o", "/dev/null", "-m", PROBE_TIMEOUT_SECONDS, "-w", line, url]
+    return cmd(*words)
 
 
 class _Health(msgspec.Struct):
@@ -105,6 +113,7 @@ class _State(msgspec.Struct):
 
 
 class _Inspect(msgspec.Struct, rename="camel"):
+    name: str  # Docker's .Name: the container's name after a "/"
     state: _State
     restart_count: int
     memory_limit: int
@@ -116,32 +125,42 @@ class _Stats(msgspec.Struct):
     MemUsage: str = ""
 
 
-class _Line(msgspec.Struct, rename="camel"):
+class _Probe(msgspec.Struct, rename="camel"):
     instance_id: str
     container: str
-    inspect: _Inspect | None
     probe: str
+    order: int = 0  # the target's place: curl prints each probe's line as it ends
 
 
 _PROBE_LINE = '{"instanceId"'
+_INSPECT_LINE = '{"name"'
 
 
 def parse_health_output(output: str) -> list[ContainerSample]:
-    """The probes' lines, each joined with the first `docker stats` line of its container."""
-    probes: list[_Line] = []
+    """The probes' lines in the order of their targets, each joined with its container's
+    `docker inspect` line (none: the container does not exist) and the first `docker stats`
+    line of its container."""
+    probes: list[_Probe] = []
+    inspected: dict[str, _Inspect] = {}
     stats: dict[str, _Stats] = {}
     for line in output.splitlines():
         if line.startswith(_PROBE_LINE):
-            probes.append(msgspec.json.decode(line, type=_Line))
+            probes.append(msgspec.json.decode(line, type=_Probe))
+        elif line.startswith(_INSPECT_LINE):
+            found = msgspec.json.decode(line, type=_Inspect)
+            inspected.setdefault(found.name.removeprefix("/"), found)
         elif line:
             with contextlib.suppress(msgspec.DecodeError):  # costs only that line's stats
-                found = msgspec.json.decode(line, type=_Stats)
-                stats.setdefault(found.Name, found)
-    return [_sample(probe, stats.get(probe.container)) for probe in probes]
+                measured = msgspec.json.decode(line, type=_Stats)
+                stats.setdefault(measured.Name, measured)
+    probes.sort(key=lambda probe: probe.order)
+    return [
+        _sample(probe, inspected.get(probe.container), stats.get(probe.container))
+        for probe in probes
+    ]
 
 
-def _sample(line: _Line, stats: _Stats | None) -> ContainerSample:
-    inspect = line.inspect
+def _sample(line: _Probe, inspect: _Inspect | None, stats: _Stats | None) -> ContainerSample:
     used, limit = _memory(stats.MemUsage) if stats else (None, None)
     if inspect is not None and inspect.memory_limit > 0:
         limit = inspect.memory_limit

@@ -18,13 +18,13 @@ from api_fixtures import (
     new_instance,
     new_server,
     record,
-    running_instance,
 )
 from litestar import Litestar
 from waiting import eventually
 
 from commands.domain_auto import auto_domain_id
 from events.domain import DomainVerificationFailed, DomainVerified, domain_stream
+from events.instance import InstanceProvisioned, instance_stream
 from events.pool import Pool
 from events.store import EventStore
 from workers.acme.config import DomainConfig
@@ -41,11 +41,14 @@ async def add(client: Caller, instance: dict[str, Any], name: str) -> Any:
 
 async def read_after(client: Caller, url: str, write: Any, ready: Callable[[Any], bool]) -> Any:
     """GET `url` at the write's position until `ready` holds: the read waits for the read
-    models (a bounded 2 s per request), which a loaded machine can outlast."""
+    models (a bounded 2 s per request), which a loaded machine can outlast (then the new
+    instance may even be a 404 still)."""
     found: list[Any] = []
 
     async def seen() -> bool:
         response = await client.get(url, headers={"X-Min-Position": write.headers["X-Position"]})
+        if response.status_code == 404:
+            return False  # the instance is not in its read model yet
         assert response.status_code == 200, response.text
         found[:] = [response.json()]
         return ready(found[0])
@@ -316,6 +319,25 @@ async def test_the_openapi_document_has_a_domains_tag_for_the_domain_endpoints(
     assert add["tags"] == ["domains"]
 
 
+async def provisioned(client: Caller, store: EventStore) -> dict[str, Any]:
+    """A new instance whose provisioning a worker has completed, once the API shows it
+    running (the read waits until its read model has the provisioning)."""
+    created = await new_instance(client, await new_server(client))
+    stream = instance_stream(created["id"])
+    done = InstanceProvisioned(instance_id=created["id"], operation_id="op", active_color="blue")
+    at = {"X-Min-Position": await record(store, stream, done)}
+    found: list[dict[str, Any]] = []
+
+    async def running() -> bool:
+        response = await client.get(f"/api/instances/{created['id']}", headers=at)
+        assert response.status_code in (200, 404), response.text  # 404: not read yet
+        found[:] = [response.json()]
+        return response.status_code == 200 and found[0]["status"] == "running"
+
+    await eventually(running, timeout=30, message="the instance running in the API")
+    return found[0]
+
+
 async def auto_recorded(store: EventStore, pool: Pool, instance: dict[str, Any]) -> str:
     """The domain leader's round records the auto subdomain of a provisioned instance that
     has none (as for an instance created before auto subdomains were domains); the position
@@ -340,7 +362,7 @@ class _Written:
 async def test_the_auto_subdomain_becomes_a_domain_with_the_id_it_had(
     alice: Caller, store: EventStore, pool: Pool
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
+    instance = await provisioned(alice, store)
     before = (await alice.get(domains(instance))).json()["domains"]
 
     position = await auto_recorded(store, pool, instance)
@@ -366,7 +388,7 @@ async def test_the_auto_subdomain_becomes_a_domain_with_the_id_it_had(
 async def test_the_auto_subdomain_cannot_be_removed_recorded_or_not(
     alice: Caller, store: EventStore, pool: Pool
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
+    instance = await provisioned(alice, store)
     auto_id = auto_domain_id(instance["id"], instance["autoSubdomain"])
 
     before = await alice.delete(f"{domains(instance)}/{auto_id}")
@@ -387,7 +409,7 @@ async def test_the_auto_subdomain_cannot_be_removed_recorded_or_not(
 async def test_the_auto_subdomain_can_be_made_primary_again(
     alice: Caller, store: EventStore
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
+    instance = await provisioned(alice, store)
     auto_id = auto_domain_id(instance["id"], instance["autoSubdomain"])
     custom = (await add(alice, instance, f"p-{uuid.uuid4().hex[:8]}.example.com")).json()
 
@@ -410,7 +432,7 @@ async def test_the_auto_subdomain_can_be_made_primary_again(
 async def test_the_auto_subdomain_shows_the_resolvers_answer_and_no_certificate(
     alice: Caller, store: EventStore, pool: Pool
 ) -> None:
-    instance = await running_instance(alice, store, await new_server(alice))
+    instance = await provisioned(alice, store)
     auto_id = auto_domain_id(instance["id"], instance["autoSubdomain"])
     await auto_recorded(store, pool, instance)
     first = await store.read_stream(domain_stream(auto_id))

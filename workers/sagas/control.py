@@ -19,10 +19,12 @@ from workers.sagas.instance_saga import (
     record_exhausted,
     run_instance_operation,
 )
-from workers.sagas.provision_steps import app_up, provision_plan, ready
-from workers.sagas.readiness import wait_stopped
+from workers.sagas.provision_steps import app_up_work, provision_plan, ready
+from workers.sagas.readiness import wait_limit, waited
+from workers.sagas.remote_steps import AnyStep, RemoteStep, RemoteWork
 from workers.sagas.runtime import Step
-from workers.server.commands import restart_command, stop_command
+from workers.server.commands import restart_command, stop_command, wait_stopped_command
+from workers.server.payload import Payload
 
 
 def operation(trigger: Trigger) -> InstanceOperation:
@@ -45,21 +47,30 @@ def react(event: ActionRequested, state: Existing) -> Reaction:
 
 
 def _plan(event: ActionRequested, color: Color) -> Plan:
-    async def steps(ctx: InstanceContext) -> list[Step]:
-        async def stop() -> str:
-            return await ctx.remote.check(stop_command(ctx.layout, color))
+    """Each action in one or two SSH commands: the steps on the server in one
+    (workers/sagas/remote_steps.py), then the readiness looks of a started colour."""
 
-        async def stopped() -> str:
-            return await wait_stopped(ctx.remote, ctx.layout, color, ctx.config.stopping)
+    async def steps(ctx: InstanceContext) -> list[AnyStep]:
+        limit, stopping = ctx.config.compose_limit, ctx.config.stopping
 
-        async def restart() -> str:
-            return await ctx.remote.check(restart_command(ctx.layout, color))
+        def stop(_: Payload) -> RemoteWork:
+            return RemoteWork(stop_command(ctx.layout, color), limit)
+
+        def stopped(_: Payload) -> RemoteWork:
+            command = wait_stopped_command(ctx.layout, color, *waited(stopping))
+            return RemoteWork(command, wait_limit(stopping))
+
+        def restart(_: Payload) -> RemoteWork:
+            return RemoteWork(restart_command(ctx.layout, color), limit)
+
+        def start(payload: Payload) -> RemoteWork:
+            return app_up_work(ctx, payload, color, install=True, fresh=False)
 
         readiness = Step("readiness", lambda: ready(ctx, color))
-        by_action = {
-            "start": [Step("app-up", lambda: app_up(ctx, color)), readiness],
-            "stop": [Step("app-stop", stop), Step("stopped", stopped)],
-            "restart": [Step("app-restart", restart), readiness],
+        by_action: dict[str, list[AnyStep]] = {
+            "start": [RemoteStep("app-up", start), readiness],
+            "stop": [RemoteStep("app-stop", stop), RemoteStep("stopped", stopped)],
+            "restart": [RemoteStep("app-restart", restart), readiness],
         }
         return by_action[event.action]
 

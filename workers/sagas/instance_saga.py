@@ -1,13 +1,13 @@
 """The driver every instance saga runs on. A saga is a process manager: it folds its own
 operation stream (workers/sagas/operation_log.py) and reads its instance as the instance's decider
-folds it; its `react` chooses from that state (run a plan, or cancel), `resume` runs the steps
-not completed yet, and the outcome is a command to the instance's decider, which records it
-once (docs/saga-outcomes.md)."""
+folds it; its `react` chooses from that state (run a plan, or cancel), `run_steps` runs the
+steps not completed yet (workers/sagas/remote_steps.py), and the outcome is a command to the
+instance's decider, which records it once (docs/saga-outcomes.md)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -26,7 +26,8 @@ from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.instance_spec import InstanceSecrets, open_secrets
 from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.sagas.runtime import Step, cancel, close, last_started_step, resume
+from workers.sagas.remote_steps import AnyStep, run_steps
+from workers.sagas.runtime import cancel, close, last_started_step
 from workers.server.credentials import (
     ServerSecrets,
     load_server,
@@ -39,7 +40,7 @@ from workers.ssh.errors import HostKeyChanged
 
 @dataclass(frozen=True)
 class Plan:
-    steps: Callable[[InstanceContext], Awaitable[list[Step]]]
+    steps: Callable[[InstanceContext], Awaitable[Sequence[AnyStep]]]
     succeeded: Callable[[], RecordOutcome]
     failed: Callable[[str, str], RecordOutcome]  # (step, message)
     # Earlier operations whose completed steps this one does not run again, except `checks`,
@@ -100,7 +101,7 @@ async def run_instance_operation(deps: SagaDeps, trigger: Trigger, op: InstanceO
         steps = await reaction.steps(ctx)
         while True:
             try:
-                await resume(log, steps, carried=carried)
+                await run_steps(log, steps, lambda: ctx.remote, carried=carried)
             except StepFailed as e:
                 try:
                     if reaction.retry is not None and await reaction.retry(ctx, e):

@@ -139,33 +139,44 @@ class OperationLog:
         """Run step `name` unless it is already completed; record start and outcome."""
         if name in self.progress.completed:
             return self.progress.completed[name]
-        attempt = self.progress.attempts.get(name, 0) + 1
-        await self._record(
-            OperationStepStarted(operation_id=self.operation_id, step=name, attempt=attempt)
-        )
+        await self.begin(name)
         began = time.monotonic()
         try:
             output = await run()
         except StepFailed as e:
-            await self._record(
-                OperationStepFailed(
-                    operation_id=self.operation_id,
-                    step=name,
-                    duration_ms=_ms_since(began),
-                    error=excerpt(self.mask(e.message), 500),
-                    output="",
-                )
-            )
+            await self.failed(name, e.message, _ms_since(began))
             raise
+        await self.completed(name, output, _ms_since(began))
+        return output
+
+    async def begin(self, name: str) -> None:
+        """Record that step `name` starts (one more attempt). Recorded before the step runs,
+        this is what keeps two workers from both running it: the second append conflicts."""
+        attempt = self.progress.attempts.get(name, 0) + 1
+        await self._record(
+            OperationStepStarted(operation_id=self.operation_id, step=name, attempt=attempt)
+        )
+
+    async def completed(self, name: str, output: str, duration_ms: int) -> None:
         await self._record(
             OperationStepCompleted(
                 operation_id=self.operation_id,
                 step=name,
-                duration_ms=_ms_since(began),
+                duration_ms=duration_ms,
                 output=excerpt(self.mask(output)),
             )
         )
-        return output
+
+    async def failed(self, name: str, message: str, duration_ms: int) -> None:
+        await self._record(
+            OperationStepFailed(
+                operation_id=self.operation_id,
+                step=name,
+                duration_ms=duration_ms,
+                error=excerpt(self.mask(message), 500),
+                output="",
+            )
+        )
 
     async def succeed(self) -> None:
         if not self.progress.finished:

@@ -11,8 +11,9 @@ from events.instance import FIRST_COLOR
 from workers.sagas.context import InstanceContext
 from workers.sagas.instance_saga import Plan
 from workers.sagas.operation_log import OperationTakenOver
-from workers.sagas.proxy_steps import ensure_ports, ensure_proxy, switch_route
-from workers.sagas.readiness import wait_db_healthy, wait_ready
+from workers.sagas.proxy_steps import ports_work, proxy_work, route_work
+from workers.sagas.readiness import wait_limit, wait_ready, waited
+from workers.sagas.remote_steps import AnyStep, RemoteStep, RemoteWork, run_remote_step
 from workers.sagas.runtime import Step
 from workers.server.commands import (
     admin_password_script,
@@ -23,12 +24,14 @@ from workers.server.commands import (
     layout_command,
     networks_and_volumes_command,
     set_admin_password_command,
+    wait_db_healthy_command,
 )
 from workers.server.credentials import load_server
 from workers.server.facts import parse_server_facts, preflight_problems, server_facts_command
+from workers.server.payload import Payload
 from workers.server.remote import NotYet, StepError, poll
 from workers.server.render import instance_files
-from workers.server.shell import script
+from workers.server.shell import cmd, script
 from workers.server.spec import InstanceSpec
 
 MIB: Final = 2**20
@@ -46,7 +49,7 @@ def provision_plan(operation_id: str, resume_from: tuple[str, ...]) -> Plan:
     app-up and found the same sick container)."""
     resuming = bool(resume_from)
 
-    async def steps(ctx: InstanceContext) -> list[Step]:
+    async def steps(ctx: InstanceContext) -> list[AnyStep]:
         return provision_steps(ctx, fresh_app=resuming)
 
     return Plan(
@@ -60,18 +63,26 @@ def provision_plan(operation_id: str, resume_from: tuple[str, ...]) -> Plan:
     )
 
 
-def provision_steps(ctx: InstanceContext, *, fresh_app: bool = False) -> list[Step]:
+def provision_steps(ctx: InstanceContext, *, fresh_app: bool = False) -> list[AnyStep]:
+    """From the layout to a started app colour in one SSH command, each step recorded as the
+    server reports it (workers/sagas/remote_steps.py); the readiness of the colour is looked
+    at from here, then the route is one more command."""
     return [
         Step("server", lambda: wait_for_server(ctx)),
         Step("preflight", lambda: preflight(ctx)),
-        Step("layout", lambda: lay_out(ctx)),
-        Step("db-up", lambda: db_up(ctx)),
-        Step("db-healthy", lambda: wait_db_healthy(ctx.remote, ctx.layout, ctx.config.readiness)),
-        Step("create-db", lambda: create_database(ctx)),
-        Step("admin-password", lambda: set_admin_password(ctx, None)),
-        Step("app-up", lambda: app_up(ctx, FIRST_COLOR, fresh=fresh_app)),
+        RemoteStep("layout", lambda payload: lay_out(ctx, payload)),
+        RemoteStep("db-up", lambda _: db_up(ctx)),
+        RemoteStep("db-healthy", lambda _: wait_db_healthy(ctx)),
+        RemoteStep("create-db", lambda _: create_database(ctx)),
+        RemoteStep("admin-password", lambda payload: set_admin_password(ctx, payload)),
+        # A resumed provisioning may have its layout from an earlier attempt: the files of
+        # the settings of then, so the app colour starts on freshly installed ones.
+        RemoteStep(
+            "app-up",
+            lambda p: app_up_work(ctx, p, FIRST_COLOR, install=fresh_app, fresh=fresh_app),
+        ),
         Step("readiness", lambda: ready(ctx, FIRST_COLOR)),
-        Step("route", lambda: route(ctx, FIRST_COLOR)),
+        RemoteStep("route", lambda payload: route(ctx, payload, FIRST_COLOR)),
     ]
 
 
@@ -126,76 +137,112 @@ def ram_needed(spec: InstanceSpec) -> int:
     return 2 * max(1, spec.workers) * per_process + 512 * MIB
 
 
-async def lay_out(ctx: InstanceContext) -> str:
+def lay_out(ctx: InstanceContext, payload: Payload) -> RemoteWork:
     spec, layout = ctx.spec(), ctx.layout
-    await ctx.remote.check(
-        script(layout_command(layout), networks_and_volumes_command(layout, spec.instance_id))
+    command = script(
+        layout_command(layout),
+        networks_and_volumes_command(layout, spec.instance_id),
+        install_files(ctx, payload),
     )
-    return await upload_files(ctx)
+    return RemoteWork(command, ctx.config.compose_limit)
 
 
-async def upload_files(ctx: InstanceContext) -> str:
-    """Every file of the instance directory, rendered from the settings the operation read."""
+def install_files(ctx: InstanceContext, payload: Payload) -> str:
+    """Every file of the instance directory, rendered from the settings the operation read,
+    and a line that lists them."""
     layout, files = ctx.layout, instance_files(ctx.spec())
-    for rendered in files:
-        await ctx.remote.upload(f"{layout.dir}/{rendered.path}", rendered.content, rendered.mode)
-    return f"{layout.dir}: " + ", ".join(rendered.path for rendered in files)
+    listing = f"{layout.dir}: " + ", ".join(rendered.path for rendered in files)
+    return script(
+        *(payload.install(f"{layout.dir}/{f.path}", f.content, f.mode) for f in files),
+        cmd("printf", "%s\\n", listing),
+    )
 
 
-async def db_up(ctx: InstanceContext) -> str:
-    return await ctx.remote.check(db_up_command(ctx.layout), time_limit=ctx.config.compose_limit)
+def db_up(ctx: InstanceContext) -> RemoteWork:
+    return RemoteWork(db_up_command(ctx.layout), ctx.config.compose_limit)
 
 
-async def create_database(ctx: InstanceContext) -> str:
+def wait_db_healthy(ctx: InstanceContext) -> RemoteWork:
+    """The database's health awaited on the server (no round trip per look)."""
+    patience = ctx.config.readiness
+    command = wait_db_healthy_command(ctx.layout, *waited(patience))
+    return RemoteWork(command, wait_limit(patience))
+
+
+def create_database(ctx: InstanceContext) -> RemoteWork:
     spec = ctx.spec()
     command = create_database_command(ctx.layout, spec.db_name, spec.odoo_version)
-    return await ctx.remote.check(command, time_limit=ctx.config.create_db_limit)
+    return RemoteWork(command, ctx.config.create_db_limit)
 
 
-async def set_admin_password(ctx: InstanceContext, running_color: str | None) -> str:
-    """The admin user's password, set through Odoo itself (`odoo shell`, which hashes it):
-    in a one-off container after the database's creation, or in the running colour for a
-    rotation. An instance created before odoofleet generated one keeps its password."""
+def set_admin_password(ctx: InstanceContext, payload: Payload) -> RemoteWork:
+    """The admin user's password, set through Odoo itself (`odoo shell`, which hashes it) in
+    a one-off container after the database's creation. An instance created before odoofleet
+    generated one keeps its password."""
     password = ctx.secrets.admin_user_password
     if password is None:
-        return "no admin user password recorded for this instance: left as it is"
-    return await write_admin_password(ctx, password, running_color)
+        said = "no admin user password recorded for this instance: left as it is"
+        return RemoteWork(cmd("printf", "%s\\n", said), ctx.config.compose_limit)
+    return RemoteWork(admin_password_work(ctx, payload, password, None), ctx.config.compose_limit)
+
+
+def admin_password_work(
+    ctx: InstanceContext, payload: Payload, password: str, running_color: str | None
+) -> str:
+    """The script `odoo shell` reads installed, then run (in a one-off container, or in the
+    running colour for a rotation); what it prints is shown only if it fails."""
+    layout, db_name = ctx.layout, ctx.spec().db_name
+    content = admin_password_script(password)
+    installed = payload.install(layout.admin_password_script, content, 0o600)
+    run = set_admin_password_command(layout, db_name, running_color)
+    said = cmd("printf", "%s\\n", f"the password of the admin user of {db_name} is set")
+    shown = "{ printf '%s\\n' \"$out\" >&2; exit 1; }"
+    return script(installed, f"out=$({run} 2>&1) && {said} || {shown}")
 
 
 async def write_admin_password(
     ctx: InstanceContext, password: str, running_color: str | None
 ) -> str:
-    layout, db_name = ctx.layout, ctx.spec().db_name
-    await ctx.remote.upload(layout.admin_password_script, admin_password_script(password), 0o600)
-    command = set_admin_password_command(layout, db_name, running_color)
-    await ctx.remote.check(command, time_limit=ctx.config.compose_limit)
-    return f"the password of the admin user of {db_name} is set"
+    """The admin user's password set (a rotation: in `running_color`), in one command."""
+    payload = Payload()
+    command = admin_password_work(ctx, payload, password, running_color)
+    return await ctx.remote.check(command, time_limit=ctx.config.compose_limit, payload=payload)
 
 
-async def app_up(ctx: InstanceContext, color: str, *, fresh: bool = False) -> str:
+def app_up_work(
+    ctx: InstanceContext, payload: Payload, color: str, *, install: bool, fresh: bool
+) -> RemoteWork:
     """Whatever starts a colour (provisioning, start, redeploy) starts it on the instance's
-    files as rendered from the settings the operation read when it began: uploaded here,
-    unless this operation's layout step did. Their digest in the compose file makes `up -d`
+    files as rendered from the settings the operation read when it began: installed here
+    (`install`), unless this operation's layout step does (a provisioning's first attempt).
+    Their digest in the compose file makes `up -d`
     recreate a container whose files changed (workers/server/render.py, config_digest); `fresh`
     takes the colour's container down first, so `up -d` creates it anew even when nothing
     changed (an unhealthy container is otherwise left as it is). Its data is in named
     volumes, which `down` leaves alone."""
-    uploaded = [] if "layout" in ctx.log.progress.completed else [await upload_files(ctx)]
-    limit = ctx.config.compose_limit
-    down = app_down_command(ctx.layout, color)
-    removed = [await ctx.remote.check(down, time_limit=limit)] if fresh else []
-    started = await ctx.remote.check(app_up_command(ctx.layout, color), time_limit=limit)
-    return "\n".join([*uploaded, *removed, started])
+    installed = [install_files(ctx, payload)] if install else []
+    removed = [app_down_command(ctx.layout, color)] if fresh else []
+    command = script(*installed, *removed, app_up_command(ctx.layout, color))
+    return RemoteWork(command, ctx.config.compose_limit * (2 if fresh else 1))
+
+
+async def app_up(ctx: InstanceContext, color: str, *, fresh: bool = False) -> str:
+    """`app_up_work` in a command of its own (a start, a redeploy, a restore)."""
+    step = RemoteStep("app-up", lambda p: app_up_work(ctx, p, color, install=True, fresh=fresh))
+    return await run_remote_step(step, ctx.remote)
 
 
 async def ready(ctx: InstanceContext, color: str) -> str:
     return await wait_ready(ctx.remote, ctx.layout, color, ctx.spec().db_name, ctx.config.readiness)
 
 
-async def route(ctx: InstanceContext, color: str) -> str:
+def route(ctx: InstanceContext, payload: Payload, color: str) -> RemoteWork:
+    """The proxy running, the instance's route pointing at `color`, its host ports published."""
     limit = ctx.config.compose_limit
-    proxy = await ensure_proxy(ctx.remote, ctx.proxy, limit)
-    switched = await switch_route(ctx.remote, ctx.proxy, ctx.layout, ctx.spec(), color)
-    public = ctx.server.public_host_ports
-    ports = await ensure_ports(ctx.remote, ctx.layout, ctx.spec(), public=public, time_limit=limit)
-    return f"{proxy}\n{switched}\n{ports}"
+    spec, public = ctx.spec(), ctx.server.public_host_ports
+    command = script(
+        proxy_work(payload, ctx.proxy),
+        route_work(payload, ctx.proxy, ctx.layout, spec, color),
+        ports_work(payload, ctx.layout, spec, public=public),
+    )
+    return RemoteWork(command, 3 * limit)

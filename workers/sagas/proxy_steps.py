@@ -14,6 +14,7 @@ from workers.server.commands import (
 )
 from workers.server.fields import check_color, check_slug
 from workers.server.layout import PROXY_CONTAINER, InstanceLayout, ProxyLayout
+from workers.server.payload import Payload
 from workers.server.remote import Remote
 from workers.server.render_proxy import (
     render_ports_compose,
@@ -34,40 +35,59 @@ _DRAIN_POLLS_PER_SECOND = 10
 
 
 async def ensure_proxy(remote: Remote, proxy: ProxyLayout, time_limit: float) -> str:
+    """`proxy_work` in a command of its own (a server's validation)."""
+    payload = Payload()
+    return await remote.check(proxy_work(payload, proxy), time_limit=time_limit, payload=payload)
+
+
+def proxy_work(payload: Payload, proxy: ProxyLayout) -> str:
     """`odoofleet-proxy` running on `odoofleet-edge`: created or started only when it is not
     running, never recreated under the instances it routes."""
-    await remote.check(proxy_layout_command(proxy))
-    await remote.upload(proxy.compose, render_proxy_compose().encode(), PUBLIC)
-    await remote.upload(staged(proxy.conf_file), render_proxy_conf().encode(), PUBLIC)
-    return await remote.check(proxy_up_command(proxy), time_limit=time_limit)
+    return script(
+        proxy_layout_command(proxy),
+        payload.install(proxy.compose, render_proxy_compose().encode(), PUBLIC),
+        payload.install(staged(proxy.conf_file), render_proxy_conf().encode(), PUBLIC),
+        proxy_up_command(proxy),
+    )
 
 
-async def ensure_ports(
-    remote: Remote, layout: InstanceLayout, spec: InstanceSpec, *, public: bool, time_limit: float
+def ports_work(
+    payload: Payload, layout: InstanceLayout, spec: InstanceSpec, *, public: bool
 ) -> str:
     """The instance's forwarder, publishing its host ports on 127.0.0.1 (or every interface
     when the server's publicHostPorts is set)."""
     compose = render_ports_compose(spec, public=public)
-    await remote.upload(layout.ports_compose, compose.encode(), PUBLIC)
-    await remote.upload(layout.ports_conf, render_ports_conf(spec).encode(), PUBLIC)
-    started = await remote.check(ports_up_command(layout), time_limit=time_limit)
     where = "every interface" if public else "127.0.0.1"
     ports = f"{spec.http_port_host} and {spec.longpolling_port_host}"
-    return f"{started}\nhost ports {ports} published on {where} by {layout.ports_container}"
+    said = f"host ports {ports} published on {where} by {layout.ports_container}"
+    return script(
+        payload.install(layout.ports_compose, compose.encode(), PUBLIC),
+        payload.install(layout.ports_conf, render_ports_conf(spec).encode(), PUBLIC),
+        ports_up_command(layout),
+        cmd("printf", "%s\\n", said),
+    )
 
 
 async def switch_route(
     remote: Remote, proxy: ProxyLayout, layout: InstanceLayout, spec: InstanceSpec, color: str
 ) -> str:
+    """`route_work` in a command of its own (a redeploy)."""
+    payload = Payload()
+    return await remote.check(route_work(payload, proxy, layout, spec, color), payload=payload)
+
+
+def route_work(
+    payload: Payload, proxy: ProxyLayout, layout: InstanceLayout, spec: InstanceSpec, color: str
+) -> str:
     """Route the instance, and its custom domains, to `color`, then record it as the active
     colour (written last)."""
-    await remote.upload(proxy.staged_route(spec.slug), render_route(spec, color).encode(), PUBLIC)
-    switched = await remote.check(
-        script(
-            follow_color_command(proxy, spec.slug, color), write_active_color_command(layout, color)
-        )
+    said = f"route of {spec.auto_subdomain} points at {layout.app_container(color)}"
+    return script(
+        payload.install(proxy.staged_route(spec.slug), render_route(spec, color).encode(), PUBLIC),
+        follow_color_command(proxy, spec.slug, color),
+        write_active_color_command(layout, color),
+        cmd("printf", "%s\\n", said),
     )
-    return f"{switched}\nroute of {spec.auto_subdomain} points at {layout.app_container(color)}"
 
 
 def domain_route(proxy: ProxyLayout, slug: str, domain: str) -> str:

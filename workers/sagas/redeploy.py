@@ -30,10 +30,11 @@ from workers.sagas.instance_saga import (
 )
 from workers.sagas.provision_steps import app_up, ready
 from workers.sagas.proxy_steps import switch_route
-from workers.sagas.readiness import wait_stopped
+from workers.sagas.readiness import wait_limit, waited
 from workers.sagas.runtime import Step
-from workers.server.commands import stop_command
+from workers.server.commands import stop_command, wait_stopped_command
 from workers.server.remote import StepError
+from workers.server.shell import script
 from workers.ssh.errors import SshError
 
 StepRun = Callable[[], Awaitable[str]]
@@ -69,9 +70,12 @@ def _plan(event: RedeployRequested, old: Color) -> Plan:
         async def stop_old() -> str:
             # The switch is done: failing here would leave activeColor naming the colour
             # that no longer serves. A colour that will not stop is reported, not fatal.
+            stopping = ctx.config.stopping
+            waited_for = wait_stopped_command(ctx.layout, old, *waited(stopping))
+            command = script(stop_command(ctx.layout, old), waited_for)
+            limit = ctx.config.compose_limit + wait_limit(stopping)
             try:
-                await ctx.remote.check(stop_command(ctx.layout, old))
-                return await wait_stopped(ctx.remote, ctx.layout, old, ctx.config.stopping)
+                return await ctx.remote.check(command, time_limit=limit)
             except StepError as e:
                 return f"{ctx.layout.app_container(old)} was left running: {e}"
 

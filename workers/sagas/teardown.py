@@ -11,7 +11,7 @@ has to send a DELETE to unstick it; a forced removal meanwhile ends the retries.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from commands.instance_outcomes import (
     REMOVED,
@@ -39,6 +39,7 @@ from workers.sagas.instance_saga import (
 )
 from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
 from workers.sagas.provision_steps import CHECKS
+from workers.sagas.remote_steps import AnyStep, RemoteStep, RemoteWork
 from workers.sagas.runtime import Step, cancel
 from workers.server.commands import (
     app_down_command,
@@ -51,6 +52,7 @@ from workers.server.commands import (
     verify_removed_command,
 )
 from workers.server.layout import InstanceLayout
+from workers.server.payload import Payload
 
 
 def operation(trigger: Trigger) -> InstanceOperation:
@@ -97,27 +99,31 @@ async def _retry(ctx: InstanceContext, event: RemovalRequested, failure: StepFai
     return True
 
 
-async def _steps(ctx: InstanceContext, event: RemovalRequested) -> list[Step]:
-    release = [Step("release", lambda: _release(ctx)), Step("forget-secrets", lambda: _forget(ctx))]
+async def _steps(ctx: InstanceContext, event: RemovalRequested) -> list[AnyStep]:
+    release: list[AnyStep] = [
+        Step("release", lambda: _release(ctx)),
+        Step("forget-secrets", lambda: _forget(ctx)),
+    ]
     if not await _touched_server(ctx):
         return release
     instance_id = ctx.facts.instance_id
 
-    def run(command: Callable[[InstanceLayout], str]) -> Callable[[], Awaitable[str]]:
-        return lambda: ctx.remote.check(command(ctx.layout))
+    def run(command: Callable[[InstanceLayout], str]) -> Callable[[Payload], RemoteWork]:
+        return lambda _: RemoteWork(command(ctx.layout), ctx.config.compose_limit)
 
+    # The steps on the server run as one command, each recorded as it ends (remote_steps.py).
     return [
         # Before anything goes: a failed final backup stops the teardown (docs/backups.md).
         final_backup_step(ctx, event.operation_id, skip=not event.final_backup),
-        Step("remove-route", run(lambda layout: remove_route_command(ctx.proxy, layout.slug))),
-        Step("ports-down", run(ports_down_command)),
-        Step("app-down-blue", run(lambda layout: app_down_command(layout, "blue"))),
-        Step("app-down-green", run(lambda layout: app_down_command(layout, "green"))),
-        Step("db-down", run(db_down_command)),
-        Step("remove-volumes", run(remove_volumes_command)),
-        Step("remove-network", run(remove_network_command)),
-        Step("remove-directory", run(remove_directory_command)),
-        Step("verify", run(lambda layout: verify_removed_command(layout, ctx.proxy, instance_id))),
+        RemoteStep("remove-route", run(lambda at: remove_route_command(ctx.proxy, at.slug))),
+        RemoteStep("ports-down", run(ports_down_command)),
+        RemoteStep("app-down-blue", run(lambda layout: app_down_command(layout, "blue"))),
+        RemoteStep("app-down-green", run(lambda layout: app_down_command(layout, "green"))),
+        RemoteStep("db-down", run(db_down_command)),
+        RemoteStep("remove-volumes", run(remove_volumes_command)),
+        RemoteStep("remove-network", run(remove_network_command)),
+        RemoteStep("remove-directory", run(remove_directory_command)),
+        RemoteStep("verify", run(lambda at: verify_removed_command(at, ctx.proxy, instance_id))),
         *release,
     ]
 

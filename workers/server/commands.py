@@ -9,6 +9,8 @@ an instance run under `flock` on its lock file: one operation per instance at a 
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from workers.server.fields import check_color, check_db_name, check_uuid
@@ -87,7 +89,62 @@ def db_up_command(layout: InstanceLayout) -> str:
 
 def db_health_command(layout: InstanceLayout) -> str:
     """Prints `healthy` once Postgres answers; poll it with a deadline."""
-    return cmd("docker", "inspect", "-f", HEALTH_STATUS_FORMAT, layout.db_container)
+    return cmd(*db_health_command_words(layout))
+
+
+def db_health_command_words(layout: InstanceLayout) -> list[str]:
+    return ["docker", "inspect", "-f", HEALTH_STATUS_FORMAT, layout.db_container]
+
+
+def wait_db_healthy_command(
+    layout: InstanceLayout, timeout: float, interval: float, look_limit: float
+) -> str:
+    """Wait, on the server, for the database container to be `healthy` (success) or
+    `unhealthy` (failure)."""
+    name = layout.db_container
+    arms = [
+        "healthy) " + cmd("printf", "%s is healthy\\n", name) + "; exit 0;;",
+        "unhealthy) " + fail(f"{name} is unhealthy: PostgreSQL does not answer") + ";;",
+    ]
+    look = db_health_command_words(layout)
+    return poll_command(look, arms, f"{name} becoming healthy", timeout, interval, look_limit)
+
+
+def wait_stopped_command(
+    layout: InstanceLayout, color: str, timeout: float, interval: float, look_limit: float
+) -> str:
+    """Wait, on the server, for a colour's container to be exited (or only created)."""
+    name = layout.app_container(color)
+    stopped = cmd("printf", "%s is %s\\n", name) + ' "${seen%% *}"; exit 0;;'
+    look = container_status_words(layout, color)
+    arms = ['"exited "*|"created "*) ' + stopped]
+    return poll_command(look, arms, f"{name} stopping", timeout, interval, look_limit)
+
+
+def poll_command(
+    look: list[str],
+    arms: list[str],
+    waiting_for: str,
+    timeout: float,
+    interval: float,
+    look_limit: float,
+) -> str:
+    """Run `look` every `interval` seconds until one of the `case` arms on its output (in
+    `$seen`) ends the script, for at most about `timeout` seconds, each look within
+    `look_limit`; then fail, saying what was seen last (as workers/server/remote.py's `poll`)."""
+    late = cmd("printf", f"%s not within {timeout:g}s; last seen: %s\\n", waiting_for)
+    return "; ".join(
+        [
+            f"end=$(( $(date +%s) + {math.ceil(timeout)} ))",
+            "while :",
+            f"do seen=$({cmd('timeout', '-k', 5, f'{look_limit:g}', *look)} 2>&1); st=$?",
+            f'if [ "$st" -eq 0 ]; then case "$seen" in {" ".join(arms)} esac',
+            'else seen="$seen (exit status $st)"; fi',
+            f'if [ "$(date +%s)" -ge "$end" ]; then {late} "$seen" >&2; exit 1; fi',
+            f"sleep {interval:g}",
+            "done",
+        ]
+    )
 
 
 def create_database_command(layout: InstanceLayout, db_name: str, odoo_version: str) -> str:
@@ -142,13 +199,57 @@ def app_up_command(layout: InstanceLayout, color: str) -> str:
 
 def container_status_command(layout: InstanceLayout, color: str) -> str:
     """One line for `parse_container_status`; fail early on exited, OOM or restarts (§2.7)."""
-    return cmd("docker", "inspect", "-f", STATUS_FORMAT, layout.app_container(color))
+    return cmd(*container_status_words(layout, color))
+
+
+def container_status_words(layout: InstanceLayout, color: str) -> list[str]:
+    return ["docker", "inspect", "-f", STATUS_FORMAT, layout.app_container(color)]
 
 
 def app_health_command(layout: InstanceLayout, color: str) -> str:
     """Liveness inside the container: `/web/health` answers `{"status": "pass"}`."""
     url = "http://localhost:8069/web/health"
     return cmd("docker", "exec", layout.app_container(color), "curl", "-fsS", "-m", "5", url)
+
+
+NOT_READY = 3  # the exit status of a readiness look's part that saw the colour not ready yet
+
+
+def readiness_look_commands(
+    layout: InstanceLayout, color: str, db_name: str, wait_seconds: int, interval: float
+) -> list[str]:
+    """One look at a colour's readiness, as the parts of one command (step_report.py), each
+    run only if the one before saw the colour ready so far:
+
+    1. its container's status line (`parse_container_status`) when the look began and when
+       it ended: a container still starting is watched on the server, for up to
+       `wait_seconds`, until its line changes; exit NOT_READY unless it is running and
+       healthy (or has no health check);
+    2. `/web/health` answered inside it, with `"pass"` (else NOT_READY);
+    3. the login page of its database answering 200 (`login_page_command`)."""
+    status = cmd(*container_status_words(layout, color))
+    starting = 'case "$seen" in "running starting "*) true;; *) false;; esac'
+    watch = "; ".join(
+        [
+            f"first=$({status}) || exit $?",
+            'seen="$first"',
+            f"end=$(( $(date +%s) + {wait_seconds} ))",
+            f'while {starting} && [ "$seen" = "$first" ] && [ "$(date +%s)" -lt "$end" ]',
+            f"do sleep {interval:g}; seen=$({status}) || exit $?",
+            "done",
+            'printf \'%s\\n%s\\n\' "$first" "$seen"',
+            f'case "$seen" in "running healthy "*|"running none "*) ;; *) exit {NOT_READY};; esac',
+        ]
+    )
+    health = "; ".join(
+        [
+            f"out=$({app_health_command(layout, color)}); st=$?",
+            "printf '%s\\n' \"$out\"",
+            'if [ "$st" -ne 0 ]; then exit "$st"; fi',
+            f'case "$out" in *\'"pass"\'*) ;; *) exit {NOT_READY};; esac',
+        ]
+    )
+    return [watch, health, login_page_command(layout, color, db_name)]
 
 
 def login_page_command(layout: InstanceLayout, color: str, db_name: str) -> str:

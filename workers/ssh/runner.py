@@ -80,8 +80,21 @@ class SshRunner:
         *,
         time_limit: float | None = None,
         output_limit: int | None = None,
+        stdin: bytes = b"",
+        on_stdout: Callable[[bytes], Awaitable[float | None]] | None = None,
+        first_wait: float | None = None,
     ) -> CommandResult:
         """Run one command line; a non-zero exit status is returned, not raised.
+
+        `stdin` is what the command reads on its standard input, then EOF: how a command
+        carries files (workers/server/payload.py) without a round trip of their own, and
+        without putting what they hold on a command line.
+
+        `on_stdout` sees each chunk of stdout as it arrives (a command of several steps
+        reports each as it ends: workers/server/step_report.py). What it returns, unless
+        None, is how long the command may still take from now: the client's backstop (see
+        below) moves with it, so each step of such a command has its own; `first_wait` is
+        the first step's (by default, the time limit).
 
         The server enforces the time limit itself with coreutils `timeout`, which kills the
         command's whole process group: sshd does not pass signals from the client to a root
@@ -97,11 +110,13 @@ class SshRunner:
         wrapped = cmd("timeout", "-k", KILL_GRACE_SECONDS, f"{limit:g}", "sh", "-c", command)
         async with self._session_slot(server):
             started = time.monotonic()
-            process = await self._open_channel(server, lambda conn: _start(conn, wrapped))
+            process = await self._open_channel(server, lambda conn: _start(conn, wrapped, stdin))
             output = _Output(most)
             try:
                 # The client-side wait is only a backstop for a server that stopped answering.
-                await asyncio.wait_for(output.collect(process), limit + 2 * KILL_GRACE_SECONDS)
+                first = limit if first_wait is None else first_wait
+                async with asyncio.timeout(first + 2 * KILL_GRACE_SECONDS) as backstop:
+                    await output.collect(process, _moving(backstop, on_stdout))
             except TimeoutError:
                 process.close()
                 raise CommandTimeout(
@@ -115,6 +130,9 @@ class SshRunner:
                 raise ServerUnreachable(
                     f"connection to {server.address} was lost while a command ran: {reason}"
                 ) from e
+            except BaseException:
+                process.close()  # `on_stdout` gave up on the command
+                raise
         elapsed = time.monotonic() - started
         if process.returncode is None:
             raise ServerUnreachable(
@@ -274,11 +292,29 @@ class SshRunner:
 
 
 async def _start(
-    conn: asyncssh.SSHClientConnection, command: str
+    conn: asyncssh.SSHClientConnection, command: str, stdin: bytes
 ) -> asyncssh.SSHClientProcess[bytes]:
-    # Standard input is empty: a command that reads it gets EOF instead of waiting forever.
-    # Bytes, decoded once it ended: a chunk may end inside a UTF-8 character.
-    return await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
+    # Standard input ends after `stdin`: a command that reads more gets EOF instead of
+    # waiting forever. Bytes, decoded once it ended: a chunk may end inside a UTF-8 character.
+    if not stdin:
+        return await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
+    process = await conn.create_process(command, stdin=asyncssh.PIPE, encoding=None)
+    # Buffered by asyncssh and sent as the channel's window allows, while the output is read.
+    process.stdin.write(stdin)
+    process.stdin.write_eof()
+    return process
+
+
+def _moving(
+    backstop: asyncio.Timeout, on_stdout: Callable[[bytes], Awaitable[float | None]] | None
+) -> Callable[[bytes], Awaitable[None]]:
+    async def seen(chunk: bytes) -> None:
+        more = None if on_stdout is None else await on_stdout(chunk)
+        if more is not None:
+            now = asyncio.get_running_loop().time()
+            backstop.reschedule(now + more + 2 * KILL_GRACE_SECONDS)
+
+    return seen
 
 
 class _OverLimit(Exception):
@@ -302,11 +338,15 @@ class _Output:
     def stderr(self) -> str:
         return self._err.decode("utf-8", "replace")
 
-    async def collect(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+    async def collect(
+        self,
+        process: asyncssh.SSHClientProcess[bytes],
+        on_stdout: Callable[[bytes], Awaitable[None]],
+    ) -> None:
         """Both streams to their end, then the channel's close (which brings the status)."""
         drains = [
-            asyncio.create_task(self._drain(process.stdout, self._out)),
-            asyncio.create_task(self._drain(process.stderr, self._err)),
+            asyncio.create_task(self._drain(process.stdout, self._out, on_stdout)),
+            asyncio.create_task(self._drain(process.stderr, self._err, None)),
         ]
         try:
             for drain in asyncio.as_completed(drains):
@@ -317,8 +357,15 @@ class _Output:
             await asyncio.gather(*drains, return_exceptions=True)
         await process.wait_closed()
 
-    async def _drain(self, reader: asyncssh.SSHReader[bytes], into: bytearray) -> None:
+    async def _drain(
+        self,
+        reader: asyncssh.SSHReader[bytes],
+        into: bytearray,
+        on_chunk: Callable[[bytes], Awaitable[None]] | None,
+    ) -> None:
         while chunk := await reader.read(READ_CHUNK_BYTES):
             if len(into) + len(chunk) > self._limit:
                 raise _OverLimit
             into += chunk
+            if on_chunk is not None:
+                await on_chunk(chunk)

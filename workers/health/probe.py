@@ -16,7 +16,7 @@ from workers.server.shell import cmd
 PROBE_TIMEOUT_SECONDS = 5
 # Probes of one server at a time. They all run in ONE curl process (`--parallel`), each a
 # socket that mostly waits, so the bound is what a server's instances tolerate at once.
-PROBE_CONCURRENCY = 16
+PROBE_CONCURRENCY = 8
 INSPECT_FORMAT = (
     '{"name":{{json .Name}},"state":{{json .State}},"restartCount":{{.RestartCount}},'
     '"memoryLimit":{{.HostConfig.Memory}}}'

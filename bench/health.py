@@ -251,7 +251,7 @@ def report(measured: Measured, args: argparse.Namespace, pg: str) -> str:
     return "\n".join(
         [
             "`python -m bench.health [--database-url URL] [--servers N] [--per-server M]"
-            " [--quick]`, about 40 s (10,000 instances on 100 servers: about 6 minutes)."
+            " [--quick]`, about a minute (10,000 instances on 100 servers: about 7 minutes)."
             " Each server is a real sshd of `tests/sshd_harness.py`;"
             " its `docker` is a shell script answering from canned files and one process"
             " answers every instance's /web/health (the tests' Python stand-in costs ~130 ms"

@@ -48,13 +48,13 @@ async def test_a_worker_killed_while_a_restore_waits_for_the_new_instance_is_rep
     async def waiting_restore() -> bool:
         return any(isinstance(e, OperationStarted) for e in await fleet.operation(operation_id))
 
-    await eventually(waiting_restore, timeout=60, message="the restore waits for provisioning")
+    await eventually(waiting_restore, timeout=120, message="the restore waits for provisioning")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     fleet.sshd.disarm("hold:compose-up")
     workers.start("worker-2")
     restored = await fleet.wait_for(
-        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=180
+        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=300
     )
 
     assert isinstance(restored, InstanceRestored), restored

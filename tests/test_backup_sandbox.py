@@ -64,7 +64,7 @@ async def backed_up_acme(fleet: Fleet, tmp_path: Path) -> tuple[str, str]:
     server_id = await fleet.register_server()
     await fleet.wait_for(server_stream(server_id), ServerValidated)
     acme = await fleet.create_instance(server_id)
-    done = await fleet.wait_for(acme.stream, InstanceProvisioned, ProvisioningFailed, timeout=60)
+    done = await fleet.wait_for(acme.stream, InstanceProvisioned, ProvisioningFailed, timeout=120)
     assert isinstance(done, InstanceProvisioned), done
     files = fleet.sshd.state_dir / "volume-data" / "acme_filestore" / "filestore" / "acme" / "ab"
     files.mkdir(parents=True)
@@ -76,7 +76,9 @@ async def backed_up_acme(fleet: Fleet, tmp_path: Path) -> tuple[str, str]:
         fleet.store, fleet.vault, "local", {"path": str(tmp_path / "backups")}
     )
     backup_id, _ = await request_backup(fleet.store, fleet.vault, acme.id, destination)
-    taken = await fleet.wait_for(backup_stream(backup_id), BackupCompleted, BackupFailed)
+    taken = await fleet.wait_for(
+        backup_stream(backup_id), BackupCompleted, BackupFailed, timeout=120
+    )
     assert isinstance(taken, BackupCompleted), taken
     return server_id, backup_id
 
@@ -115,8 +117,9 @@ async def test_a_backup_restores_into_a_new_instance_created_for_it_through_the_
     server_id, backup_id = await backed_up_acme(fleet, tmp_path)
 
     copy_id, operation_id = await restore_into_new(settings, pool, backup_id, server_id)
+    # Its provisioning, a deferral of up to 30 s, then the restore: slow on a loaded machine.
     restored = await fleet.wait_for(
-        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=120
+        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=300
     )
 
     assert isinstance(restored, InstanceRestored), restored
@@ -138,7 +141,7 @@ async def test_a_restore_into_a_new_instance_whose_provisioning_fails_fails_with
 
     copy_id, operation_id = await restore_into_new(settings, pool, backup_id, server_id)
     failed = await fleet.wait_for(
-        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=120
+        backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=300
     )
 
     assert isinstance(failed, RestoreFailed), failed

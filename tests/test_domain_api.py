@@ -212,13 +212,14 @@ async def test_verify_is_202_and_a_viewer_may_only_list(
     alice: Caller, viewer: Caller, store: EventStore
 ) -> None:
     instance = await new_instance(alice, await new_server(alice))
-    added = (await add(alice, instance, f"v-{uuid.uuid4().hex[:8]}.example.com")).json()
+    written = await add(alice, instance, f"v-{uuid.uuid4().hex[:8]}.example.com")
+    added = written.json()
     one = f"{domains(instance)}/{added['id']}"
 
     verified = await alice.post(f"{one}/verify")
 
     assert verified.status_code == 202, verified.text
-    assert (await viewer.get(domains(instance))).status_code == 200
+    await read_after(viewer, domains(instance), written, lambda b: len(b["domains"]) == 2)
     assert (await viewer.post(f"{one}/verify")).status_code == 403
     assert (await viewer.delete(one)).status_code == 403
     assert (await add(viewer, instance, "w.example.com")).status_code == 403
@@ -289,7 +290,11 @@ async def test_a_key_limited_to_one_instance_touches_only_its_domains(
     admin = await caller(org="org-a", sub="alice", permissions=(*EVERYTHING, "manage:api-keys"))
     server = await new_server(admin)
     mine, other = await new_instance(admin, server), await new_instance(admin, server)
-    theirs = (await add(admin, other, f"o-{uuid.uuid4().hex[:8]}.example.com")).json()
+    theirs = await add(admin, other, f"o-{uuid.uuid4().hex[:8]}.example.com")
+    # The key's instanceIds are checked against the read model: both instances read first.
+    for instance in (mine, other):
+        await read_after(admin, domains(instance), theirs, lambda b: b["domains"] != [])
+    theirs = theirs.json()
     issued = await admin.post(
         "/api/api-keys",
         json={"name": "ci", "permissions": ["manage:instances"], "instanceIds": [mine["id"]]},

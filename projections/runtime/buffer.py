@@ -66,7 +66,8 @@ class RowBuffer(Generic[R]):
 
     async def spill(self, conn: AsyncConnection[Any]) -> None:
         """Inside the batch's transaction: write out the rows past `capacity`."""
-        over = len(self._held) + len(self._pending) - self._capacity
+        new = sum(1 for stream_id in self._pending if stream_id not in self._held)
+        over = len(self._held) + new - self._capacity
         if over <= 0:
             return
         oldest = islice((s for s in self._held if s not in self._pending), over)

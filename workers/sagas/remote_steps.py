@@ -23,7 +23,7 @@ from typing import NamedTuple, NoReturn
 
 from workers.sagas.operation_log import OperationLog, StepFailed
 from workers.sagas.runtime import Step, guarded
-from workers.server.payload import Payload
+from workers.server.payload import INSTALL_SECONDS, Payload
 from workers.server.remote import Remote, StepError, failure_text, output_of
 from workers.server.step_report import ScriptedStep, timed_out
 from workers.ssh.errors import CommandTimeout, ServerUnreachable, SshError
@@ -90,11 +90,13 @@ async def _run_batch(
     payload = Payload()
     scripted: list[ScriptedStep] = []
     for step in batch:
+        files = len(payload)
         try:
             work = step.work(payload)
         except StepError:
             break  # run alone below once it is first, so its failure is recorded as its own
-        scripted.append(ScriptedStep(work.command, work.time_limit))
+        installs = INSTALL_SECONDS if len(payload) > files else 0.0
+        scripted.append(ScriptedStep(work.command, work.time_limit + installs))
     if len(scripted) < 2:
         first = batch[0]
         alone = Step(first.name, lambda: run_remote_step(first, remote()))

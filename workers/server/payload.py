@@ -14,6 +14,9 @@ from typing import Final
 
 from workers.server.shell import cmd, script
 
+# What installing its files may add to a command's time limit (unpacked, copied, renamed):
+# a limit meant for `docker compose up` is not cut into by them on a loaded server.
+INSTALL_SECONDS: Final = 30.0
 # The temporary directory of the running command; exported, so that the `sh -c` of a
 # `flock` or a `timeout` inside the command sees it too.
 WORK: Final = '"$work"'
@@ -39,8 +42,8 @@ class Payload:
             f"mv -f {temporary} {cmd(path)}",
         )
 
-    def __bool__(self) -> bool:
-        return bool(self._files)
+    def __len__(self) -> int:
+        return len(self._files)
 
     def archive(self) -> bytes:
         """The files, named by their index, each readable by its owner only."""

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 from workers.runtime.slots import OperationLocks
-from workers.server.payload import Payload, carrying, unpack_command
+from workers.server.payload import INSTALL_SECONDS, Payload, carrying, unpack_command
 from workers.server.step_report import (
     ReportReader,
     ScriptedStep,
@@ -56,6 +56,7 @@ class Remote:
         stdin = payload.archive() if payload else b""
         if payload:
             command = carrying(payload, command)
+            time_limit = None if time_limit is None else time_limit + INSTALL_SECONDS
         async with self._slot():
             return await self.runner.run(self.server, command, time_limit=time_limit, stdin=stdin)
 

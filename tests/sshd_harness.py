@@ -7,10 +7,12 @@ missing sshd is an error, never a fallback."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import getpass
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -47,10 +49,26 @@ def use_inprocess_sshd() -> bool:
     return True
 
 
+# The ports tests' own servers listen on come from below the kernel's ephemeral range
+# (32768-60999 by default): a port bind(0) hands out is one the kernel also hands the next
+# outgoing connection (to PostgreSQL, NATS, an sshd), which could take it before the test's
+# server binds it ("address already in use"). saga_fixtures.free_host_ports takes 21000-29000.
+_LISTEN_PORTS = range(10000, 21000)
+_handed_out: collections.deque[int] = collections.deque(maxlen=4000)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port nothing listens on, not handed out recently by this process."""
+    while True:
+        port = _LISTEN_PORTS[secrets.randbelow(len(_LISTEN_PORTS))]
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.append(port)
         return port
 
 

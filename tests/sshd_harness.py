@@ -52,8 +52,9 @@ def use_inprocess_sshd() -> bool:
 # The ports tests' own servers listen on come from below the kernel's ephemeral range
 # (32768-60999 by default): a port bind(0) hands out is one the kernel also hands the next
 # outgoing connection (to PostgreSQL, NATS, an sshd), which could take it before the test's
-# server binds it ("address already in use"). saga_fixtures.free_host_ports takes 21000-29000.
-_LISTEN_PORTS = range(10000, 21000)
+# server binds it ("address already in use"). Instances take 20000 and up (api_fixtures.
+# TEST_HOST_PORTS, saga_fixtures.free_host_ports, the sandbox's default range).
+_LISTEN_PORTS = range(10000, 20000)
 _handed_out: collections.deque[int] = collections.deque(maxlen=4000)
 
 

@@ -26,6 +26,11 @@ class LeaderLock:
         self._key = lock_key(name)
         self._retry = retry_interval
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        # A standby asks again on the connection it asked on: a new connection per attempt
+        # forked a PostgreSQL backend every retry interval for every role a process stands
+        # by for (22 a second for a standby `project`), and needs a free connection slot
+        # exactly when the database may be short of them.
+        self._asking: psycopg.AsyncConnection[Any] | None = None
 
     @property
     def held(self) -> bool:
@@ -34,31 +39,41 @@ class LeaderLock:
     async def try_acquire(self) -> bool:
         if self.held:
             return True
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,))
-        row = await cur.fetchone()
+        if self._asking is None or self._asking.closed:
+            self._asking = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        conn = self._asking
+        try:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,))
+            row = await cur.fetchone()
+        except psycopg.OperationalError:
+            self._asking = None
+            await conn.close()
+            raise
         if row is not None and row[0]:
-            self._conn = conn
+            self._conn, self._asking = conn, None
             return True
-        await conn.close()
         return False
 
     async def acquire(self, stop: asyncio.Event | None = None) -> bool:
         """Wait until the lock is ours (True) or `stop` is set (False)."""
-        while stop is None or not stop.is_set():
-            try:
-                if await self.try_acquire():
-                    return True
-            except psycopg.OperationalError:
-                pass
-            if stop is None:
-                await asyncio.sleep(self._retry)
-            else:
+        try:
+            while stop is None or not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), self._retry)
-                except TimeoutError:
-                    continue
-        return False
+                    if await self.try_acquire():
+                        return True
+                except psycopg.OperationalError:
+                    pass
+                if stop is None:
+                    await asyncio.sleep(self._retry)
+                else:
+                    try:
+                        await asyncio.wait_for(stop.wait(), self._retry)
+                    except TimeoutError:
+                        continue
+            return False
+        finally:
+            if not self.held:  # stopped or cancelled while standing by
+                await self._stop_asking()
 
     async def still_held(self) -> bool:
         """False once the lock's connection is gone (the lock went with it)."""
@@ -71,7 +86,13 @@ class LeaderLock:
             return False
         return True
 
+    async def _stop_asking(self) -> None:
+        if self._asking is not None:
+            asking, self._asking = self._asking, None
+            await asking.close()
+
     async def release(self) -> None:
+        await self._stop_asking()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             if not conn.closed:

@@ -90,13 +90,17 @@ async def restore_into_new(
 
 
 async def _server_of(services: Services, principal: Principal, server_id: str) -> None:
-    """Another organization's server is not found, as if it did not exist."""
+    """A server that is not the caller's organization's is refused as the create refuses it
+    (API.md: 400 naming the field; another organization's answers as an unknown one)."""
     loaded = await load(
         services.store, server_stream(server_id), _server_fold, org_id=principal.org_id
     )
     if isinstance(loaded.state, server_state.Absent | server_state.Deleted):
         raise problem(
-            404, "not-found", "server not found", errors=[FieldError(_SERVER_FIELD, "not found")]
+            400,
+            "invalid-request",
+            "server not found",
+            errors=[FieldError(_SERVER_FIELD, "not found")],
         )
 
 

@@ -278,7 +278,7 @@ async def test_a_restore_into_a_new_instance_refuses_what_a_create_refuses(
     assert (version.status_code, version.json()["errors"][0]["field"]) == (400, "odooVersion")
     assert (theirs.status_code, theirs.json()) == (unknown.status_code, unknown.json())
     assert (theirs.status_code, theirs.json()["errors"][0]["field"]) == (
-        404, "newInstance.serverId",
+        400, "newInstance.serverId",
     )  # fmt: skip
     assert isinstance(await last_event(store, backup_id), BackupCompleted)  # nothing recorded
     taken = await alice.post(url, json={"newInstance": new | {"slug": instance["slug"]}})

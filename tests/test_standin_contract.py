@@ -1,6 +1,7 @@
 """The stand-in docker and the real one agree where the sagas depend on them: one scenario
 (compose up/stop/down with and without -v, combined short flags, removals refused while in
-use, the errors of missing objects) runs on both, and both must show the same results."""
+use, the errors of missing objects, the health probe's one `inspect` of many containers) runs
+on both, and both must show the same results."""
 
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ from realdocker_fixtures import docker_engine_fixture  # noqa: F401
 from realdocker_harness import DockerEngine
 
 from odoofleet.sandbox.server import STANDIN_DIR, compose_binary
+from workers.health.probe import INSPECT_FORMAT
 
 # An image with one VOLUME, so a container of it gets an anonymous volume; built from the
 # imported base on the real side, declared in the stand-in's images.json on the other.
 IMAGE = "odoofleet-contract/volume:1"
 IMAGE_DOCKERFILE = 'FROM local/debian:bookworm\nVOLUME /mnt/extra\nCMD ["sleep", "infinity"]\n'
+
+# The second container, for `inspect` of several at once; a memory limit, so the probe's
+# memoryLimit shows one (the app has none: 0).
+BASE_IMAGE = "local/debian:bookworm"
+SIDECAR_MEMORY = 64 * 2**20
 
 Docker = Callable[..., tuple[int, str, str]]
 Observation = tuple[str, object]
@@ -37,6 +44,11 @@ services:
     volumes: [data:/data]
     networks: [backend]
     labels: {{odoofleet.contract: "{project}"}}
+  sidecar:
+    image: {BASE_IMAGE}
+    command: [sleep, infinity]
+    stop_signal: SIGKILL
+    deploy: {{resources: {{limits: {{memory: "{SIDECAR_MEMORY}b"}}}}}}
 volumes:
   data: {{name: {project}_data}}
 networks:
@@ -60,12 +72,34 @@ def anonymous_volume(raw: str) -> str:
     return next(m["Name"] for m in json.loads(raw) if re.fullmatch(r"[0-9a-f]{64}", m["Name"]))
 
 
+def probe_lines(raw: str) -> list[tuple[object, ...]]:
+    """The health probe's inspect lines (INSPECT_FORMAT), the fields the probe reads."""
+    seen = []
+    for line in filter(None, raw.splitlines()):  # none found: a blank line
+        found = json.loads(line)
+        state = found["state"]
+        seen.append(
+            (
+                found["name"],
+                state["Status"],
+                state["OOMKilled"],
+                state["ExitCode"],
+                "Health" in state,
+                found["restartCount"],
+                found["memoryLimit"],
+            )
+        )
+    return seen
+
+
 def run_scenario(docker: Docker, folder: Path) -> list[Observation]:
     project = f"contract{uuid.uuid4().hex[:10]}"
     compose = folder / "compose.yaml"
     compose.write_text(compose_file(project))
     up = ("compose", "-p", project, "-f", str(compose))
     app, label = f"{project}-app-1", f"label=com.docker.compose.project={project}"
+    sidecar, missing = f"{project}-sidecar-1", f"{project}_missing"
+    gone = f"No such container: {missing}"  # the daemon's error, asked for containers only
     seen: list[Observation] = []
 
     def code(name: str, *args: str, says: str = "", on: int = 2) -> None:
@@ -83,6 +117,18 @@ def run_scenario(docker: Docker, folder: Path) -> list[Observation]:
         lines("ps -aq", "ps", "-aq", "--filter", label)
         lines("ps -qa", "ps", "-qa", "--filter", label)
         lines("ps -q running", "ps", "-q", "--filter", label)
+        # The health probe's inspect: one call for many names, a line for each that exists.
+        status, out, err = docker("inspect", "--type", "container", "-f", "{{.Name}}", app, missing)
+        seen.append(("inspect -f of one and a missing", (status, out.split(), gone in err)))
+        status, out, err = docker("inspect", "--type", "container", "-f", "{{.Name}}", missing)
+        seen.append(("inspect -f of a missing", (status, out.strip(), gone in err)))
+        status, out, err = docker("inspect", "--type", "container", app, missing)
+        names = [found["Name"] for found in json.loads(out)]
+        seen.append(("inspect of one and a missing", (status, names, gone in err)))
+        status, out, err = docker(
+            "inspect", "--type", "container", "-f", INSPECT_FORMAT, app, sidecar
+        )
+        seen.append(("the probe's inspect", (status, probe_lines(out), err)))
         first = docker("inspect", "-f", "{{json .Mounts}}", app)[1]
         seen.append(("mounts", mounts(first)))
         anonymous.append(anonymous_volume(first))
@@ -123,16 +169,30 @@ def run_scenario(docker: Docker, folder: Path) -> list[Observation]:
 
 EXPECTED: list[Observation] = [
     ("up", (0, None)),
-    ("ps -aq", (0, 1)),
-    ("ps -qa", (0, 1)),
-    ("ps -q running", (0, 1)),
+    ("ps -aq", (0, 2)),
+    ("ps -qa", (0, 2)),
+    ("ps -q running", (0, 2)),
+    ("inspect -f of one and a missing", (1, ["/<project>-app-1"], True)),
+    ("inspect -f of a missing", (1, "", True)),
+    ("inspect of one and a missing", (1, ["/<project>-app-1"], True)),
+    (
+        "the probe's inspect",
+        (
+            0,
+            [
+                ("/<project>-app-1", "running", False, 0, False, 0, 0),
+                ("/<project>-sidecar-1", "running", False, 0, False, 0, SIDECAR_MEMORY),
+            ],
+            "",
+        ),
+    ),
     ("mounts", [("volume", "/data", "<project>_data"), ("volume", "/mnt/extra", "anonymous")]),
     ("network rm in use", (1, True)),
     ("volume rm in use", (1, True)),
     ("exec a missing tool", (126, True)),
     ("stop", (0, None)),
     ("ps -q after stop", (0, 0)),
-    ("ps -aq after stop", (0, 1)),
+    ("ps -aq after stop", (0, 2)),
     ("exec when stopped", (1, True)),
     ("down", (0, None)),
     ("ps -aq after down", (0, 0)),

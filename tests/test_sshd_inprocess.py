@@ -82,3 +82,28 @@ async def test_a_dropped_connection_is_replaced_and_a_new_host_key_refused(
     assert after.stdout != before.stdout
     with pytest.raises(HostKeyChanged):
         await ssh_runner.run(info, "true")
+
+
+async def test_a_command_reads_what_the_client_sends_and_its_output_comes_as_it_goes(
+    asyncssh_sshd: SshdServer, ssh_runner: SshRunner, tmp_path: Path
+) -> None:
+    """As with OpenSSH: files travel to a command on its stdin (workers/server/payload.py),
+    and a script reporting its steps is read step by step (workers/server/step_report.py)."""
+    go_on = tmp_path / "go-on"
+    seen_before_the_end: list[bytes] = []
+
+    async def first_line(chunk: bytes) -> None:
+        if not seen_before_the_end:
+            seen_before_the_end.append(chunk)
+            go_on.touch()  # the command waits for this before it ends
+
+    result = await ssh_runner.run(
+        asyncssh_sshd.connection_info(),
+        f"head -c 5; echo; while [ ! -e {go_on} ]; do sleep 0.01; done; cat",
+        stdin=b"hello, world",
+        on_stdout=first_line,
+        time_limit=10,
+    )
+
+    assert (result.exit_status, result.stdout) == (0, "hello\n, world")
+    assert seen_before_the_end[0].startswith(b"hello")

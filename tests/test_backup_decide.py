@@ -9,11 +9,12 @@ import pytest
 from builders import ID, create_command
 from croniter import croniter  # type: ignore[import-untyped]
 
-from commands import backup, instance
+from commands import backup, instance, restore_credentials
 from commands.backup_retention import expired, expires_at, latest_due
 from commands.instance_state import Absent, InstanceState
 from commands.instance_state import fold as instance_fold
 from commands.instance_state import initial_state as instance_initial_state
+from commands.refusals import InstanceNotFound
 from events.backup import (
     BackupCompleted,
     BackupDeleted,
@@ -29,6 +30,8 @@ from events.backup import (
 from events.instance import (
     ActionRequested,
     InstanceProvisioned,
+    McpCredentialsIssued,
+    McpCredentialsRequested,
     ProvisioningFailed,
     RemovalRequested,
 )
@@ -233,6 +236,25 @@ def test_a_restore_into_a_new_instance_that_will_never_be_provisioned_fails_and_
         ("create", "the new instance was never created"),
         ("create", "the new instance was never created"),
     ]
+
+
+def test_a_restore_into_another_instance_asks_for_its_mcp_credentials_once() -> None:
+    asked = restore_credentials.RequestMcpCredentialsAfterRestore(restore_operation_id="op-r")
+    target = new_instance(PROVISIONED)
+
+    requested_now = restore_credentials.decide(asked, target, NOW)
+    operation_id = restore_credentials.credentials_operation("op-r")
+    issued = McpCredentialsIssued(
+        instance_id=ID, operation_id=operation_id, login="odoofleet-mcp", api_key=Sealed("v1:k")
+    )
+
+    assert requested_now == [McpCredentialsRequested(instance_id=ID, operation_id=operation_id)]
+    assert operation_id == restore_credentials.credentials_operation("op-r") != "op-r"
+    assert restore_credentials.decide(asked, new_instance(PROVISIONED, issued), NOW) == []
+    removing = new_instance(PROVISIONED, RemovalRequested(instance_id=ID, operation_id="rm"))
+    assert restore_credentials.decide(asked, removing, NOW) == []
+    with pytest.raises(InstanceNotFound):
+        restore_credentials.decide(asked, Absent(), NOW)
 
 
 def test_an_expired_backup_ends_as_expired_and_a_deleted_one_as_deleted() -> None:

@@ -12,6 +12,7 @@ from backup_requests import create_destination, request_backup, request_restore
 from saga_fixtures import Fleet, free_host_ports, steps_of
 
 from api.app import create_app
+from commands.restore_credentials import credentials_operation
 from events.backup import (
     BackupCompleted,
     BackupFailed,
@@ -19,7 +20,13 @@ from events.backup import (
     RestoreFailed,
     backup_stream,
 )
-from events.instance import InstanceProvisioned, ProvisioningFailed, instance_stream
+from events.instance import (
+    InstanceProvisioned,
+    McpCredentialsIssued,
+    McpCredentialsRequested,
+    ProvisioningFailed,
+    instance_stream,
+)
 from events.operation import OperationStepCompleted, OperationSucceeded, operation_stream
 from events.pool import Pool
 from events.server import ServerValidated, server_stream
@@ -43,12 +50,16 @@ async def test_a_sandbox_instance_is_backed_up_and_restored(fleet: Fleet, tmp_pa
     taken = await fleet.wait_for(backup_stream(backup_id), BackupCompleted, BackupFailed)
     assert isinstance(taken, BackupCompleted), taken
     (files / "abcdef").write_text("changed")
-    await request_restore(fleet.store, backup_id, acme.id, neutralize=True)
+    operation_id = await request_restore(fleet.store, backup_id, acme.id, neutralize=True)
     restored = await fleet.wait_for(
         backup_stream(backup_id), InstanceRestored, RestoreFailed, timeout=60
     )
 
     assert isinstance(restored, InstanceRestored), restored
+    # Its own database again: its credentials hold, nothing is set or asked for anew.
+    steps = steps_of(await fleet.operation(operation_id), OperationStepCompleted)
+    assert "credentials" not in steps
+    assert "mcp-credentials" not in steps
     assert (files / "abcdef").read_text() == "an attachment"
     filestore = next(part for part in taken.parts if part.name == "filestore")
     assert filestore.size >= 10240  # a real tar holding the file
@@ -107,7 +118,7 @@ def restored_copy(fleet: Fleet) -> tuple[str, str]:
 
 RESTORE_INTO_NEW_STEPS = [
     "provision", "verify", "stop", "restore-database", "restore-filestore",
-    "neutralize", "start", "readiness", "check",
+    "neutralize", "credentials", "start", "readiness", "check", "mcp-credentials",
 ]  # fmt: skip
 
 
@@ -129,8 +140,21 @@ async def test_a_backup_restores_into_a_new_instance_created_for_it_through_the_
     assert restored_copy(fleet) == ("an attachment", "the orders of acme")
     ended = await fleet.wait_for(operation_stream(operation_id), OperationSucceeded)
     assert isinstance(ended, OperationSucceeded)
-    steps = steps_of(await fleet.operation(operation_id), OperationStepCompleted)
-    assert steps == RESTORE_INTO_NEW_STEPS
+    operation = await fleet.operation(operation_id)
+    assert steps_of(operation, OperationStepCompleted) == RESTORE_INTO_NEW_STEPS
+    [credentials] = [
+        e for e in operation if isinstance(e, OperationStepCompleted) and e.step == "credentials"
+    ]
+    assert "the password of the admin user of copy is set" in credentials.output
+    # The copy's MCP credentials issued again, once, after those of its first provisioning.
+    reissue = credentials_operation(operation_id)
+    await fleet.wait_ended(reissue, timeout=120)
+    copy_events = await fleet.events(instance_stream(copy_id))
+    asked = [e.operation_id for e in copy_events if isinstance(e, McpCredentialsRequested)]
+    issued = [e.operation_id for e in copy_events if isinstance(e, McpCredentialsIssued)]
+    assert len(asked) == 2
+    assert asked[-1] == reissue
+    assert issued.count(reissue) == 1
 
 
 async def test_a_restore_into_a_new_instance_whose_provisioning_fails_fails_with_the_reason(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from workers.odoo.api_user import API_LOGIN
 from workers.server.layout import InstanceLayout
 from workers.server.render import POSTGRES_IMAGE
 from workers.server.shell import cmd
@@ -110,3 +111,20 @@ END $$;
 
 def neutralize_command(layout: InstanceLayout, db_name: str) -> str:
     return cmd(*_psql(layout, db_name), "-v", "ON_ERROR_STOP=1", "-c", NEUTRALIZE_SQL)
+
+
+# The MCP API user's keys in a database restored from another instance are that instance's:
+# deleted, so its key does not open the copy (Odoo keeps only their hashes: nothing to keep).
+REVOKE_API_USER_KEYS_SQL: Final = f"""
+DO $$
+BEGIN
+    IF to_regclass('res_users_apikeys') IS NOT NULL THEN
+        DELETE FROM res_users_apikeys
+        WHERE user_id IN (SELECT id FROM res_users WHERE login = '{API_LOGIN}');
+    END IF;
+END $$;
+"""
+
+
+def revoke_api_user_keys_command(layout: InstanceLayout, db_name: str) -> str:
+    return cmd(*_psql(layout, db_name), "-v", "ON_ERROR_STOP=1", "-c", REVOKE_API_USER_KEYS_SQL)

@@ -4,8 +4,11 @@ anything is touched); a restore into the backed-up instance itself takes a safet
 first; then the app is stopped, the database recreated and restored with pg_restore inside
 its db container, the filestore replaced, optionally neutralized (no outgoing mail, no
 scheduled actions), the app started, and the result checked (the database answers with its
-tables, the filestore is in place, Odoo is ready) before InstanceRestored is recorded. A
-restore into a new instance first waits for its provisioning (workers/sagas/restore_new.py)."""
+tables, the filestore is in place, Odoo is ready) before InstanceRestored is recorded. Another
+instance's backup brings that instance's Odoo users: before the app starts, the admin user
+gets the target's own password and the source's MCP API keys are deleted; once it is ready,
+new MCP credentials are asked for. A restore into a new instance first waits for its
+provisioning (workers/sagas/restore_new.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
-from commands import backup
+from commands import backup, restore_credentials
 from commands.instance_state import Abandoned, Absent, Existing, Removed, Removing
 from commands.instance_state import fold as instance_fold
 from commands.outcome import FailedAt, Succeeded
+from commands.refusals import Refusal
 from commands.runner import execute_command, load
 from events import backup as backup_events
 from events.backup import BackupPart, RestoreRequested, backup_stream
@@ -32,6 +36,7 @@ from workers.backups.commands import (
     recreate_database_command,
     restore_database_command,
     restore_filestore_command,
+    revoke_api_user_keys_command,
 )
 from workers.backups.destinations import Destination
 from workers.backups.parts import open_part, verify_part
@@ -49,7 +54,7 @@ from workers.sagas.backup_access import (
 from workers.sagas.context import InstanceContext
 from workers.sagas.deps import SagaDeps, Trigger
 from workers.sagas.operation_log import OperationLog, OperationTakenOver, StepFailed
-from workers.sagas.provision_steps import app_up, ready
+from workers.sagas.provision_steps import app_up, ready, write_admin_password
 from workers.sagas.readiness import wait_stopped
 from workers.sagas.restore_new import PROVISION_STEP, provisioning_verdict
 from workers.sagas.runtime import Step, close, last_started_step, resume
@@ -117,7 +122,10 @@ async def _restore(
     if event.source_instance_id != event.target_instance_id:
         # A `local` destination is a directory of the backed-up instance's server.
         source_instance = await instance_of(deps, event.source_instance_id)
+        target_mask = log.mask
         source = await instance_context(deps, trigger, log, locks, source_instance)
+        source_mask = log.mask  # the target's secrets stay hidden too (its admin password)
+        log.mask = lambda text: source_mask(target_mask(text))
     opened: list[Destination] = []
 
     async def destination() -> Destination:
@@ -203,6 +211,12 @@ def _steps(
     async def provisioned() -> str:
         return f"the new instance {target.facts.slug} is provisioned ({color})"
 
+    async def credentials() -> str:
+        return await _own_credentials(ctx, db_name)
+
+    async def mcp_credentials() -> str:
+        return await _request_mcp_credentials(ctx, trigger, event)
+
     same = event.source_instance_id == event.target_instance_id
     return [
         *([Step(PROVISION_STEP, provisioned)] if event.new_instance else []),
@@ -212,10 +226,46 @@ def _steps(
         Step("restore-database", restore_database),
         Step("restore-filestore", restore_filestore),
         *([Step("neutralize", neutralize)] if event.neutralize else []),
+        *([] if same else [Step("credentials", credentials)]),
         Step("start", lambda: app_up(ctx, color)),
         Step("readiness", lambda: ready(ctx, color)),
         Step("check", check),
+        *([] if same else [Step("mcp-credentials", mcp_credentials)]),
     ]
+
+
+async def _own_credentials(ctx: InstanceContext, db_name: str) -> str:
+    """Another instance's database holds that instance's Odoo users: before Odoo serves it,
+    the admin user gets the target's own password in force (as provisioning sets it, in a
+    one-off container) and the MCP API user's keys, the source's, are deleted."""
+    revoked = await ctx.remote.check(revoke_api_user_keys_command(ctx.layout, db_name))
+    password = ctx.secrets.admin_user_password
+    if password is None:  # an instance created before odoofleet generated one
+        return f"MCP API keys deleted ({revoked.strip()}); no admin user password recorded"
+    written = await write_admin_password(ctx, password, None)
+    return f"MCP API keys deleted ({revoked.strip()}); {written.strip()}"
+
+
+async def _request_mcp_credentials(
+    ctx: InstanceContext, trigger: Trigger, event: RestoreRequested
+) -> str:
+    """The target's MCP credentials issued anew (their own operation, once per restore), now
+    that Odoo serves the restored database."""
+    command = restore_credentials.RequestMcpCredentialsAfterRestore(
+        restore_operation_id=event.operation_id
+    )
+    try:
+        asked = await execute_command(
+            ctx.deps.store, instance_stream(event.target_instance_id), instance_fold,
+            restore_credentials.decide, command, datetime.now(UTC), trigger.metadata,
+            idempotency_key=f"{event.operation_id}/mcp-credentials",
+        )  # fmt: skip
+    except Refusal as e:
+        raise StepError(f"no MCP credentials could be asked for: {e}") from None
+    if not asked.events:
+        return "no MCP credentials asked for: issued already, or the instance is being removed"
+    operation_id = restore_credentials.credentials_operation(event.operation_id)
+    return f"new MCP credentials asked for (operation {operation_id})"
 
 
 async def _safety_backup(

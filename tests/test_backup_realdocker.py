@@ -26,8 +26,9 @@ from test_backup_sandbox import restore_into_new
 from test_realdocker_sagas import provision, validated_server
 
 from commands import backup
-from commands.instance_state import Absent
+from commands.instance_state import Absent, Existing
 from commands.instance_state import fold as instance_fold
+from commands.restore_credentials import credentials_operation
 from commands.runner import load
 from events.backup import (
     BackupCompleted,
@@ -37,7 +38,12 @@ from events.backup import (
     RestoreFailed,
     backup_stream,
 )
-from events.instance import InstanceProvisioned, instance_stream
+from events.instance import (
+    InstanceProvisioned,
+    McpCredentialsFailed,
+    McpCredentialsIssued,
+    instance_stream,
+)
 from events.pool import Pool
 from workers.backups.download import odoo_download
 from workers.server.layout import InstanceLayout
@@ -84,6 +90,24 @@ async def outcome_of(
     ]
     assert len(outcomes) == 1, outcomes
     return outcomes[0]
+
+
+async def logs_in(fleet: DockerFleet, container: str, db: str, login: str, password: str) -> bool:
+    """Whether Odoo in `container` takes the password (or RPC API key) for `login`."""
+    call = {"service": "common", "method": "login", "args": [db, login, password]}
+    body = json.dumps({"jsonrpc": "2.0", "method": "call", "id": 1, "params": call})
+    answer = await docker(
+        fleet.sshd.engine, "exec", container, "curl", "-s", "-H",
+        "Content-Type: application/json", "--data-binary", body, "http://localhost:8069/jsonrpc",
+    )  # fmt: skip
+    uid = json.loads(answer)["result"]
+    return uid is not False
+
+
+async def mcp_key_of(fleet: DockerFleet, instance: Existing) -> str:
+    credentials = instance.facts.mcp_credentials
+    assert credentials is not None
+    return await fleet.vault.open(instance_stream(instance.facts.instance_id), credentials.api_key)
 
 
 @pytest_asyncio.fixture
@@ -193,6 +217,9 @@ async def test_a_backup_restores_into_a_new_instance_on_another_server(
     """The other server is a second registration of the tier's one engine (the harness has
     one): its own server id, validated on its own; the proxy is the engine's one."""
     fleet = docker_fleet
+    # The source's MCP key is in the backed-up database.
+    issued = await fleet.wait_for(acme.stream, McpCredentialsIssued, McpCredentialsFailed)
+    assert isinstance(issued, McpCredentialsIssued), issued
     await psql(fleet, acme, "INSERT INTO res_partner (name) VALUES ('Original Partner')")
     await filestore(fleet, acme, f"mkdir -p $(dirname {FILE}) && echo original > {FILE}")
     destination = await create_destination(
@@ -235,3 +262,15 @@ async def test_a_backup_restores_into_a_new_instance_on_another_server(
     assert await docker(
         fleet.sshd.engine, "exec", layout.app_container(color), "cat", copied
     ) == "original"  # fmt: skip
+
+    # The copy's own credentials open it, the source's do not.
+    await fleet.wait_ended(credentials_operation(operation_id), timeout=120)
+    copy = (await load(fleet.store, instance_stream(copy_id), instance_fold)).state
+    assert isinstance(copy, Existing)
+    assert copy.facts.admin_user_password is not None
+    password = await fleet.vault.open(instance_stream(copy_id), copy.facts.admin_user_password)
+    app = layout.app_container(color)
+    assert await logs_in(fleet, app, "copy", "admin", password)
+    assert not await logs_in(fleet, app, "copy", "admin", acme.admin_user_password)
+    assert await logs_in(fleet, app, "copy", "odoofleet-mcp", await mcp_key_of(fleet, copy))
+    assert not await logs_in(fleet, app, "copy", "odoofleet-mcp", await mcp_key_of(fleet, source))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from builders import meta
 from saga_fixtures import (  # noqa: F401
@@ -50,9 +51,10 @@ class OdooShellPrintsKeys(SshRunner):
         *,
         time_limit: float | None = None,
         output_limit: int | None = None,
+        **options: Any,
     ) -> CommandResult:
         result = await super().run(
-            server, command, time_limit=time_limit, output_limit=output_limit
+            server, command, time_limit=time_limit, output_limit=output_limit, **options
         )
         if "mcp_api_user.py" not in command or not result.ok:
             return result

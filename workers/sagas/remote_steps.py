@@ -124,7 +124,7 @@ async def _run_script(
         raise
     except (StepError, SshError) as e:
         if running.index < len(ran):  # else every step reported: what failed is not theirs
-            await running.fail(_failure(e, scripted[running.index]))
+            await running.fail(_failure(e, scripted[running.index]), cause=e)
         return len(ran)
     if running.index < len(ran):
         await running.fail(f"the server stopped before reporting it: {failure_text(whole)}")
@@ -164,7 +164,9 @@ class _Running:
         if self.index < len(self.steps):
             await self.begin()
 
-    async def fail(self, message: str) -> NoReturn:
+    async def fail(self, message: str, cause: Exception | None = None) -> NoReturn:
+        """Record the running step's failure and raise it, caused by `cause` (a saga looks
+        there for what the failure says of the server: a changed host key puts it in error)."""
         name = self.steps[self.index].name
         await self.log.failed(name, message, int((time.monotonic() - self.began) * 1000))
-        raise StepFailed(name, message)
+        raise StepFailed(name, message) from cause

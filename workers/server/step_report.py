@@ -79,8 +79,13 @@ class ReportReader:
         self._pending += chunk
         *lines, rest = self._pending.split(b"\n")
         self._pending = bytearray(rest)
-        new = [self._result(line) for line in lines if line.startswith(self._marker)]
-        self.results += new
+        new: list[CommandResult] = []
+        for line in lines:
+            if line.startswith(self._marker):
+                # One at a time: a chunk may end several steps (a worker that waited on the
+                # database read them together), and each line's number is checked in turn.
+                self.results.append(self._result(line))
+                new.append(self.results[-1])
         return new
 
     def _result(self, line: bytes | bytearray) -> CommandResult:
@@ -91,7 +96,8 @@ class ReportReader:
         _, reported, status, duration, out, err = fields
         try:
             if int(reported) != index:
-                raise UnreadableReport(f"step #{index} reported as #{reported[:20]!r}")
+                shown = bytes(reported[:20]).decode("ascii", "replace")
+                raise UnreadableReport(f"step #{index} reported as #{shown}")
             return CommandResult(
                 exit_status=int(status),
                 stdout=_decoded(out),

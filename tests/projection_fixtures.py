@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import builders
 import pytest_asyncio
 from builders import meta
 from waiting import eventually
@@ -93,18 +94,8 @@ def instance_created(
 
 
 def server_registered(server_id: str, name: str = "box-1") -> ServerRegistered:
-    return ServerRegistered(
-        server_id=server_id,
-        name=name,
-        host="10.0.0.5",
-        port=22,
-        ssh_user="odoo",
-        auth_method="key",
-        ssh_private_key=Sealed("v1:key"),
-        ssh_password=None,
-        host_key=None,
-        max_ssh_sessions=4,
-        created_at=NOW,
+    return builders.server_registered(
+        server_id=server_id, name=name, ssh_user="odoo", created_at=NOW
     )
 
 

@@ -12,6 +12,7 @@ from projections.catalog import build_projections, select
 from projections.runtime.bell import Bell
 from projections.runtime.presence import Presence
 from projections.runtime.runner import ProjectionRunner
+from projections.runtime.tail import LogTail
 
 
 async def run_projections(
@@ -28,7 +29,11 @@ async def run_projections(
     chosen = select(build_projections(build_registry()), names)
     bell = Bell(conninfo)
     presence = Presence(conninfo, [projection.name for projection in chosen])
-    runners = [ProjectionRunner(p, pool, conninfo, bell.subscribe()) for p in chosen]
+    tail = LogTail({kind for projection in chosen for kind in projection.stream_types})
+    runners = [
+        ProjectionRunner(projection, pool, conninfo, bell.subscribe(), tail=tail)
+        for projection in chosen
+    ]
     bell.start()
     presence.start()
     try:

@@ -38,7 +38,7 @@ from projections.audit import AuditFilter, query_audit
 from projections.catalog import build_projections
 from projections.health import get_health
 from projections.instances import INSTANCES, get_instance
-from projections.runtime.bell import Bell
+from projections.runtime.bell import Bell, Ring
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.fold import fold_stream
 from projections.runtime.projection import Projection
@@ -248,7 +248,7 @@ async def test_a_failed_projection_recovers_when_the_event_applies_again(
 ):
     created = [await create_instance(store, port=20000 + 10 * n) for n in range(3)]
     poison = created[1][1].positions[0]
-    bell = asyncio.Event()
+    bell = Ring()
     failing = ProjectionRunner(
         _FailsAt(_projection("instances"), poison), pool, database_url, bell, poll_interval=0.05
     )
@@ -410,7 +410,7 @@ async def test_an_append_hidden_by_an_older_open_transaction_is_applied_soon_aft
     readers; the runner looks again soon after instead of waiting for its next poll (an hour
     here), so read-your-writes does not wait on it. The append rings the bell exactly once
     (EventStore could ring again later, after the older transaction ended)."""
-    ring = asyncio.Event()
+    ring = Ring()
     runner = ProjectionRunner(
         _projection("instances"), pool, database_url, ring, poll_interval=3600
     )

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from events.wakeup import LogWakeup
+
+
+class Ring(asyncio.Event):
+    """A subscriber's own event, set whenever events are appended; `rung_at` is when it was
+    last set (time.monotonic): every append it rang for had committed by then."""
+
+    rung_at = 0.0
+
+    def set(self) -> None:
+        self.rung_at = time.monotonic()
+        super().set()
 
 
 class Bell:
@@ -13,11 +25,11 @@ class Bell:
 
     def __init__(self, conninfo: str) -> None:
         self._wakeup = LogWakeup(conninfo)
-        self._subscribers: list[asyncio.Event] = []
+        self._subscribers: list[Ring] = []
         self._task: asyncio.Task[None] | None = None
 
-    def subscribe(self) -> asyncio.Event:
-        event = asyncio.Event()
+    def subscribe(self) -> Ring:
+        event = Ring()
         self._subscribers.append(event)
         return event
 

@@ -28,6 +28,7 @@ from events.checkpoints import save_checkpoint
 from events.store import Checkpoint, RecordedEvent, read_all_on
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.projection import Projection
+from projections.runtime.tail import LogTail
 
 # Read models are derived data, and their rows commit with their checkpoint: a crash can
 # lose the last few of these commits only together, and the projector applies those events
@@ -64,8 +65,10 @@ class Projector:
         search_path: tuple[str, ...] = (),
         batch_size: int = 500,
         save_every: float = 0.25,
+        tail: LogTail | None = None,
     ) -> None:
         self.projection = projection
+        self._tail = tail
         self.checkpoint = checkpoint or projection.name
         self.batch_size = batch_size
         self._save_every = save_every
@@ -95,14 +98,17 @@ class Projector:
             return None
         return max(0.0, self._saved_at + self._save_every - time.monotonic())
 
-    async def step(self, conn: AsyncConnection[Any]) -> Sequence[RecordedEvent]:
-        """Apply the next batch and return it (empty when caught up).
+    async def step(
+        self, conn: AsyncConnection[Any], since: float | None = None
+    ) -> Sequence[RecordedEvent]:
+        """Apply the next batch and return it (empty when caught up). With a tail, the batch
+        may be read by another projector's read sent at `since` (time.monotonic) or later.
 
         If the batch fails, its events are applied one at a time up to the one at fault,
         which raises PoisonEvent: what precedes a poison event still takes effect.
         """
         try:
-            return await self._batch(conn, self.batch_size)
+            return await self._batch(conn, self.batch_size, since)
         except (psycopg.OperationalError, PoisonEvent):
             raise
         except Exception:
@@ -129,10 +135,12 @@ class Projector:
             applied.extend(one)
         return applied
 
-    async def _batch(self, conn: AsyncConnection[Any], limit: int) -> Sequence[RecordedEvent]:
+    async def _batch(
+        self, conn: AsyncConnection[Any], limit: int, since: float | None = None
+    ) -> Sequence[RecordedEvent]:
         ahead: Sequence[RecordedEvent] = ()
         if self._read is not None:
-            ahead = await read_all_on(conn, self._read, limit, self._types)
+            ahead = await self._ahead(conn, self._read, limit, since)
             if not any(e.stream_id.startswith(self._streams) for e in ahead):
                 if ahead:
                     self._read = ahead[-1].checkpoint
@@ -153,6 +161,13 @@ class Projector:
                     raise CheckpointMoved(f"checkpoint {self.checkpoint!r} moved under its lock")
         self._moved(events[-1].checkpoint if events else start)
         return events
+
+    async def _ahead(
+        self, conn: AsyncConnection[Any], start: Checkpoint, limit: int, since: float | None
+    ) -> Sequence[RecordedEvent]:
+        if self._tail is None or since is None:
+            return await read_all_on(conn, start, limit, self._types)
+        return await self._tail.after(conn, start, limit, since)
 
     async def _apply(
         self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent], limit: int

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from events.leader import LeaderLock
-from projections.runtime.bell import wait_any
+from events.store import RecordedEvent
+from projections.runtime.bell import Ring, wait_any
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.presence import labelled, leader_lock_name
 from projections.runtime.projection import Projection
@@ -24,6 +26,7 @@ from projections.runtime.status import (
     record_running,
     record_stopped,
 )
+from projections.runtime.tail import LogTail
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,16 @@ class ProjectionRunner:
         projection: Projection,
         pool: AsyncConnectionPool[Any],
         conninfo: str,
-        bell: asyncio.Event,
+        bell: Ring,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.5,
         retry_interval: float = 0.5,
+        tail: LogTail | None = None,
     ) -> None:
         self.name = projection.name
         self.state: RunnerState = "standby"
-        self._projector = Projector(projection, batch_size=batch_size)
+        self._projector = Projector(projection, batch_size=batch_size, tail=tail)
         self._pool = pool
         self._bell = bell
         self._poll = poll_interval
@@ -106,20 +110,29 @@ class ProjectionRunner:
         announced = False
         next_lock_check = time.monotonic() + self._retry
         hidden = _HiddenAppends()
+        batch: Sequence[RecordedEvent] = ()
+        since = time.monotonic()
         while not stop.is_set():
             rang = self._bell.is_set()
             self._bell.clear()
+            # The log as of when: the ring (every append it rang for has committed), or now
+            # after a poll or a wait; a batch's sequel still needs only what its read needed.
+            if rang:
+                since = self._bell.rung_at
+            elif not batch:
+                since = time.monotonic()
             try:
                 async with self._pool.connection() as conn:
                     if not announced:
                         failure = await record_running(conn, self.name)
                         announced = True
-                    batch = await self._projector.step(conn)
+                    batch = await self._projector.step(conn, since)
                     if failure is not None and failure.passed_by(batch):
                         await record_recovered(conn, self.name)
                         failure = None
             except _TRANSIENT as e:
                 log.warning("projection %s: database unavailable (%s); retrying", self.name, e)
+                batch = ()
                 await wait_any(self._retry, stop)
                 continue
             except Exception as e:

@@ -29,15 +29,19 @@ from api.app import create_app
 from api.services import open_api_pool
 from api.tokens import mint_token
 from bench.api import DEFAULT_DB, fresh_database
+from events.catalog import build_registry
 from events.instance import InstanceProvisioned, instance_stream
 from events.metadata import Actor, EventMetadata
 from events.migrate import migrate
 from events.pool import Pool
 from events.store import ANY, EventStore, NewEvents
 from odoofleet.settings import load_settings
+from projections.catalog import build_projections
+from projections.runtime.rebuild import rebuild
 
-# No reads: with no projections running here, a read would wait for its writes in vain.
-ENDPOINTS = ("create", "patch", "delete", "control", "none")
+# A read ("detail") is of instances the instances projection was rebuilt with beforehand: no
+# projections run here, so a read of later writes would wait for them in vain.
+ENDPOINTS = ("create", "patch", "delete", "control", "detail", "none")
 PATCHED = 50
 ORG = "org-bench"
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +89,8 @@ async def profile(args: argparse.Namespace) -> None:
                 ids.append((await client.post("/api/instances", json=body)).json()["id"])
             if args.endpoint in ("control", "delete"):
                 await _provisioned(pool, ids)
+            if args.endpoint == "detail":
+                await rebuild(pool, build_projections(build_registry())["instances"])
             send = _sender(args.endpoint, client, servers, ids)
             for n in range(20):
                 await send(n)  # warm-up
@@ -160,6 +166,8 @@ def _sender(
             response = await client.patch(f"/api/instances/{ids[n % PATCHED]}", json=body2)
         elif endpoint == "delete":
             response = await client.delete(f"/api/instances/{ids[n]}")
+        elif endpoint == "detail":
+            response = await client.get(f"/api/instances/{ids[n]}")
         elif endpoint == "control":
             response = await client.post(
                 f"/api/instances/{ids[n]}/control", json={"action": "restart"}

@@ -32,9 +32,13 @@ from projections.runtime.tail import LogTail
 
 # Read models are derived data, and their rows commit with their checkpoint: a crash can
 # lose the last few of these commits only together, and the projector applies those events
-# again. So a batch need not wait for its WAL flush.
-_NO_FLUSH_WAIT: Final = b"SET LOCAL synchronous_commit TO off"
+# again. So a batch need not wait for its WAL flush: the lock that opens it says so
+# (set_config(..., true) is SET LOCAL), in the same round trip.
 _LOCK: Final = b"SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = %s FOR UPDATE"
+_LOCK_NO_FLUSH_WAIT: Final = (
+    b"SELECT tx_id::text::bigint, position, set_config('synchronous_commit', 'off', true)"
+    b" FROM checkpoints WHERE name = %s FOR UPDATE"
+)
 _CREATE: Final = b"INSERT INTO checkpoints (name) VALUES (%s) ON CONFLICT DO NOTHING"
 
 
@@ -42,10 +46,13 @@ class CheckpointMoved(RuntimeError):
     """The checkpoint changed under a held row lock: a bug, never a normal race."""
 
 
-async def lock_checkpoint(conn: AsyncConnection[Any], name: str) -> Checkpoint:
-    """The checkpoint of `name`, its row locked until the transaction ends."""
+async def lock_checkpoint(
+    conn: AsyncConnection[Any], name: str, *, no_flush_wait: bool = False
+) -> Checkpoint:
+    """The checkpoint of `name`, its row locked until the transaction ends; with
+    `no_flush_wait`, the transaction's commit will not wait for its WAL flush."""
     for _ in range(2):
-        cur = await conn.execute(_LOCK, (name,))
+        cur = await conn.execute(_LOCK_NO_FLUSH_WAIT if no_flush_wait else _LOCK, (name,))
         row = await cur.fetchone()
         if row is not None:
             return Checkpoint(int(row[0]), int(row[1]))
@@ -119,8 +126,7 @@ class Projector:
         if self._read is None or self._read == self._saved:
             return
         async with conn.transaction():
-            await conn.execute(_NO_FLUSH_WAIT)
-            start = await lock_checkpoint(conn, self.checkpoint)
+            start = await lock_checkpoint(conn, self.checkpoint, no_flush_wait=True)
             if start == self._saved:
                 await save_checkpoint(conn, self.checkpoint, start, self._read)
         # If another projector moved the checkpoint, it wins: read from it next time.
@@ -149,10 +155,9 @@ class Projector:
                     await self.save(conn)
                 return ahead
         async with conn.transaction():
-            await conn.execute(_NO_FLUSH_WAIT)
             if self._search_path is not None:
                 await conn.execute(self._search_path)
-            start = await lock_checkpoint(conn, self.checkpoint)
+            start = await lock_checkpoint(conn, self.checkpoint, no_flush_wait=True)
             fresh = not ahead or start != self._saved
             events = await read_all_on(conn, start, limit, self._types) if fresh else ahead
             if events:

@@ -234,9 +234,11 @@ class SubjectRows:
         self._encoder = msgspec.msgpack.Encoder()
 
     async def load(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> dict[str, Any]:
+        # Never prepared, as TableRows.load and for the same reason.
         cur = await conn.execute(
             "SELECT stream_id, state FROM audit_subjects WHERE stream_id = ANY(%b)",
             (list(stream_ids),),
+            prepare=False,
         )
         return {
             stream_id: self._decoders[stream_id.split("-", 1)[0]].decode(state)

@@ -62,7 +62,10 @@ class TableRows(Generic[R]):
         return [stream_id.removeprefix(self._prefix) for stream_id in stream_ids]
 
     async def load(self, conn: AsyncConnection[Any], stream_ids: Collection[str]) -> dict[str, R]:
-        cur = await conn.execute(self._select, (self._ids(stream_ids),))
+        # Never prepared: a connection kept the generic plan chosen while the table was small
+        # (a scan of it), and each batch's load grew with the table (0.7 -> 13 ms by a few
+        # thousand instances, bench/README.md). Planned with the keys at hand, it uses the key.
+        cur = await conn.execute(self._select, (self._ids(stream_ids),), prepare=False)
         row = await cur.fetchone()
         found: list[R] = self._decoder.decode(row[0]) if row is not None else []
         return {self._prefix + getattr(item, self._key): item for item in found}

@@ -614,10 +614,13 @@ async def _already_appended_or_conflict(
 ) -> AppendResult:
     batch, ids = item.batch, item.ids
     cur = conn.cursor(row_factory=tuple_row)
+    # Never prepared, as _READ_STREAMS_SQL: a generic plan chosen while the log was small would
+    # scan all of it on every lost race later.
     await cur.execute(
         "SELECT stream_id, version, position, tx_id::text::bigint, recorded_at FROM events"
         " WHERE event_id = ANY(%s) ORDER BY position",
         (ids,),
+        prepare=False,
     )
     found = await cur.fetchall()
     if len(found) == len(ids) and all(row[0] == batch.stream_id for row in found):

@@ -78,7 +78,9 @@ async def test_a_request_that_needs_no_newer_log_takes_the_read_already_done(
     assert (tail.sent, again) == (1, first)
 
 
-async def test_requests_joining_a_cancelled_read_read_themselves(pool: Pool, store: EventStore) -> None:
+async def test_requests_joining_a_cancelled_read_read_themselves(
+    pool: Pool, store: EventStore
+) -> None:
     instance_id, _ = await create_instance(store)
     tail = _CountingTail()
     since = time.monotonic()

@@ -97,6 +97,30 @@ _OF_TYPES_ONLY: Final = (
     b" WHERE mine OR last ORDER BY b.tx_id, b.position"
 )
 
+# A rebuild's read of whole streams (`read_kind_by_stream`): one kind's events up to a
+# checkpoint, stream after stream, each stream's in version order. Stream ids are
+# `<kind>-<id>`, so in byte order one kind's streams lie together between `<kind>-` and
+# `<kind>.` and the (stream_id, version) index walks them and nothing else.
+_KIND_BY_STREAM: Final = (
+    f"SELECT {RECORDED_COLUMNS} FROM events"
+    " WHERE stream_id >= %(first)s AND stream_id < %(past)s"
+    " AND (stream_id, version) > (%(stream)s, %(version)s)"
+    " AND (tx_id, position) <= (%(tx)s::text::xid8, %(pos)s)"
+    " ORDER BY stream_id, version LIMIT %(limit)s"
+).encode()
+
+# The collation stream ids sort by: the column's own, or the database's default (ICU or libc,
+# `datlocprovider`; read through to_jsonb, as servers before PostgreSQL 15 have no such column).
+_STREAM_ID_COLLATION: Final = (
+    b"SELECT CASE WHEN a.attcollation = 'pg_catalog.default'::regcollation"
+    b"  THEN coalesce(to_jsonb(d) ->> 'datlocprovider', 'c') || ':' || d.datcollate"
+    b"  ELSE 'c:' || c.collcollate END"
+    b" FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation, pg_database d"
+    b" WHERE a.attrelid = 'events'::regclass AND a.attname = 'stream_id'"
+    b" AND d.datname = current_database()"
+)
+_BYTE_ORDER: Final = frozenset({"c:c", "c:posix", "c:c.utf-8", "c:c.utf8"})
+
 
 class Lag(msgspec.Struct, frozen=True):
     """What a reader has yet to take: how many events, and the age of the oldest (seconds)."""
@@ -173,6 +197,38 @@ async def read_of_types(
         return Slice([], after, 0)
     events = [RecordedEvent(*row[:-1]) for row in rows]
     return Slice(events, events[-1].checkpoint, int(rows[-1][-1]))
+
+
+async def stream_ids_sort_bytewise(conn: AsyncConnection[Any]) -> bool:
+    """Whether stream ids sort byte by byte (a C collation): `read_kind_by_stream` needs it.
+    Other collations may interleave kinds (`backup-…` among `backupdest-…`)."""
+    cur = await conn.execute(_STREAM_ID_COLLATION)
+    row = await cur.fetchone()
+    return row is not None and str(row[0]).lower() in _BYTE_ORDER
+
+
+async def read_kind_by_stream(
+    conn: AsyncConnection[Any],
+    kind: str,
+    after: tuple[str, int],
+    upto: Checkpoint,
+    limit: int,
+) -> list[RecordedEvent]:
+    """The next `limit` events of the streams of `kind` that a reader whose checkpoint is
+    `upto` has taken, in (stream id, version) order past `after` (stream id, version; start
+    with ("", 0)). Only where `stream_ids_sort_bytewise`."""
+    cur = conn.cursor(row_factory=tuple_row, binary=True)
+    params = {
+        "first": f"{kind}-",
+        "past": f"{kind}.",
+        "stream": after[0],
+        "version": after[1],
+        "tx": str(upto.tx_id),
+        "pos": upto.position,
+        "limit": limit,
+    }
+    await cur.execute(_KIND_BY_STREAM, params)
+    return [RecordedEvent(*row) for row in await cur.fetchall()]
 
 
 async def stream_between(

@@ -13,15 +13,17 @@ from events.log_reads import (
     lag_after,
     last_position,
     newest,
+    read_kind_by_stream,
     read_range,
     reader_lags,
     readers_reached,
     stream_between,
+    stream_ids_sort_bytewise,
     streams_in_range,
     streams_up_to,
 )
 from events.pool import Pool
-from events.store import NO_STREAM, START, EventStore, read_all_on
+from events.store import ANY, NO_STREAM, START, EventStore, read_all_on
 
 
 async def _log(store: EventStore, *stream_ids: str) -> list[int]:
@@ -70,6 +72,27 @@ async def test_stream_reads_stop_at_a_version_or_at_a_checkpoint(store: EventSto
         ("operation-a", 3),
         ("operation-b", 1),
     ]
+
+
+async def test_one_kind_is_read_stream_by_stream_up_to_a_checkpoint(store: EventStore, pool: Pool):
+    await store.append("backup-b", NO_STREAM, [step(1), step(2)], meta())
+    await store.append("backupdest-a", NO_STREAM, [step(1)], meta())
+    last = await store.append("backup-a", NO_STREAM, [step(1)], meta())
+    await eventually(lambda: _readable(store, last.position))
+    async with pool.connection() as conn:
+        (head,) = await newest(conn, 1)
+    await store.append("backup-a", ANY, [step(2)], meta())  # past the checkpoint
+
+    async with pool.connection() as conn:
+        # CI's servers sort C (so do the embedded ones); other collations build in log order.
+        assert await stream_ids_sort_bytewise(conn)
+        first = await read_kind_by_stream(conn, "backup", ("", 0), head.checkpoint, 2)
+        rest = await read_kind_by_stream(conn, "backup", ("backup-b", 1), head.checkpoint, 2)
+        after = await read_kind_by_stream(conn, "backup", ("backup-b", 2), head.checkpoint, 2)
+
+    assert [(e.stream_id, e.version) for e in first] == [("backup-a", 1), ("backup-b", 1)]
+    assert [(e.stream_id, e.version) for e in rest] == [("backup-b", 2)]
+    assert after == []
 
 
 async def test_newest_stops_before_an_open_transaction_and_a_reader_goes_on_from_it(

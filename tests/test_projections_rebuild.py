@@ -33,13 +33,14 @@ from events.operation import OperationStarted, operation_stream
 from events.pool import Pool
 from events.server import server_stream
 from events.store import ANY, NO_STREAM, EventStore
-from projections.audit import AuditFilter, query_audit
+from projections.audit import AuditFilter, SubjectRows, query_audit
 from projections.catalog import NAMES, build_projections
 from projections.instances import get_instance, list_instances
 from projections.runtime import build
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.rebuild import Progress, RebuildRunning, build_checkpoint, rebuild
 from projections.runtime.replay import replay
+from projections.runtime.tables import TableRows
 from projections.servers import get_server
 
 _KEYS = {
@@ -113,6 +114,60 @@ async def test_a_rebuild_holding_few_rows_in_memory_produces_the_same_read_model
     monkeypatch.setattr(build, "ROWS_HELD", 3)
     projections = build_projections(build_registry())
 
+    for name in NAMES:
+        await rebuild(pool, projections[name], batch_size=7)
+
+    async with pool.connection() as conn:
+        after = await _snapshot(conn)
+    assert after == before
+
+
+async def test_a_rebuild_folds_each_stream_once_however_many_streams_the_log_interleaves(
+    pool: Pool, store: EventStore, monkeypatch: pytest.MonkeyPatch
+):
+    created = [await create_instance(store) for _ in range(12)]
+    for instance_id, _ in created:  # every stream again, after all the others
+        renamed = InstanceUpdated(instance_id=instance_id, name="renamed", updated_at=NOW)
+        await store.append(instance_stream(instance_id), ANY, [renamed], meta())
+    await catch_up(pool)
+    async with pool.connection() as conn:
+        before = await _snapshot(conn)
+    loaded: list[str] = []
+
+    async def load_spy(self: Any, conn: Any, stream_ids: Any) -> dict[str, Any]:
+        loaded.extend(stream_ids)
+        return await loads[type(self)](self, conn, stream_ids)
+
+    loads = {TableRows: TableRows.load, SubjectRows: SubjectRows.load}
+    for kind in loads:
+        monkeypatch.setattr(kind, "load", load_spy)
+    monkeypatch.setattr(build, "ROWS_HELD", 3)
+    projections = build_projections(build_registry())
+
+    for name in ("instances", "audit"):
+        await rebuild(pool, projections[name], batch_size=7)
+
+    async with pool.connection() as conn:
+        after = await _snapshot(conn)
+    # Stream after stream: no row was ever written out and needed again while building.
+    assert loaded == []
+    assert after == before
+
+
+async def test_where_stream_ids_do_not_sort_bytewise_a_rebuild_goes_in_log_order(
+    pool: Pool, store: EventStore, monkeypatch: pytest.MonkeyPatch
+):
+    await _everything(store)
+    await catch_up(pool)
+    async with pool.connection() as conn:
+        before = await _snapshot(conn)
+
+    async def not_bytewise(conn: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(build, "stream_ids_sort_bytewise", not_bytewise)
+    monkeypatch.setattr(build, "ROWS_HELD", 3)
+    projections = build_projections(build_registry())
     for name in NAMES:
         await rebuild(pool, projections[name], batch_size=7)
 

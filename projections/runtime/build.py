@@ -7,6 +7,14 @@ written about once instead of once per batch. Each batch still commits with the 
 checkpoint, and no transaction is open while a slice is read. A batch that fails is rolled
 back, with the buffer, and applied again one event at a time up to the one at fault, which
 raises PoisonEvent (as the Projector does).
+
+A projection that `Buffers` is built from the start in stream order instead, where stream ids
+sort byte by byte: every row it writes derives from one stream (Projection), so folding each
+stream's events in one go, up to the log's head as of the start, builds the same rows as the
+log order does. Each stream is then folded once and its row written once, however many
+streams the log interleaves; in log order, a log that touches more streams than the buffer
+holds had each batch load and write most of its rows again (bench/README.md, Projections).
+The checkpoint moves to that head when the last rows are written, in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,8 +26,13 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from events.checkpoints import load_checkpoint, save_checkpoint
-from events.log_reads import Slice, read_of_types
-from events.store import Checkpoint, RecordedEvent
+from events.log_reads import (
+    newest,
+    read_kind_by_stream,
+    read_of_types,
+    stream_ids_sort_bytewise,
+)
+from events.store import START, Checkpoint, RecordedEvent
 from projections.runtime.buffer import RowBuffer
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.projection import Buffers, Projection
@@ -55,37 +68,76 @@ class Build:
 
     async def run(self, conn: AsyncConnection[Any], on_batch: Callable[[int], None]) -> None:
         """Apply the log up to what a reader may take now; `on_batch(events)` after each
-        batch. Every row is in its table when it returns."""
+        batch, with the events it read. Every row is in its table when it returns."""
         at = await load_checkpoint(conn, self._checkpoint)
+        if self._buffer is not None and at == START and await stream_ids_sort_bytewise(conn):
+            await self._run_by_stream(conn, on_batch)
+            return
         while (part := await read_of_types(conn, at, self._batch_size, self._types)).count:
-            await self._apply(conn, at, part)
+            await self._apply(conn, at, part.end, part.events)
             at = part.end
             on_batch(part.count)
-        if self._buffer is not None:
-            async with conn.transaction():
-                await conn.execute(self._search_path)
-                await self._buffer.flush(conn)
-            self._buffer.committed()
+        await self._flush(conn, at, at)
 
-    async def _apply(self, conn: AsyncConnection[Any], at: Checkpoint, part: Slice) -> None:
+    async def _run_by_stream(
+        self, conn: AsyncConnection[Any], on_batch: Callable[[int], None]
+    ) -> None:
+        head = await newest(conn, 1)
+        if not head:
+            return
+        upto = head[-1].checkpoint
+        for kind in self._types:
+            after = ("", 0)
+            while events := await read_kind_by_stream(conn, kind, after, upto, self._batch_size):
+                # The checkpoint stays at the start until the last rows are written (`_flush`).
+                await self._apply(conn, START, START, events)
+                after = (events[-1].stream_id, events[-1].version)
+                on_batch(len(events))
+        await self._flush(conn, START, upto)
+
+    async def _flush(self, conn: AsyncConnection[Any], at: Checkpoint, end: Checkpoint) -> None:
+        """Write the rows still held and move the checkpoint from `at` to `end`."""
+        if self._buffer is None:
+            return
+        async with conn.transaction():
+            await conn.execute(self._search_path)
+            await self._buffer.flush(conn)
+            if not await save_checkpoint(conn, self._checkpoint, at, end):
+                raise CheckpointMoved(f"checkpoint {self._checkpoint!r} moved during a build")
+        self._buffer.committed()
+
+    async def _apply(
+        self,
+        conn: AsyncConnection[Any],
+        at: Checkpoint,
+        end: Checkpoint,
+        events: Sequence[RecordedEvent],
+    ) -> None:
         try:
-            await self._commit(conn, at, part.end, part.events)
+            await self._commit(conn, at, end, events)
         except (psycopg.OperationalError, CheckpointMoved):
             raise
         except Exception:
-            await self._one_by_one(conn, at, part.events)
+            await self._one_by_one(conn, at, end, events)
 
     async def _one_by_one(
-        self, conn: AsyncConnection[Any], at: Checkpoint, events: Sequence[RecordedEvent]
+        self,
+        conn: AsyncConnection[Any],
+        at: Checkpoint,
+        end: Checkpoint,
+        events: Sequence[RecordedEvent],
     ) -> None:
+        """Each event in a transaction of its own, the checkpoint moving with it unless the
+        batch was not to move it (`at == end`)."""
         for event in events:
+            to = at if at == end else event.checkpoint
             try:
-                await self._commit(conn, at, event.checkpoint, [event])
+                await self._commit(conn, at, to, [event])
             except (psycopg.OperationalError, CheckpointMoved):
                 raise
             except Exception as e:
                 raise PoisonEvent(self._name, event, e) from e
-            at = event.checkpoint
+            at = to
 
     async def _commit(
         self,

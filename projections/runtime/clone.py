@@ -7,7 +7,8 @@ date row by row. Indexes keep their names: after the swap they are exactly the o
 
 The copies are UNLOGGED while they fill: a rebuild rewrites each row many times, and none
 of those versions needs the WAL. `make_logged` writes the finished tables to the WAL once,
-before they are swapped in (a crash before that only loses the rebuild, which starts over).
+before they are swapped in (a crash before that only loses the rebuild, which starts over);
+it rewrites each table with the indexes it has, so the other indexes are built after it.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ _SWAP_LOCK_TIMEOUT: Final = b"SET LOCAL lock_timeout = '3s'"
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """Events read of `total`; while building in stream order (build.py) only the
+    projection's own events are read, so `total` (the whole log) is then an upper bound."""
+
     projection: str
     phase: Phase
     done: int
@@ -119,10 +122,11 @@ async def _rebuild(
 
     build = Build(projection, checkpoint=checkpoint, search_path=search_path, batch_size=batch_size)
     await build.run(conn, built)
-    report(Progress(name, "indexing", done, max(total, done)))
+    report(Progress(name, "indexing", done, done))
+    # SET LOGGED rewrites a table with the indexes it has: build the others after it, once.
+    await make_logged(conn, projection.tables, build_schema(name))
     for statement in indexes:
         await conn.execute(statement.encode())
-    await make_logged(conn, projection.tables, build_schema(name))
     for table in projection.tables:
         await conn.execute(f"ANALYZE {await quoted(conn, build_schema(name), table)}".encode())
     # What was appended meanwhile, and the swap, go the live way: few events, short batches.

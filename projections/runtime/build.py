@@ -19,6 +19,8 @@ The checkpoint moves to that head when the last rows are written, in the same tr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -66,12 +68,19 @@ class Build:
             sql.SQL(", ").join(map(sql.Identifier, search_path))
         )
 
-    async def run(self, conn: AsyncConnection[Any], on_batch: Callable[[int], None]) -> None:
+    async def run(
+        self,
+        conn: AsyncConnection[Any],
+        reader: AsyncConnection[Any],
+        on_batch: Callable[[int], None],
+    ) -> None:
         """Apply the log up to what a reader may take now; `on_batch(events)` after each
-        batch, with the events it read. Every row is in its table when it returns."""
+        batch, with the events it read. Every row is in its table when it returns. A build
+        in stream order reads the next chunk on `reader` (another connection) while the
+        current one is applied."""
         at = await load_checkpoint(conn, self._checkpoint)
         if self._buffer is not None and at == START and await stream_ids_sort_bytewise(conn):
-            await self._run_by_stream(conn, on_batch)
+            await self._run_by_stream(conn, reader, on_batch)
             return
         while (part := await read_of_types(conn, at, self._batch_size, self._types)).count:
             await self._apply(conn, at, part.end, part.events)
@@ -80,19 +89,33 @@ class Build:
         await self._flush(conn, at, at)
 
     async def _run_by_stream(
-        self, conn: AsyncConnection[Any], on_batch: Callable[[int], None]
+        self,
+        conn: AsyncConnection[Any],
+        reader: AsyncConnection[Any],
+        on_batch: Callable[[int], None],
     ) -> None:
         head = await newest(conn, 1)
         if not head:
             return
         upto = head[-1].checkpoint
+
+        def read(kind: str, after: tuple[str, int]) -> asyncio.Task[list[RecordedEvent]]:
+            return asyncio.ensure_future(
+                read_kind_by_stream(reader, kind, after, upto, self._batch_size)
+            )
+
         for kind in self._types:
-            after = ("", 0)
-            while events := await read_kind_by_stream(conn, kind, after, upto, self._batch_size):
-                # The checkpoint stays at the start until the last rows are written (`_flush`).
-                await self._apply(conn, START, START, events)
-                after = (events[-1].stream_id, events[-1].version)
-                on_batch(len(events))
+            chunk = read(kind, ("", 0))
+            try:
+                while events := await chunk:
+                    chunk = read(kind, (events[-1].stream_id, events[-1].version))
+                    # The checkpoint stays at the start until the last rows are written.
+                    await self._apply(conn, START, START, events)
+                    on_batch(len(events))
+            finally:
+                chunk.cancel()  # a read ahead that a failure left unwanted
+                with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                    await chunk
         await self._flush(conn, START, upto)
 
     async def _flush(self, conn: AsyncConnection[Any], at: Checkpoint, end: Checkpoint) -> None:

@@ -83,7 +83,7 @@ async def rebuild(
         if row is None or not row[0]:
             raise RebuildRunning(f"projection {name!r} is being rebuilt by another process")
         try:
-            await _rebuild(conn, projection, batch_size, report)
+            await _rebuild(pool, conn, projection, batch_size, report)
         except BaseException:
             with contextlib.suppress(psycopg.Error):
                 await _clean_up(conn, name)
@@ -97,6 +97,7 @@ def _lock(name: str) -> int:
 
 
 async def _rebuild(
+    pool: AsyncConnectionPool[Any],
     conn: AsyncConnection[Any],
     projection: Projection,
     batch_size: int,
@@ -121,7 +122,8 @@ async def _rebuild(
         report(Progress(name, "building", done, max(total, done)))
 
     build = Build(projection, checkpoint=checkpoint, search_path=search_path, batch_size=batch_size)
-    await build.run(conn, built)
+    async with pool.connection() as reader:
+        await build.run(conn, reader, built)
     report(Progress(name, "indexing", done, done))
     # SET LOGGED rewrites a table with the indexes it has: build the others after it, once.
     await make_logged(conn, projection.tables, build_schema(name))

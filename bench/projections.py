@@ -349,10 +349,11 @@ def report(
         " *fleet*: the generated history described in `bench/projections.py` (about 15%"
         " instance events, 62% operation steps, 22% health heartbeats); *instances only*: every"
         " event on an instance stream, most of them audited. Each rebuild is `projections"
-        " rebuild` (slices of 5,000 events of which only the projection's own are shipped, rows"
-        " kept in memory between batches up to 5,000 per projection, audit entries COPYed, built"
-        " UNLOGGED, secondary indexes at the end, then the swap) in a process of its own; each"
-        " row is the median of three.",
+        " rebuild` (the projection's streams read stream after stream, 5,000 events at a time,"
+        " the next chunk read on a second connection meanwhile; each stream folded once, up to"
+        " 5,000 rows held in memory, audit entries COPYed; built UNLOGGED, made LOGGED, then the"
+        " secondary indexes, then the swap) in a process of its own, on a log loaded by COPY"
+        " just before; each row is the median of three.",
         "",
         "| log | events | projection | rebuild events/s | seconds | peak RSS |",
         "|---|---:|---|---:|---:|---:|",

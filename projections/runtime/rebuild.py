@@ -73,8 +73,9 @@ async def rebuild(
     batch_size: int = 5000,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> None:
-    """Rebuild `projection` without downtime. Raises RebuildRunning, or PoisonEvent (the
-    live tables are then untouched)."""
+    """Rebuild `projection` without downtime, on two connections of `pool` (the second
+    reads ahead while the build writes). Raises RebuildRunning, or PoisonEvent (the live
+    tables are then untouched)."""
     name = projection.name
     report = on_progress or (lambda _: None)
     async with pool.connection() as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Literal
 
 from litestar import get
 from litestar.params import FromQuery, QueryParameter
@@ -14,7 +14,7 @@ from api.errors import FieldError, InvalidRequest
 from api.services import Deps
 from api.web import AuthRequest, MinPosition, problems
 from api.wire_reads import AuditPage
-from projections.audit import AuditFilter, query_audit
+from projections.audit import RESOURCE_TYPES, AuditFilter, query_audit
 
 Action = Annotated[
     str | None,
@@ -28,8 +28,19 @@ Identifier = Annotated[str | None, QueryParameter(max_length=200)]
 Moment = Annotated[datetime | None, QueryParameter(description="RFC 3339, inclusive")]
 Page = Annotated[int, QueryParameter(ge=1, le=1_000_000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
-# Entries carry their stream's prefix as resource type (projections/audit.py).
-_STORED_AS: Final = {"backup_destination": "backupdest", "backup_schedule": "backupschedule"}
+# The names of projections.audit.RESOURCE_TYPES (entries store their stream's prefix),
+# spelled out for the OpenAPI document.
+ResourceType = Literal[
+    "instance",
+    "server",
+    "domain",
+    "mcp",
+    "backup",
+    "backup_destination",
+    "backup_schedule",
+    "webhook",
+    "api_key",
+]
 
 
 @get(
@@ -43,9 +54,7 @@ _STORED_AS: Final = {"backup_destination": "backupdest", "backup_schedule": "bac
 async def audit_logs(
     request: AuthRequest,
     services: Deps,
-    resource_type: FromQuery[
-        Literal["instance", "server", "backup", "backup_destination", "backup_schedule"] | None
-    ] = None,
+    resource_type: FromQuery[ResourceType | None] = None,
     resource_id: Identifier = None,
     action: Action = None,
     user_id: Identifier = None,
@@ -65,7 +74,7 @@ async def audit_logs(
         services.pool,
         principal.org_id,
         AuditFilter(
-            resource_type=_STORED_AS.get(resource_type or "", resource_type),
+            resource_type=RESOURCE_TYPES[resource_type] if resource_type else None,
             resource_id=resource_id,
             action=action,
             user_id=user_id,

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from events.pool import open_pool
 from odoofleet.settings import Settings
-from projections.audit import AuditEntry, AuditFilter, search_audit
+from projections.audit import RESOURCE_TYPES, AuditEntry, AuditFilter, search_audit
 from projections.runtime.reader import Reader
 
 _PAGE: Final = 500
@@ -26,7 +26,7 @@ _COLUMNS: Final = tuple(f.name for f in msgspec.structs.fields(AuditEntry))
 def register(commands: Any) -> None:
     cmd = commands.add_parser("audit", help="search the audit trail")
     cmd.add_argument("--org", help="only this organization (default: every one)")
-    cmd.add_argument("--resource-type", choices=("instance", "server"))
+    cmd.add_argument("--resource-type", choices=sorted(RESOURCE_TYPES))
     cmd.add_argument("--resource-id")
     cmd.add_argument("--action", help="e.g. instance.created")
     cmd.add_argument("--user", help="user id")
@@ -72,7 +72,7 @@ async def _entries(
 
 def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     search = AuditFilter(
-        resource_type=args.resource_type,
+        resource_type=RESOURCE_TYPES[args.resource_type] if args.resource_type else None,
         resource_id=args.resource_id,
         action=args.action,
         user_id=args.user,

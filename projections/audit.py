@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgspec
 from psycopg import AsyncConnection
 
+from events.api_key import ApiKeyCreated, ApiKeyRevoked
 from events.backup import (
     BackupCompleted,
     BackupDeletionRequested,
@@ -58,6 +59,15 @@ from events.mcp import McpToolCalled
 from events.registry import DomainEvent, EventRegistry
 from events.server import ServerDeleted, ServerRegistered, ServerValidated, ServerValidationFailed
 from events.store import RecordedEvent
+from events.webhook import (
+    WebhookEndpointChanged,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    WebhookEndpointDisabled,
+    WebhookEndpointEnabled,
+    WebhookSecretRotated,
+)
+from projections.api_keys import API_KEYS
 from projections.audit_changes import changes
 from projections.backups import BACKUPS, DESTINATIONS, SCHEDULES
 from projections.domains import DOMAINS
@@ -68,6 +78,7 @@ from projections.runtime.fold import Folder, Row, RowStore, fold_batch
 from projections.runtime.reader import Reader, connection
 from projections.runtime.tables import as_json
 from projections.servers import SERVERS
+from projections.webhooks import WEBHOOKS
 
 
 def _fixed(action: str) -> Callable[[Any], str]:
@@ -117,8 +128,29 @@ ACTIONS: Final[Mapping[type[DomainEvent], Callable[[Any], str]]] = {
     BackupDestinationCreated: _fixed("backup_destination.created"),
     BackupDestinationDeleted: _fixed("backup_destination.deleted"),
     BackupScheduleSet: _fixed("backup_schedule.set"),
+    WebhookEndpointCreated: _fixed("webhook.created"),
+    WebhookEndpointChanged: _fixed("webhook.updated"),
+    WebhookEndpointEnabled: _fixed("webhook.enabled"),
+    WebhookEndpointDisabled: _fixed("webhook.disabled"),
+    WebhookSecretRotated: _fixed("webhook.secret_rotated"),
+    WebhookEndpointDeleted: _fixed("webhook.deleted"),
+    ApiKeyCreated: _fixed("api_key.created"),
+    ApiKeyRevoked: _fixed("api_key.revoked"),
 }
 """Event type → its `resource.verb` action; events not listed are not audited."""
+
+RESOURCE_TYPES: Final = {
+    "instance": "instance",
+    "server": "server",
+    "domain": "domain",
+    "mcp": "mcp",
+    "backup": "backup",
+    "backup_destination": "backupdest",
+    "backup_schedule": "backupschedule",
+    "webhook": "webhook",
+    "api_key": "apikey",
+}
+"""A resource type as the filters name it → as entries store it (their stream's prefix)."""
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -266,7 +298,17 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = ("instance", "server", "domain", "mcp", "backup", "backupdest", "backupschedule")
+    stream_types = (
+        "instance",
+        "server",
+        "domain",
+        "mcp",
+        "backup",
+        "backupdest",
+        "backupschedule",
+        "webhook",
+        "apikey",
+    )
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
@@ -277,6 +319,8 @@ class AuditProjection:
             "backup": BACKUPS,
             "backupdest": DESTINATIONS,
             "backupschedule": SCHEDULES,
+            "webhook": WEBHOOKS,
+            "apikey": API_KEYS,
         }
         self._subjects: RowStore[Any] = SubjectRows(self._folders)
         self._actions = {event_type.event_type(): fn for event_type, fn in ACTIONS.items()}

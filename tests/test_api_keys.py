@@ -18,6 +18,7 @@ from api_fixtures import (
     serving,
 )
 from litestar import Litestar
+from waiting import eventually
 
 from api.app import create_app
 from events.api_key import api_key_stream
@@ -214,6 +215,30 @@ async def test_the_audit_trail_names_the_key(app: Litestar, admin: Caller) -> No
     [entry] = audit.json()["items"]
     assert entry["userId"] == f"apikey:{created['id']}"
     assert entry["userName"] == "deploy-bot"
+
+
+async def test_issuing_and_revoking_a_key_are_audited_without_its_secret(admin: Caller) -> None:
+    created = await issue(admin, name="deploy-bot", permissions=["view:instances"])
+    assert (await admin.delete(f"/api/api-keys/{created['id']}")).status_code == 204
+    found: list[dict[str, Any]] = []
+
+    async def audited() -> bool:
+        reply = await admin.get("/api/audit-logs", params={"resource_type": "api_key"})
+        assert reply.status_code == 200, reply.text
+        assert created["key"].split("_")[-1] not in reply.text
+        found[:] = reply.json()["items"]
+        return len(found) == 2
+
+    await eventually(audited, message="the key's creation and revocation in the audit trail")
+    assert [(e["action"], e["resourceId"]) for e in found] == [
+        ("api_key.revoked", created["id"]),
+        ("api_key.created", created["id"]),
+    ]
+    assert [e["userId"] for e in found] == ["alice", "alice"]
+    assert found[1]["afterState"]["name"] == "deploy-bot"
+    assert found[1]["afterState"]["permissions"] == ["view:instances"]
+    assert "secret_hash" not in found[1]["afterState"]
+    assert set(found[0]["afterState"]) == {"revoked_at"}
 
 
 async def test_when_a_key_was_last_used_is_written_in_batches(app: Litestar, admin: Caller) -> None:

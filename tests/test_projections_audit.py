@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import get_args
 
 from builders import meta
 from projection_fixtures import (
@@ -16,6 +17,7 @@ from projection_fixtures import (
     request_action,
 )
 
+from api.routes_audit import ResourceType
 from events.instance import (
     ActionFailed,
     InstanceRemoved,
@@ -29,7 +31,13 @@ from events.pool import Pool
 from events.secrets import MASK, Vault
 from events.server import ServerDeleted, ServerValidationFailed, server_stream
 from events.store import ANY, EventStore
-from projections.audit import AuditEntry, AuditFilter, query_audit
+from projections.audit import (
+    RESOURCE_TYPES,
+    AuditEntry,
+    AuditFilter,
+    AuditProjection,
+    query_audit,
+)
 
 
 async def _all(pool: Pool, org: str = "org-a", **filters: object) -> list[AuditEntry]:
@@ -235,3 +243,8 @@ async def test_another_organizations_entries_are_invisible(pool: Pool, store: Ev
 
     assert await _all(pool) == []
     assert len(await _all(pool, org="org-b")) == 1
+
+
+def test_every_audited_kind_of_stream_can_be_searched_by_its_resource_type() -> None:
+    assert set(RESOURCE_TYPES.values()) == set(AuditProjection.stream_types)
+    assert set(get_args(ResourceType)) == set(RESOURCE_TYPES)

@@ -13,6 +13,7 @@ import nats
 import pytest
 from builders import meta
 from projection_fixtures import (
+    NOW,
     catch_up,
     create_instance,
     new_id,
@@ -21,6 +22,7 @@ from projection_fixtures import (
 )
 from waiting import eventually
 
+from events.api_key import ApiKeyCreated, api_key_stream
 from events.pool import Pool
 from events.server import server_stream
 from events.store import NO_STREAM, Checkpoint, EventStore
@@ -111,6 +113,12 @@ async def test_audit_prints_the_filtered_trail_as_json_csv_or_a_table(
     instance_id, _ = await create_instance(store, meta("org-a", user="alice"))
     await create_instance(store, meta("org-b", user="bob"), port=20010)
     await register_server(store)
+    key_id = new_id()
+    issued = ApiKeyCreated(
+        key_id=key_id, name="ci", secret_hash="h", permissions=["view:audit"], instance_ids=None,
+        expires_at=None, created_by="carol", created_at=NOW,
+    )  # fmt: skip
+    await store.append(api_key_stream(key_id), NO_STREAM, [issued], meta("org-a", user="carol"))
     await catch_up(pool, "audit")
 
     _, as_json = await _run(
@@ -122,6 +130,7 @@ async def test_audit_prints_the_filtered_trail_as_json_csv_or_a_table(
     _, as_csv = await _run(settings, capsys, "audit", "--user", "alice", "--format", "csv")
     _, none = await _run(settings, capsys, "audit", "--until", "2000-01-01", "--format", "json")
     _, table = await _run(settings, capsys, "audit", "--since", "2000-01-01")
+    _, keys = await _run(settings, capsys, "audit", "--resource-type", "api_key", "--format=json")
 
     (entry,) = json.loads(as_json)
     assert (entry["resource_id"], entry["user_id"]) == (instance_id, "alice")
@@ -131,6 +140,9 @@ async def test_audit_prints_the_filtered_trail_as_json_csv_or_a_table(
     assert json.loads(rows[0]["after_state"])["status"] == "creating"
     assert json.loads(none) == []
     assert "server.created" in table
+    assert [(e["action"], e["resource_id"]) for e in json.loads(keys)] == [
+        ("api_key.created", key_id)
+    ]
 
 
 async def test_republish_sends_a_range_of_the_log_to_jetstream_again(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -386,6 +386,21 @@ async def test_endpoints_change_disable_and_delete_and_stay_in_their_organizatio
         assert (await hooks.delete(path)).status_code == 204
         assert (await hooks.patch(path, json={"enabled": True})).status_code == 404
         await eventually(lambda: _empty(hooks), message="the deleted endpoint gone from the list")
+
+    async def audited() -> list[str]:
+        reply = await viewer.get("/api/audit-logs", params={"resource_type": "webhook"})
+        assert reply.status_code == 200, reply.text
+        assert created["secret"] not in reply.text
+        return [e["action"] for e in reversed(reply.json()["items"])]
+
+    changes = ["webhook.created", "webhook.updated", "webhook.disabled", "webhook.deleted"]
+    await eventually(lambda: _audited_as(audited, changes), message="the changes audited")
+    elsewhere = await other.get("/api/audit-logs", params={"resource_type": "webhook"})
+    assert elsewhere.status_code == 403 or elsewhere.json()["items"] == []
+
+
+async def _audited_as(audited: Callable[[], Awaitable[list[str]]], actions: list[str]) -> bool:
+    return await audited() == actions
 
 
 async def _empty(hooks: Caller) -> bool:

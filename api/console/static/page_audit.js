@@ -5,13 +5,15 @@ import { flashProblem } from "./ui.js";
 
 const PER_PAGE = 50;
 const EXPORT_PAGES = 50;
+const RESOURCE_TYPES = ["instance", "server", "domain", "mcp", "backup", "backup_destination", "backup_schedule", "webhook", "api_key"];
 const FIELDS = ["createdAt", "action", "resourceType", "resourceId", "resourceName", "userId", "userName", "ipAddress", "userAgent", "eventType", "position", "correlationId"];
 
 export function auditPage(main) {
   const input = (name, label, type = "text") => h("label", {}, label, h("input", { name, type, id: `audit-${name}` }));
   const form = h("form", { class: "toolbar filters", id: "audit-form" },
     h("label", {}, "Resource", h("select", { name: "resource_type" },
-      h("option", { value: "" }, "any"), h("option", { value: "instance" }, "instance"), h("option", { value: "server" }, "server"))),
+      h("option", { value: "" }, "any"),
+      ...RESOURCE_TYPES.map((type) => h("option", { value: type }, type)))),
     input("action", "Action"), input("resource_id", "Resource id"), input("user_id", "User id"),
     input("start_date", "From", "datetime-local"), input("end_date", "To", "datetime-local"),
     h("button", { type: "submit", class: "primary" }, "Search"));

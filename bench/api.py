@@ -348,13 +348,15 @@ async def fresh_database(url: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def process(script: str, env: dict[str, str], *args: str) -> AsyncIterator[None]:
+async def process(
+    script: str, env: dict[str, str], *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script, *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        yield
+        yield child
     finally:
         child.terminate()
         await child.wait()

@@ -440,13 +440,28 @@ async def seed_running(pool: Pool, servers: list[str], count: int) -> list[str]:
     return ids
 
 
-async def run(args: argparse.Namespace) -> tuple[str, str]:
-    warmup, seconds = (0.2, 0.5) if args.quick else (1.0, args.seconds)
-    async with fresh_database(args.database_url) as url:
+@dataclass(frozen=True)
+class Stack:
+    """Both apps and the projections running on a fresh database, with what a bench needs to
+    address them (ports, a token for odoofleet, a pool on the database)."""
+
+    url: str
+    pool: Pool
+    token: str
+    real: int
+    bare: int
+    projections: asyncio.subprocess.Process
+    ours: asyncio.subprocess.Process
+    baseline: asyncio.subprocess.Process
+
+
+@asynccontextmanager
+async def running_stack(database_url: str, nats_url: str) -> AsyncIterator[Stack]:
+    async with fresh_database(database_url) as url:
         await migrate(url)
-        secret = secrets.token_urlsafe(48)
         env = os.environ | {
-            "DATABASE_URL": url, "NATS_URL": args.nats_url, "ODOOFLEET_JWT_SECRET": secret,
+            "DATABASE_URL": url, "NATS_URL": nats_url,
+            "ODOOFLEET_JWT_SECRET": secrets.token_urlsafe(48),
             "ODOOFLEET_SECRET_KEY": secrets.token_urlsafe(32), "ODOOFLEET_LOG_FORMAT": "text",
             "PYTHONPATH": str(ROOT),
         }  # fmt: skip
@@ -456,34 +471,43 @@ async def run(args: argparse.Namespace) -> tuple[str, str]:
                            ttl_seconds=3600)  # fmt: skip
         real, bare = 18000 + secrets.randbelow(1000), 19000 + secrets.randbelow(1000)
         pool = await open_api_pool(settings.for_api(), max_size=2)
-        async with (
-            process(PROJECT, env),
-            process(SERVE, env, "real", str(real)),
-            process(SERVE, env, "baseline", str(bare)),
-        ):
-            await until_up(real, "/healthz")
-            await until_up(bare, "/baseline/instances?limit=1")
-            ids, servers = await seed(real, token, pool)
-            seeded = Seeded(ids, servers, iter(()))
-            rows: list[Row] = []
-            for endpoint in args.endpoints:
-                for connections in args.concurrency:
-                    if endpoint in ("POST control", "DELETE"):
-                        seeded.running = iter(await seed_running(pool, servers, RUNNING))
-                    await settled(pool)
-                    turns: dict[str, list[Cell]] = {"odoofleet": [], "baseline": []}
-                    for _ in range(ROUNDS):
-                        for name, port, prefix, auth in (
-                            ("baseline", bare, "/baseline", None),
-                            ("odoofleet", real, "/api", token),
-                        ):
-                            requests = requests_for(endpoint, prefix, auth, seeded)
-                            cell = await load(port, requests, connections, warmup, seconds)
-                            turns[name].append(cell)
-                    rows.append(Row(endpoint, connections, turns["odoofleet"], turns["baseline"]))
-                    print(rows[-1].line(), flush=True)
-        await pool.close()
-        facts = await machine_facts(url, warmup, seconds)
+        try:
+            async with (
+                process(PROJECT, env) as projections,
+                process(SERVE, env, "real", str(real)) as ours,
+                process(SERVE, env, "baseline", str(bare)) as baseline,
+            ):
+                await until_up(real, "/healthz")
+                await until_up(bare, "/baseline/instances?limit=1")
+                yield Stack(url, pool, token, real, bare, projections, ours, baseline)
+        finally:
+            await pool.close()
+
+
+async def run(args: argparse.Namespace) -> tuple[str, str]:
+    warmup, seconds = (0.2, 0.5) if args.quick else (1.0, args.seconds)
+    async with running_stack(args.database_url, args.nats_url) as stack:
+        pool = stack.pool
+        ids, servers = await seed(stack.real, stack.token, pool)
+        seeded = Seeded(ids, servers, iter(()))
+        rows: list[Row] = []
+        for endpoint in args.endpoints:
+            for connections in args.concurrency:
+                if endpoint in ("POST control", "DELETE"):
+                    seeded.running = iter(await seed_running(pool, servers, RUNNING))
+                await settled(pool)
+                turns: dict[str, list[Cell]] = {"odoofleet": [], "baseline": []}
+                for _ in range(ROUNDS):
+                    for name, port, prefix, auth in (
+                        ("baseline", stack.bare, "/baseline", None),
+                        ("odoofleet", stack.real, "/api", stack.token),
+                    ):
+                        requests = requests_for(endpoint, prefix, auth, seeded)
+                        cell = await load(port, requests, connections, warmup, seconds)
+                        turns[name].append(cell)
+                rows.append(Row(endpoint, connections, turns["odoofleet"], turns["baseline"]))
+                print(rows[-1].line(), flush=True)
+        facts = await machine_facts(stack.url, warmup, seconds)
     table = "\n".join(TABLE_HEAD + [r.line() for r in rows])
     return facts, f"{table}\n\n{verdict(rows)}\n\n{WHERE_POST_GOES}"
 

@@ -20,33 +20,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 from pathlib import Path
 from typing import Final
 
-from api.services import open_api_pool
-from api.tokens import mint_token
 from bench.api import (
     CONCURRENCY,
     ENDPOINTS,
-    ORG,
-    PROJECT,
-    ROOT,
     RUNNING,
-    SERVE,
     Seeded,
-    fresh_database,
     load,
-    process,
     requests_for,
+    running_stack,
     seed,
     seed_running,
     settled,
-    until_up,
 )
-from events.migrate import migrate
-from odoofleet.settings import load_settings
 
 GROUPS: Final = ("app", "projections", "postgres", "nats", "client")
 _TICK: Final = os.sysconf("SC_CLK_TCK")
@@ -85,54 +74,35 @@ def row(endpoint: str, connections: int, app: str, turns: list[Turn]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with fresh_database(args.database_url) as url:
-        await migrate(url)
-        env = os.environ | {
-            "DATABASE_URL": url, "NATS_URL": args.nats_url,
-            "ODOOFLEET_JWT_SECRET": secrets.token_urlsafe(48),
-            "ODOOFLEET_SECRET_KEY": secrets.token_urlsafe(32), "ODOOFLEET_LOG_FORMAT": "text",
-            "PYTHONPATH": str(ROOT),
-        }  # fmt: skip
-        settings = load_settings(env)
-        token = mint_token(settings.for_api(), org=ORG, sub="bench",
-                           permissions=["manage:instances", "manage:servers"],
-                           ttl_seconds=3600)  # fmt: skip
-        real, bare = 18000 + secrets.randbelow(1000), 19000 + secrets.randbelow(1000)
-        pool = await open_api_pool(settings.for_api(), max_size=2)
-        print("| endpoint | conns | app | req/s | " + " | ".join(f"{g} ms" for g in GROUPS)
-              + " | total ms |\n|---|---:|---|---:|" + "---:|" * (len(GROUPS) + 1))  # fmt: skip
-        async with (
-            process(PROJECT, env) as projections,
-            process(SERVE, env, "real", str(real)) as ours,
-            process(SERVE, env, "baseline", str(bare)) as baseline,
-        ):
-            await until_up(real, "/healthz")
-            await until_up(bare, "/baseline/instances?limit=1")
-            ids, servers = await seed(real, token, pool)
-            seeded = Seeded(ids, servers, iter(()))
-            for endpoint in args.endpoints:
-                for connections in args.concurrency:
-                    if endpoint in ("POST control", "DELETE"):
-                        seeded.running = iter(await seed_running(pool, servers, RUNNING))
-                    await settled(pool)
-                    turns: dict[str, list[Turn]] = {}
-                    for _ in range(args.turns):
-                        for app, port, prefix, auth, pid in (
-                            ("baseline", bare, "/baseline", None, baseline.pid),
-                            ("odoofleet", real, "/api", token, ours.pid),
-                        ):
-                            requests = requests_for(endpoint, prefix, auth, seeded)
-                            await load(port, requests, connections, 0.0, 1.0)  # warm-up
-                            before = cpu_seconds(pid, projections.pid)
-                            cell = await load(port, requests, connections, 0.0, args.seconds)
-                            await settled(pool)
-                            after = cpu_seconds(pid, projections.pid)
-                            answered = max(1, len(cell.latencies))
-                            per = {g: (after[g] - before[g]) / answered for g in GROUPS}
-                            turns.setdefault(app, []).append((cell.rate, per))
-                    for app in ("baseline", "odoofleet"):
-                        print(row(endpoint, connections, app, turns[app]), flush=True)
-        await pool.close()
+    print("| endpoint | conns | app | req/s | " + " | ".join(f"{g} ms" for g in GROUPS)
+          + " | total ms |\n|---|---:|---|---:|" + "---:|" * (len(GROUPS) + 1))  # fmt: skip
+    async with running_stack(args.database_url, args.nats_url) as stack:
+        pool = stack.pool
+        ids, servers = await seed(stack.real, stack.token, pool)
+        seeded = Seeded(ids, servers, iter(()))
+        apps = (
+            ("baseline", stack.bare, "/baseline", None, stack.baseline.pid),
+            ("odoofleet", stack.real, "/api", stack.token, stack.ours.pid),
+        )
+        for endpoint in args.endpoints:
+            for connections in args.concurrency:
+                if endpoint in ("POST control", "DELETE"):
+                    seeded.running = iter(await seed_running(pool, servers, RUNNING))
+                await settled(pool)
+                turns: dict[str, list[Turn]] = {}
+                for _ in range(args.turns):
+                    for app, port, prefix, auth, pid in apps:
+                        requests = requests_for(endpoint, prefix, auth, seeded)
+                        await load(port, requests, connections, 0.0, 1.0)  # warm-up
+                        before = cpu_seconds(pid, stack.projections.pid)
+                        cell = await load(port, requests, connections, 0.0, args.seconds)
+                        await settled(pool)
+                        after = cpu_seconds(pid, stack.projections.pid)
+                        answered = max(1, len(cell.latencies))
+                        per = {g: (after[g] - before[g]) / answered for g in GROUPS}
+                        turns.setdefault(app, []).append((cell.rate, per))
+                for app, *_ in apps:
+                    print(row(endpoint, connections, app, turns[app]), flush=True)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """What an audit entry shows of a change: the whole state around a creation or a deletion,
-otherwise only the fields that changed; secrets masked either way (API.md, "Audit trail")."""
+otherwise only the fields that changed; secrets masked either way (API.md, "Audit trail"), and
+a webhook's URL cut to where it points."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from functools import cache
 from itertools import compress
 from operator import is_not
 from typing import Any, Final, get_args, get_type_hints
+from urllib.parse import urlsplit
 
 import msgspec
 
 from events.secrets import Sealed, mask_sealed
 from projections.instances import HEALTH_FIELDS
 from projections.runtime.fold import Row
+from projections.webhooks import WebhookView
 
 State = dict[str, Any]
 
@@ -73,4 +76,19 @@ def _masked(kind: type[Row], values: State) -> State:
     plain: State = msgspec.to_builtins(values)
     for name in _secret_fields(kind) & plain.keys():
         plain[name] = mask_sealed(plain[name])
+    for name in _ADDRESSES.get(kind, frozenset()) & plain.keys():
+        plain[name] = _origin(plain[name])
     return plain
+
+
+# A webhook's URL may be its credential (a chat service's incoming-webhook path, a token in
+# the query): whoever may read the audit trail (view:audit) sees only where it points, while
+# GET /api/webhooks (manage:webhooks) shows it whole.
+_ADDRESSES: Final[dict[type[Row], frozenset[str]]] = {WebhookView: frozenset({"url"})}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    rest = "/…" if parts.path not in ("", "/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{rest}"

@@ -387,14 +387,19 @@ async def test_endpoints_change_disable_and_delete_and_stay_in_their_organizatio
         assert (await hooks.patch(path, json={"enabled": True})).status_code == 404
         await eventually(lambda: _empty(hooks), message="the deleted endpoint gone from the list")
 
+    entries: list[dict[str, Any]] = []
+
     async def audited() -> list[str]:
         reply = await viewer.get("/api/audit-logs", params={"resource_type": "webhook"})
         assert reply.status_code == 200, reply.text
         assert created["secret"] not in reply.text
-        return [e["action"] for e in reversed(reply.json()["items"])]
+        assert receiver.url not in reply.text  # a URL may be a credential: only its origin
+        entries[:] = reversed(reply.json()["items"])
+        return [e["action"] for e in entries]
 
     changes = ["webhook.created", "webhook.updated", "webhook.disabled", "webhook.deleted"]
     await eventually(lambda: _audited_as(audited, changes), message="the changes audited")
+    assert entries[0]["afterState"]["url"] == receiver.url.removesuffix("/hook") + "/…"
     elsewhere = await other.get("/api/audit-logs", params={"resource_type": "webhook"})
     assert elsewhere.status_code == 403 or elsewhere.json()["items"] == []
 

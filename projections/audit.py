@@ -298,17 +298,7 @@ class SubjectRows:
 class AuditProjection:
     name = "audit"
     tables = ("audit_log", "audit_subjects")
-    stream_types = (
-        "instance",
-        "server",
-        "domain",
-        "mcp",
-        "backup",
-        "backupdest",
-        "backupschedule",
-        "webhook",
-        "apikey",
-    )
+    stream_types = tuple(RESOURCE_TYPES.values())
 
     def __init__(self, registry: EventRegistry) -> None:
         self._registry = registry
